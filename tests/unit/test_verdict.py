@@ -1,0 +1,92 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.core import verdict
+from monitor.core.models import (
+    ArrivalSource,
+    Failure,
+    Phase,
+    Role,
+    SendOutcome,
+    Sighting,
+    Verdict,
+)
+
+T0 = datetime(2026, 11, 28, 12, 0, 0, 400000, tzinfo=UTC)
+DEADLINE = T0 + timedelta(minutes=10)
+
+
+def sent(at: datetime = T0) -> SendOutcome:
+    return SendOutcome(phase=Phase.DONE, handoff_at=at, handoff_monotonic=1.0)
+
+
+def seen(
+    after: float,
+    role: Role = Role.INBOX,
+    internal: datetime | None = None,
+    received: datetime | None = None,
+) -> Sighting:
+    return Sighting(
+        token="t",
+        folder="INBOX" if role is Role.INBOX else "Junk",
+        role=role,
+        uid=7,
+        uidvalidity=1,
+        detected_at=T0 + timedelta(seconds=after),
+        internal_date=internal,
+        received_at=received,
+    )
+
+
+def test_idle_detection_is_used_when_stamps_agree_with_it():
+    # IDLE saw it 0.3 s after hand-off; the server's stamp is the same second, truncated.
+    d = verdict.found(sent(), seen(0.3, internal=T0.replace(microsecond=0)), DEADLINE)
+    assert d.verdict is Verdict.INBOX
+    assert d.arrival_source is ArrivalSource.DETECTED
+    assert d.delivery_seconds == pytest.approx(0.3)
+
+
+def test_polling_lag_is_corrected_by_the_server_stamp():
+    stamp = (T0 + timedelta(seconds=3)).replace(microsecond=0)
+    d = verdict.found(sent(), seen(14.0, internal=stamp), DEADLINE)
+    assert d.arrival_source is ArrivalSource.INTERNALDATE
+    assert d.arrival_source is not ArrivalSource.DETECTED
+    assert d.delivery_seconds == pytest.approx((stamp - T0).total_seconds())
+
+
+def test_skewed_stamps_are_ignored_and_never_give_negative_delivery():
+    future = T0 + timedelta(seconds=60)  # server clock ahead of ours
+    past = T0 - timedelta(seconds=30)  # before we sent it
+    d = verdict.found(sent(), seen(14.0, internal=future, received=past), DEADLINE)
+    assert d.arrival_source is ArrivalSource.DETECTED
+    assert d.delivery_seconds == pytest.approx(14.0)
+    # a truncated stamp a fraction before the hand-off is clamped, not negative
+    d = verdict.found(sent(), seen(5.0, received=T0.replace(microsecond=0)), DEADLINE)
+    assert d.delivery_seconds == 0.0
+    assert d.arrival_source is ArrivalSource.RECEIVED
+
+
+def test_spam_and_late_placements():
+    assert verdict.found(sent(), seen(1, Role.SPAM), DEADLINE).verdict is Verdict.SPAM
+    late = verdict.found(sent(), seen(700, Role.SPAM), DEADLINE)
+    assert (late.verdict, late.folder, late.role) == (Verdict.LATE, "Junk", Role.SPAM)
+
+
+def test_found_without_handoff_has_no_delivery_time():
+    d = verdict.found(None, seen(1), DEADLINE)
+    assert d.verdict is Verdict.INBOX and d.delivery_seconds is None
+
+
+def test_failures_and_exit_codes():
+    failure = Failure("auth_failed", Phase.AUTH, False, "535 5.7.8 bad", 535, "5.7.8")
+    out = SendOutcome(phase=Phase.AUTH, failure=failure)
+    assert verdict.send_failed(out).failure is failure
+    assert verdict.missing("restart").reason == "restart"
+    V = Verdict
+    assert verdict.exit_code([V.INBOX, V.INBOX]) == 0
+    assert verdict.exit_code([V.INBOX, V.SPAM]) == 1
+    assert verdict.exit_code([V.LATE, V.MISSING]) == 2
+    assert verdict.exit_code([V.SEND_FAILED, V.SPAM]) == 2
+    assert verdict.exit_code([V.CHECK_FAILED, V.MISSING]) == 3
+    assert verdict.exit_code([]) == 0
