@@ -1,0 +1,391 @@
+"""Read the TOML file, check everything, and resolve presets, defaults, paths and secrets.
+
+Every problem is collected and reported at once (`ConfigError.problems`, one line each, led
+by the key path) so a user fixes the file in one go. Tables are validated one by one, so a
+broken account does not hide the problems of the next one or of the routes naming it.
+Secret values never enter a message: only key names, variable names and file paths do.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from monitor.config.presets import PRESETS, Preset, PresetEndpoint, fill_endpoint
+from monitor.config.schema import (
+    Account,
+    AccountFile,
+    Config,
+    Endpoint,
+    EndpointFile,
+    MonitorFile,
+    MonitorSettings,
+    Route,
+    RouteFile,
+    check_table,
+    key_path,
+    toml_syntax_line,
+    toml_type,
+    unknown_key_line,
+)
+from monitor.core.models import Security
+
+__all__ = ["Account", "Config", "ConfigError", "Endpoint", "Route", "load_config", "redacted_dict"]
+
+_PASSWORD_KEYS = ("password", "password_env", "password_file", "password_credential")
+
+
+class ConfigError(Exception):
+    """The file cannot be used; `problems` holds one line per problem, `str()` all of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
+    """The resolved configuration in `path`; `env` (default os.environ) answers every lookup."""
+    path = Path(path)
+    return _Resolver(path, os.environ if env is None else env).resolve(_read_toml(path))
+
+
+def redacted_dict(cfg: Config) -> dict[str, Any]:
+    """The resolved configuration as plain data for display: no password, no database secret."""
+    data = cfg.model_dump(mode="json")
+    data["monitor"]["database"] = _hide_database_password(cfg.monitor.database)
+    for account, shown in zip(cfg.accounts, data["accounts"], strict=True):
+        shown["password"] = None if account.password is None else "***"
+    return data
+
+
+# ---------------------------------------------------------------- reading and error lines
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([toml_syntax_line(path, text, str(exc))]) from None
+
+
+def _hide_database_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "***"
+
+
+# ---------------------------------------------------------------- resolution
+
+
+class _Resolver:
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.base = Path(os.path.abspath(path)).parent
+        self.env = env
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+    def resolve(self, doc: dict[str, Any]) -> Config:
+        sections = ["monitor", "accounts", "routes"]
+        for key in doc.keys() - set(sections):
+            self.problems.append(unknown_key_line(key_path("", (key,)), key, sections))
+        monitor = self._monitor(doc.get("monitor", {}))
+        accounts = self._accounts(self._tables(doc, "accounts"), monitor)
+        routes = self._routes(self._tables(doc, "routes"), accounts, monitor)
+        if self.problems:
+            raise ConfigError(self.problems)
+        if not routes:
+            self.warnings.append("routes: none configured; nothing will be sent")
+        return Config(
+            path=Path(os.path.abspath(self.path)),
+            monitor=monitor,
+            accounts=[a for a in accounts.values() if a is not None],
+            routes=routes,
+            warnings=self.warnings,
+        )
+
+    def _tables(self, doc: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:
+        value = doc.get(key, [])
+        if not isinstance(value, list):
+            self.problems.append(
+                f"{key}: must be an array of tables ([[{key}]]), got {toml_type(value)}"
+            )
+            return []
+        tables = []
+        for index, item in enumerate(value):
+            if isinstance(item, dict):
+                tables.append((index, item))
+            else:
+                self.problems.append(f"{key}[{index}]: must be a table, got {toml_type(item)}")
+        return tables
+
+    def _path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+    def _existing_file(self, value: str | None, where: str) -> Path | None:
+        if value is None:
+            return None
+        path = self._path(value)
+        if not path.is_file():
+            reason = "not a file" if path.exists() else "file not found"
+            self.problems.append(f"{where}: {reason}: {path}")
+        return path
+
+    def _monitor(self, raw: object) -> MonitorSettings:
+        if not isinstance(raw, dict):
+            self.problems.append(f"monitor: must be a table ([monitor]), got {toml_type(raw)}")
+            raw = {}
+        # Monitor keys are independent: the good ones are still used to check the rest.
+        checked = check_table(MonitorFile, raw, "monitor", {})
+        self.problems += checked.problems
+        found = checked.model or MonitorFile()
+        if found.state_dir is not None:
+            state_dir = self._path(found.state_dir)
+        elif self.env.get("STATE_DIRECTORY"):
+            # systemd joins several StateDirectory= entries with ":"; ours is the first.
+            state_dir = Path(self.env["STATE_DIRECTORY"].split(":")[0])
+        else:
+            state_dir = Path("var")
+        return MonitorSettings(
+            database=found.database or f"sqlite:///{state_dir}/mailcanary.db",
+            state_dir=state_dir,
+            interval=found.interval,
+            deadline=found.deadline,
+            poll_interval=found.poll_interval,
+            cleanup=found.cleanup,
+            ca_file=self._existing_file(found.ca_file, "monitor.ca_file"),
+            instance=found.instance,
+            smtp_timeout=found.smtp_timeout,
+            imap_timeout=found.imap_timeout,
+        )
+
+    def _accounts(
+        self, tables: list[tuple[int, dict[str, Any]]], monitor: MonitorSettings
+    ) -> dict[str, Account | None]:
+        """Accounts by name; None for a named account that has problems (already reported)."""
+        accounts: dict[str, Account | None] = {}
+        first_seen: dict[str, str] = {}
+        for index, raw in tables:
+            name = raw.get("name")
+            named = isinstance(name, str) and bool(name)
+            label = f"accounts[{index}]" + (f" ({name})" if named else "")
+            if named and name in first_seen:
+                self.problems.append(
+                    f'{label}.name: duplicate account name "{name}" (also {first_seen[name]})'
+                )
+            checked = check_table(AccountFile, raw, label, {"name": "_", "email": "_@_"})
+            self.problems += checked.problems
+            account = None
+            if checked.model is not None:
+                account = self._account(checked.model, label, monitor, checked.dropped)
+            if named and name not in first_seen:
+                first_seen[name] = f"accounts[{index}]"
+                accounts[name] = account
+        return accounts
+
+    def _account(
+        self, found: AccountFile, label: str, monitor: MonitorSettings, dropped: set[str]
+    ) -> Account | None:
+        """The account as far as it resolves; None when its endpoints are unknown. Keys in
+        `dropped` were already reported as broken, so checks that would echo them are skipped.
+        An account with other problems is still returned so routes can be checked against
+        it; the caller never builds a Config once any problem is recorded."""
+        before = len(self.problems)
+        preset: Preset | None = None
+        if found.provider is not None:
+            preset = PRESETS.get(found.provider)
+            if preset is None:
+                known = ", ".join(sorted(PRESETS))
+                self.problems.append(
+                    f'{label}.provider: unknown provider "{found.provider}"; known: {known}'
+                )
+        smtp = self._endpoint(
+            "smtp", found.smtp, preset.smtp if preset else None, label, monitor.smtp_timeout
+        )
+        imap = self._endpoint(
+            "imap", found.imap, preset.imap if preset else None, label, monitor.imap_timeout
+        )
+        shape_known = len(self.problems) == before and not dropped & {"smtp", "imap", "provider"}
+        wanted = found.smtp or found.imap or found.provider or dropped & {"smtp", "imap"}
+        if not wanted:
+            self.problems.append(f"{label}: needs smtp, imap or a provider")
+        needed = bool(wanted) and not dropped & set(_PASSWORD_KEYS)
+        password, source = self._password(found, label, needed=needed)
+        own_ca = self._existing_file(found.ca_file, f"{label}.ca_file")
+        if not shape_known:
+            return None
+        return Account(
+            name=found.name,
+            email=found.email,
+            provider=found.provider,
+            username=found.username or found.email,
+            password=password,
+            password_source=source,
+            smtp=smtp,
+            imap=imap,
+            spam_folder=found.spam_folder,
+            spam_folder_hint=preset.spam_folder_hint if preset else None,
+            ca_files=tuple(p for p in (monitor.ca_file, own_ca) if p is not None),
+        )
+
+    def _endpoint(
+        self,
+        kind: str,
+        given: EndpointFile | None,
+        preset: PresetEndpoint | None,
+        label: str,
+        timeout: float,
+    ) -> Endpoint | None:
+        """Explicit keys win one by one; a changed port or security re-derives the other."""
+        if given is None:
+            if preset is None:
+                return None
+            given = EndpointFile()
+        where = f"{label}.{kind}"
+        host, port, security = fill_endpoint(kind, given.host, given.port, given.security, preset)
+        if security is None:
+            self.problems.append(f"{where}.security: required (starttls, tls or none)")
+        if not host:
+            missing = "must not be empty" if given.host == "" else "required key is missing"
+            self.problems.append(f"{where}.host: {missing}")
+        if host is None or port is None or security is None:
+            return None
+        local = host == "localhost" or host.startswith("127.") or host == "::1"
+        if security is Security.NONE and not local:
+            self.warnings.append(
+                f'{where}.security: "none" sends the password to {host} unencrypted'
+            )
+        return Endpoint(host=host, port=port, security=security, timeout=given.timeout or timeout)
+
+    def _password(
+        self, found: AccountFile, label: str, *, needed: bool
+    ) -> tuple[SecretStr | None, str | None]:
+        sources = [key for key in _PASSWORD_KEYS if getattr(found, key) is not None]
+        if len(sources) > 1:
+            self.problems.append(
+                f"{label}: set only one of {', '.join(_PASSWORD_KEYS)} (found {', '.join(sources)})"
+            )
+            return None, None
+        if not sources:
+            if needed:
+                self.problems.append(
+                    f"{label}: no password; set password_env, password_file or password_credential"
+                )
+            return None, None
+        if found.password is not None:
+            self.warnings.append(
+                f"{label}.password: plaintext password in the config file; "
+                "prefer password_env, password_file or password_credential"
+            )
+            if not found.password.get_secret_value():
+                self.problems.append(f"{label}.password: is empty")
+            return found.password, "inline"
+        if found.password_env is not None:
+            variable = found.password_env
+            value = self.env.get(variable)
+            if value is None:
+                self.problems.append(
+                    f"{label}.password_env: environment variable {variable} is not set"
+                )
+            elif not value:
+                self.problems.append(
+                    f"{label}.password_env: environment variable {variable} is empty"
+                )
+            return SecretStr(value or ""), f"env {variable}"
+        if found.password_file is not None:
+            path = self._path(found.password_file)
+            return self._secret_file(path, f"{label}.password_file"), f"file {path}"
+        credential = found.password_credential or ""
+        directory = self.env.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            self.problems.append(
+                f"{label}.password_credential: CREDENTIALS_DIRECTORY is not set "
+                "(systemd sets it for LoadCredential=)"
+            )
+            return None, None
+        path = Path(directory) / credential
+        return self._secret_file(path, f"{label}.password_credential"), f"credential {credential}"
+
+    def _secret_file(self, path: Path, where: str) -> SecretStr | None:
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except OSError as exc:
+            self.problems.append(f"{where}: cannot read {path}: {exc.strerror or 'error'}")
+            return None
+        except UnicodeDecodeError:
+            self.problems.append(f"{where}: {path} is not UTF-8 text")
+            return None
+        # Editors and `echo` end files with a newline; it is never part of the password.
+        text = text.removesuffix("\n").removesuffix("\r")
+        if not text:
+            self.problems.append(f"{where}: {path} is empty")
+        return SecretStr(text)
+
+    def _routes(
+        self,
+        tables: list[tuple[int, dict[str, Any]]],
+        accounts: dict[str, Account | None],
+        monitor: MonitorSettings,
+    ) -> list[Route]:
+        routes: list[Route] = []
+        first_seen: dict[str, str] = {}
+        for index, raw in tables:
+            name = raw.get("name")
+            named = isinstance(name, str) and bool(name)
+            label = f"routes[{index}]" + (f" ({name})" if named else "")
+            checked = check_table(RouteFile, raw, label, {"from": "", "to": [""]})
+            self.problems += checked.problems
+            found = checked.model
+            if found is None:
+                continue
+            if "from" not in checked.dropped:
+                self._check_sender(found.sender, accounts, f"{label}.from")
+            recipients = [] if "to" in checked.dropped else found.recipients
+            for position, recipient in enumerate(recipients):
+                where = f"{label}.to[{position}]"
+                if recipient in found.recipients[:position]:
+                    self.problems.append(f'{where}: "{recipient}" is listed twice')
+                elif recipient not in accounts:
+                    self.problems.append(f'{where}: unknown account "{recipient}"')
+                elif (account := accounts[recipient]) and account.imap is None:
+                    self.problems.append(f'{where}: account "{recipient}" has no imap to watch')
+            if checked.dropped:
+                continue
+            route_name = found.name or f"{found.sender}->{','.join(found.recipients)}"
+            if route_name in first_seen:
+                self.problems.append(
+                    f'{label}.name: duplicate route name "{route_name}" '
+                    f"(also {first_seen[route_name]})"
+                )
+                continue
+            first_seen[route_name] = f"routes[{index}]"
+            routes.append(
+                Route(
+                    name=route_name,
+                    sender=found.sender,
+                    recipients=found.recipients,
+                    interval=found.interval or monitor.interval,
+                )
+            )
+        return routes
+
+    def _check_sender(self, sender: str, accounts: dict[str, Account | None], where: str) -> None:
+        if sender not in accounts:
+            self.problems.append(f'{where}: unknown account "{sender}"')
+        elif (account := accounts[sender]) and account.smtp is None:
+            self.problems.append(f'{where}: account "{sender}" has no smtp to send with')
