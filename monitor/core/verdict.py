@@ -1,10 +1,13 @@
 """Verdict rules: a probe's final state as a pure function of what was observed.
 
-Arrival time: our detection time is an upper bound on when the canary landed (we saw it
-then). The server's stamps (INTERNALDATE, the top Received header) have one-second
-precision and come from another clock, so they are used only when they prove that
-detection lagged by more than their own precision (e.g. polling instead of IDLE), and
-only when they are plausible: not before the hand-off, not after we saw the message.
+Arrival time: the true arrival lies in an interval. Our detection time is an upper bound
+(we saw it then) and the hand-off a lower bound. The server's stamps (INTERNALDATE, the
+top Received header) come from another clock with one-second precision: a stamp `s` says
+the arrival lies in [s, s + 1). A stamp is trusted only when it is plausible: not before
+the hand-off (minus its precision) and not after we saw the message. When IDLE saw the
+canary promptly, detection is the tightest bound and is used as is; when detection lagged
+(polling, a reconnect), the stamps narrow the interval and its midpoint is used, which is
+never more than half a second off.
 """
 
 from __future__ import annotations
@@ -26,23 +29,24 @@ STAMP_PRECISION = timedelta(seconds=1)
 
 
 def arrival(handoff_at: datetime | None, sighting: Sighting) -> tuple[datetime, ArrivalSource]:
-    """The earliest trustworthy arrival time and which observation gave it."""
-    best, source = sighting.detected_at, ArrivalSource.DETECTED
+    """The best estimate of when the canary landed, and which observation bounded it."""
+    detected = sighting.detected_at
+    lower, upper, source = handoff_at, detected, ArrivalSource.DETECTED
     stamps = (
         (sighting.internal_date, ArrivalSource.INTERNALDATE),
         (sighting.received_at, ArrivalSource.RECEIVED),
     )
     for stamp, stamp_source in stamps:
-        if stamp is None or stamp > sighting.detected_at:
+        if stamp is None or stamp > detected:
             continue  # a stamp from the future means the server clock runs ahead
         if handoff_at is not None and stamp < handoff_at - STAMP_PRECISION:
             continue  # arrived before it was sent: clock skew, not evidence
-        if stamp + STAMP_PRECISION >= best:
-            continue  # no better than what we already have
-        best, source = stamp, stamp_source
-    if handoff_at is not None and best < handoff_at:
-        best = handoff_at  # truncation can put a stamp just before the hand-off
-    return best, source
+        lower = stamp if lower is None else max(lower, stamp)
+        if stamp + STAMP_PRECISION < upper:
+            upper, source = stamp + STAMP_PRECISION, stamp_source
+    if source is ArrivalSource.DETECTED or lower is None or lower > upper:
+        return detected, ArrivalSource.DETECTED
+    return lower + (upper - lower) / 2, source
 
 
 def send_failed(outcome: SendOutcome) -> Decision:
