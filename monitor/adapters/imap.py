@@ -1,0 +1,426 @@
+"""IMAP sessions over aioimaplib: the only module that imports it.
+
+aioimaplib is used at its protocol level. We connect ourselves (verified TLS, and STARTTLS,
+which it lacks) and wrap every command in one guard: a timeout, and a race against the
+connection dropping (aioimaplib fails nothing pending when it does). After a timeout, BYE or
+lost connection the session is dead for good; callers drop it and open a new one.
+
+Bounds use `asyncio.timeout`: Python 3.11's `wait_for` swallows a cancellation that arrives as
+the awaited command completes, and a cancelled watcher then runs on forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import ssl
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import aioimaplib
+
+from monitor.core.folders import Folder, parse_list_lines, quote, quote_mailbox
+from monitor.core.models import Failure, Phase, Security
+
+# aioimaplib logs every line it sends at DEBUG, the LOGIN line (with the password) included.
+_library_log = logging.getLogger("aioimaplib")
+if _library_log.level < logging.INFO:
+    _library_log.setLevel(logging.INFO)
+
+_T = TypeVar("_T")
+_FEED_BYTES = 4096  # see _Protocol
+_BATCH = 100  # UIDs per FETCH/STORE: keeps command lines and responses small
+_HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
+_INTERNALDATE = re.compile(rb'INTERNALDATE "\s?(\d{1,2})-(\w{3})-(\d{4} [\d:]{8} [+-]\d{4})"')
+_FETCH_START = re.compile(rb"\d+ FETCH \(")
+_UID = re.compile(rb"UID (\d+)")
+
+
+class ImapError(Exception):
+    """The session could not do what was asked; `.failure` says why (never the password)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(f"{failure.kind} ({failure.phase}): {failure.message}")
+        self.failure = failure
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedHeader:
+    uid: int
+    headers: Message
+    internal_date: datetime | None
+
+
+class _Protocol(aioimaplib.IMAP4ClientProtocol):
+    def data_received(self, d: bytes) -> None:
+        # aioimaplib recurses once per line of a read (its issue #118): a LIST of a few thousand
+        # folders in one 64 KiB read overflows the stack. It copes with any split (TCP splits
+        # anywhere), so hand it small pieces.
+        for start in range(0, len(d), _FEED_BYTES):
+            super().data_received(d[start : start + _FEED_BYTES])
+
+
+def _internal_date(meta: bytes) -> datetime | None:
+    match = _INTERNALDATE.search(meta)
+    if match is None:
+        return None
+    try:  # "17-Jul-1996 02:44:25 -0700" is an RFC 5322 date once the dashes go
+        when = parsedate_to_datetime(b" ".join(match.groups()).decode())
+    except (TypeError, ValueError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _parse_fetch(lines: list[Any]) -> list[FetchedHeader]:
+    """FETCH responses as aioimaplib hands them over: a `n FETCH (` line, the header literal
+    (a bytearray), then the rest; items may come in any order around the literal."""
+    records: list[list[Any]] = []
+    for item in lines[:-1]:  # the last line is the tagged status text
+        if isinstance(item, bytes) and _FETCH_START.match(item):
+            records.append([item])
+        elif records:
+            records[-1].append(item)
+    fetched = []
+    for record in records:
+        meta = b" ".join(x for x in record if isinstance(x, bytes))
+        literal = next((x for x in record if isinstance(x, bytearray)), None)
+        uid = _UID.search(meta)
+        if uid is None or literal is None:  # e.g. an unsolicited FLAGS update
+            continue
+        headers = _HEADER_PARSER.parsebytes(bytes(literal))
+        fetched.append(FetchedHeader(int(uid.group(1)), headers, _internal_date(meta)))
+    return fetched
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    line = await reader.readline()
+    if not line.endswith(b"\n"):
+        raise ConnectionResetError("connection closed before TLS started")
+    return line.rstrip(b"\r\n")
+
+
+def _batches(uids: Iterable[int]) -> list[str]:
+    ordered = sorted(set(uids))
+    return [",".join(map(str, ordered[i : i + _BATCH])) for i in range(0, len(ordered), _BATCH)]
+
+
+def _status_text(response: Any) -> str:
+    last = response.lines[-1] if response.lines else b""
+    return bytes(last).decode("utf-8", errors="replace").strip()
+
+
+class ImapSession:
+    """One logged-in IMAP connection. Open with `await ImapSession.open(...)`."""
+
+    def __init__(self, endpoint: Any) -> None:
+        self._endpoint = endpoint
+        self._timeout: float = endpoint.timeout
+        self._protocol = _Protocol(asyncio.get_running_loop(), self._on_lost)
+        self._lost = asyncio.Event()
+        self._dead: Failure | None = None
+        self._secret = ""
+        self._phase = Phase.IMAP_CONNECT
+        self.capabilities: frozenset[str] = frozenset()
+        self.uidvalidity: int | None = None
+
+    @classmethod
+    async def open(
+        cls, endpoint: Any, username: str, password: str, ssl_context: ssl.SSLContext
+    ) -> ImapSession:
+        """Connect as `endpoint.security` says (never falling back to plaintext) and log in."""
+        session = cls(endpoint)
+        session._secret = password
+        try:
+            if endpoint.security is Security.STARTTLS:
+                await session._guard(Phase.IMAP_TLS, "STARTTLS", session._starttls(ssl_context))
+            else:
+                tls = ssl_context if endpoint.security is Security.TLS else None
+                connect = asyncio.get_running_loop().create_connection(
+                    lambda: session._protocol, endpoint.host, endpoint.port, ssl=tls
+                )
+                await session._guard(Phase.IMAP_CONNECT, "connect", connect)
+                hello = session._protocol.wait("AUTH|NONAUTH")
+                await session._guard(Phase.IMAP_CONNECT, "greeting", hello)
+            await session._login(username, password)
+        except BaseException:
+            await session._drop()
+            raise
+        return session
+
+    async def _starttls(self, ssl_context: ssl.SSLContext) -> None:
+        loop, host = asyncio.get_running_loop(), self._endpoint.host
+        # The plaintext part gets its own reader: whatever a man in the middle appends after
+        # the OK stays in it and is never read as if TLS had protected it.
+        reader = asyncio.StreamReader()
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: asyncio.StreamReaderProtocol(reader), host, self._endpoint.port
+            )
+        except OSError as exc:
+            raise self._error("connect_failed", Phase.IMAP_CONNECT, str(exc)) from None
+        try:
+            if not (await _line(reader)).upper().startswith(b"* OK"):
+                raise self._error(
+                    "tls_failed", Phase.IMAP_TLS, "no greeting before STARTTLS", False
+                )
+            transport.write(b"S0 STARTTLS\r\n")
+            while not (reply := await _line(reader)).startswith(b"S0 "):
+                pass  # untagged lines before the answer: ignored, nothing protects them
+            if not reply.upper().startswith(b"S0 OK"):
+                text = reply[3:].decode(errors="replace")
+                raise self._error("tls_failed", Phase.IMAP_TLS, f"STARTTLS refused: {text}", False)
+            tls = await loop.start_tls(transport, self._protocol, ssl_context, server_hostname=host)
+        except BaseException:
+            transport.close()
+            raise
+        self._protocol.connection_made(tls)
+        self._protocol.state = aioimaplib.NONAUTH  # the greeting was had before TLS
+        await self._protocol.capability()  # only what the server says under TLS counts
+
+    async def _login(self, username: str, password: str) -> None:
+        if self._protocol.state == aioimaplib.NONAUTH:
+            if "LOGINDISABLED" in self._protocol.capabilities:
+                raise self._error("auth_failed", Phase.IMAP_AUTH, "server disables LOGIN", False)
+            login = self._protocol.login(quote(username), password)
+            response = await self._guard(Phase.IMAP_AUTH, "LOGIN", login)
+            if response.result != "OK":
+                text = _status_text(response)
+                if "[UNAVAILABLE]" in text.upper():
+                    raise self._error("server_unavailable", Phase.IMAP_AUTH, text)
+                raise self._error("auth_failed", Phase.IMAP_AUTH, f"login refused: {text}", False)
+        # The LOGIN reply's capability list holds junk ("Logged", "in", "MOVE]"): ask again.
+        await self._guard(Phase.IMAP_AUTH, "CAPABILITY", self._protocol.capability())
+        self._protocol.capabilities = {c.upper() for c in self._protocol.capabilities}
+        self.capabilities = frozenset(self._protocol.capabilities)
+
+    # ------------------------------------------------------------ the guard around every call
+
+    def _failure(self, kind: str, phase: Phase, message: str, transient: bool = True) -> Failure:
+        if self._secret:
+            message = message.replace(self._secret, "***")
+        return Failure(kind=kind, phase=phase, transient=transient, message=message)
+
+    def _error(self, kind: str, phase: Phase, message: str, transient: bool = True) -> ImapError:
+        return ImapError(self._failure(kind, phase, message, transient))
+
+    def _tls_failure(self, exc: ssl.SSLError) -> Failure:
+        reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+        where = f"{self._endpoint.host}:{self._endpoint.port}"
+        return self._failure("tls_failed", Phase.IMAP_TLS, f"{where}: {reason}", False)
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        if self._dead is None and isinstance(exc, ssl.SSLError):  # a STARTTLS handshake
+            self._dead = self._tls_failure(exc)
+        elif self._dead is None:
+            reason = f": {exc}" if exc else ""
+            self._dead = self._failure("connection_lost", self._phase, f"connection closed{reason}")
+        self._lost.set()
+
+    def _kill(self, failure: Failure | None) -> ImapError:
+        if self._dead is None:
+            self._dead = failure or self._failure("connection_lost", self._phase, "session closed")
+        if self._protocol.transport is not None:
+            self._protocol.transport.close()
+        return ImapError(self._dead)
+
+    @property
+    def alive(self) -> bool:
+        return self._dead is None
+
+    async def _or_lost(self, work: Awaitable[_T]) -> _T:
+        task = asyncio.ensure_future(work)
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not task.done():
+                task.cancel()
+        if task.done() and not task.cancelled():
+            return task.result()
+        raise self._kill(None)  # the connection went; _on_lost said why
+
+    async def _guard(
+        self, phase: Phase, what: str, work: Awaitable[_T], limit: float | None = None
+    ) -> _T:
+        """Run one command; any timeout, lost connection or library error kills the session."""
+        if self._dead is not None:
+            if asyncio.iscoroutine(work):
+                work.close()
+            raise ImapError(self._dead)
+        self._phase = phase
+        limit = self._timeout if limit is None else limit
+        try:
+            async with asyncio.timeout(limit):
+                return await self._or_lost(work)
+        except ImapError as exc:
+            raise self._kill(exc.failure) from None
+        except (TimeoutError, aioimaplib.CommandTimeout):
+            failure = self._failure("timeout", phase, f"{what}: no answer within {limit:g} s")
+        except ssl.SSLError as exc:
+            failure = self._tls_failure(exc)
+        except (aioimaplib.AioImapException, ValueError) as exc:
+            failure = self._failure("protocol_error", phase, f"{what}: {exc}")
+        except OSError as exc:
+            kind = "connect_failed" if phase is Phase.IMAP_CONNECT else "connection_lost"
+            failure = self._failure(kind, phase, f"{what}: {exc}")
+        raise self._kill(failure)
+
+    async def _command(self, phase: Phase, what: str, work: Awaitable[Any], kind: str) -> Any:
+        response = await self._guard(phase, what, work)
+        if any(bytes(line).startswith(b"BYE") for line in response.lines):
+            raise self._kill(self._failure("connection_lost", phase, f"{what}: server said BYE"))
+        if response.result != "OK":
+            raise self._error(kind, phase, f"{what}: {response.result} {_status_text(response)}")
+        return response
+
+    # ------------------------------------------------------------ commands
+
+    @property
+    def can_idle(self) -> bool:
+        return "IDLE" in self.capabilities
+
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version protecting the connection ("TLSv1.3"), or None in plaintext."""
+        transport = self._protocol.transport
+        tls = transport.get_extra_info("ssl_object") if transport is not None else None
+        return tls.version() if tls is not None else None
+
+    async def list_folders(self) -> list[Folder]:
+        """Every folder with its flags (a plain LIST shows \\Junk whatever CAPABILITY says)."""
+        work = self._protocol.simple_command("LIST", '""', '"*"')
+        response = await self._command(Phase.IMAP_SELECT, "LIST", work, "protocol_error")
+        return parse_list_lines(response.lines[:-1])
+
+    async def select(self, folder: Folder | str) -> tuple[int, int, int]:
+        """SELECT a folder (a Folder, or a decoded name): (exists, uidvalidity, uidnext)."""
+        work = self._protocol.select(quote_mailbox(folder))
+        response = await self._command(Phase.IMAP_SELECT, "SELECT", work, "select_failed")
+        text = b"\n".join(bytes(line) for line in response.lines)
+        exists = re.search(rb"^(\d+) EXISTS", text, re.MULTILINE)
+        validity = re.search(rb"\[UIDVALIDITY (\d+)\]", text)
+        uidnext = re.search(rb"\[UIDNEXT (\d+)\]", text)
+        if validity is None:
+            raise self._error("protocol_error", Phase.IMAP_SELECT, "no UIDVALIDITY")
+        self.uidvalidity = int(validity.group(1))
+        count = int(exists.group(1)) if exists else 0
+        if uidnext is not None:
+            return count, self.uidvalidity, int(uidnext.group(1))
+        # Some servers omit UIDNEXT: one past the highest UID will do.
+        last = await self._fetch("*") if count else []
+        return count, self.uidvalidity, max((h.uid for h in last), default=0) + 1
+
+    async def _fetch(self, uid_set: str) -> list[FetchedHeader]:
+        parts = "(UID INTERNALDATE BODY.PEEK[HEADER])"  # PEEK: never mark the user's mail read
+        work = self._protocol.fetch(uid_set, parts, by_uid=True)
+        response = await self._command(Phase.FETCH, "FETCH", work, "protocol_error")
+        return _parse_fetch(response.lines)
+
+    async def fetch_since(self, uid: int) -> list[FetchedHeader]:
+        """Headers of messages with UID >= uid, oldest first."""
+        fetched = await self._fetch(f"{max(uid, 1)}:*")
+        # "n:*" always includes the highest UID, even when it is below n.
+        return sorted((h for h in fetched if h.uid >= uid), key=lambda h: h.uid)
+
+    async def fetch(self, uids: Iterable[int]) -> list[FetchedHeader]:
+        fetched: list[FetchedHeader] = []
+        for uid_set in _batches(uids):
+            fetched += await self._fetch(uid_set)
+        return sorted(fetched, key=lambda h: h.uid)
+
+    async def search_header(self, name: str, value: str) -> list[int]:
+        """UIDs whose header `name` contains `value` ("" = has the header at all)."""
+        work = self._protocol.search("HEADER", quote(name), quote(value), charset=None, by_uid=True)
+        response = await self._command(Phase.SEARCH, "SEARCH", work, "protocol_error")
+        words = b" ".join(bytes(line) for line in response.lines[:-1]).split()
+        return sorted({int(word) for word in words if word.isdigit()})
+
+    async def noop(self) -> None:
+        work = self._protocol.simple_command("NOOP")
+        await self._command(Phase.FETCH, "NOOP", work, "protocol_error")
+
+    async def delete(self, uids: Iterable[int]) -> bool:
+        """Flag these UIDs \\Deleted and expunge exactly them; True if expunged.
+
+        Without UIDPLUS they stay flagged only: a plain EXPUNGE would also remove whatever else
+        the user had flagged.
+        """
+        batches = _batches(uids)
+        for uid_set in batches:
+            work = self._protocol.store(uid_set, "+FLAGS.SILENT", "(\\Deleted)", by_uid=True)
+            await self._command(Phase.FETCH, "STORE", work, "protocol_error")
+        if "UIDPLUS" not in self.capabilities:
+            return False
+        for uid_set in batches:
+            work = self._protocol.expunge(uid_set, by_uid=True)
+            await self._command(Phase.FETCH, "UID EXPUNGE", work, "protocol_error")
+        return bool(batches)
+
+    async def idle(self, timeout: float) -> bool:  # noqa: ASYNC109 - the IDLE period, not a limit
+        """IDLE up to `timeout` seconds; True as soon as the server pushes new mail (EXISTS)."""
+        if not self.can_idle:
+            raise self._error("protocol_error", Phase.FETCH, "server has no IDLE")
+        protocol = self._protocol
+        while not protocol.idle_queue.empty():  # pushes from an earlier IDLE: already fetched
+            protocol.idle_queue.get_nowait()
+        command = asyncio.ensure_future(protocol.idle())
+        # The continuation "+ idling" or a refusal, whichever comes first (aioimaplib's own
+        # idle_start would wait forever if the server answered BYE).
+        acked = asyncio.ensure_future(protocol.wait_for_idle_response())
+        try:
+            started = asyncio.wait({command, acked}, return_when=asyncio.FIRST_COMPLETED)
+            await self._guard(Phase.FETCH, "IDLE", started)
+            if command.done():
+                response = command.result()
+                message = f"IDLE refused: {response.result} {_status_text(response)}"
+                raise self._error("protocol_error", Phase.FETCH, message)
+            try:
+                async with asyncio.timeout(timeout):
+                    pushed = await self._or_lost(self._new_mail())
+            except TimeoutError:
+                pushed = False
+            protocol.idle_done()
+            await self._guard(Phase.FETCH, "IDLE DONE", command)
+            return pushed
+        finally:
+            acked.cancel()
+            if not command.done():
+                command.cancel()
+
+    async def _new_mail(self) -> bool:
+        while True:
+            pushed = [bytes(line) for line in await self._protocol.idle_queue.get()]
+            if any(line.startswith(b"BYE") for line in pushed):
+                raise self._kill(self._failure("connection_lost", Phase.FETCH, "server said BYE"))
+            if any(re.match(rb"\d+ EXISTS", line) for line in pushed):
+                return True
+
+    async def close(self, grace: float = 10.0) -> None:
+        """LOGOUT (waiting at most `grace` s) and drop the connection; fine on a dead session."""
+        if self._dead is None and self._protocol.transport is not None:
+            try:
+                if self._protocol.has_pending_idle_command():  # we were cancelled mid-IDLE
+                    self._protocol.idle_done()
+                limit = min(self._timeout, grace)
+                async with asyncio.timeout(limit):
+                    await self._or_lost(self._protocol.logout())
+            except Exception:  # leaving anyway: a failed LOGOUT changes nothing
+                pass
+        await self._drop()
+
+    async def _drop(self) -> None:
+        connected = self._protocol.transport is not None and not self._lost.is_set()
+        self._kill(None)
+        if connected:  # let the TLS close finish, or the socket outlives a closing loop
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._lost.wait()
