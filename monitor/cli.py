@@ -1,0 +1,253 @@
+"""`mailcanary`: the face. Each command loads the config, calls the service, renders.
+
+Exit codes: probe follows Nagios (0 inbox, 1 spam/late, 2 missing/send_failed,
+3 check_failed); 78 bad config (EX_CONFIG); 74 database or state trouble (EX_IOERR);
+69 the demo's mail stack is unavailable (EX_UNAVAILABLE); 70 an internal error.
+A user never sees a traceback: every failure is one line naming the culprit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from monitor.config.load import Config, ConfigError, load_config
+from monitor.core.durations import parse_duration
+from monitor.service import logging as logsetup
+
+EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_SOFTWARE = 78, 74, 69, 70
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Watches whether email really arrives: canaries through SMTP, found over IMAP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+
+
+class State:
+    config_path: Path | None = None
+    verbose: bool = False
+
+
+state = State()
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]mailcanary:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def default_config_path() -> Path:
+    env = os.environ
+    if env.get("MAILCANARY_CONFIG"):
+        return Path(env["MAILCANARY_CONFIG"])
+    for base in filter(None, (env.get("CONFIGURATION_DIRECTORY"), "/etc/mailcanary")):
+        candidate = Path(base) / "mailcanary.toml"
+        if candidate.exists():
+            return candidate
+    return Path("mailcanary.toml")
+
+
+def config() -> Config:
+    path = state.config_path or default_config_path()
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        for line in exc.problems:
+            err.print(line, highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(EX_CONFIG) from None
+    for warning in cfg.warnings:
+        err.print(f"warning: {warning}", highlight=False, markup=False)
+    return cfg
+
+
+def run_async(work: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine, turning the failures a user can cause into one line each."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.adapters.keyfile import KeyFileError
+
+    try:
+        return asyncio.run(work())  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except SQLAlchemyError as exc:
+        fail(
+            f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
+            EX_IOERR,
+        )
+    except KeyFileError as exc:
+        fail(str(exc), EX_IOERR)
+    except OSError as exc:
+        fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", EX_IOERR)
+
+
+def duration_option(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        fail(f"{name}: {exc}", 2)
+
+
+@app.callback()
+def main_options(
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (default: $MAILCANARY_CONFIG, "
+            "$CONFIGURATION_DIRECTORY/mailcanary.toml, /etc/mailcanary/mailcanary.toml, "
+            "./mailcanary.toml).",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
+) -> None:
+    state.config_path = config_file
+    state.verbose = verbose
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Validate the config; print one line per problem (exit 78) or a summary (exit 0)."""
+    cfg = config()
+    typer.echo(
+        f"{cfg.path}: ok — {len(cfg.accounts)} accounts, {len(cfg.routes)} routes, "
+        f"{sum(len(r.recipients) for r in cfg.routes)} canaries per round"
+    )
+
+
+@app.command()
+def probe(
+    route: Annotated[
+        list[str] | None, typer.Option("--route", "-r", help="Only this route (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    deadline: Annotated[
+        str | None, typer.Option(help="Wait this long per canary, e.g. 2m.")
+    ] = None,
+) -> None:
+    """Send one canary per (route, recipient) now and wait for every verdict."""
+    from monitor.service.oneshot import probe_once
+
+    cfg = config()
+    wanted = set(route or [])
+    unknown = wanted - {r.name for r in cfg.routes}
+    if unknown:
+        fail(
+            f"--route: unknown route(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(r.name for r in cfg.routes)}",
+            EX_CONFIG,
+        )
+    routes = [r for r in cfg.routes if not wanted or r.name in wanted]
+    # The verdict table already says why a mailbox could not be watched; -v shows the retries.
+    logsetup.configure("INFO" if state.verbose else "ERROR")
+    code = run_async(
+        lambda: probe_once(
+            cfg, routes, deadline=duration_option(deadline, "--deadline"), as_json=as_json
+        )
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def run() -> None:
+    """Run the daemon: every route on its interval until SIGTERM or SIGINT."""
+    from monitor.service.daemon import Daemon
+
+    cfg = config()
+    logsetup.configure("DEBUG" if state.verbose else "INFO")
+    raise typer.Exit(run_async(Daemon(cfg).run))
+
+
+@app.command()
+def history(
+    since: Annotated[
+        str | None, typer.Option(help="Only probes planned in the last …, e.g. 1h.")
+    ] = None,
+    route: Annotated[str | None, typer.Option("--route", "-r", help="Only this route.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many probes.")] = 200,
+) -> None:
+    """Recorded probes, newest first."""
+    from monitor.service.oneshot import show_history
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    window = duration_option(since, "--since")
+    run_async(lambda: show_history(cfg, since=window, route=route, as_json=as_json, limit=limit))
+
+
+@app.command()
+def providers(
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+) -> None:
+    """The provider presets: hosts, ports, security, spam folder, how programs log in."""
+    from monitor.service.oneshot import show_providers
+
+    show_providers(as_json=as_json)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema (the daemon also does this on start)."""
+    from monitor.adapters.store import Store
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+
+    async def work() -> None:
+        store = await Store.open(cfg.monitor.database)
+        try:
+            await store.upgrade()
+        finally:
+            await store.close()
+
+    run_async(work)
+    typer.echo(f"database at head: {cfg.monitor.database}")
+
+
+@app.command()
+def demo(
+    deadline: Annotated[str, typer.Option(help="How long each demo canary may take.")] = "20s",
+) -> None:
+    """Start a private Postfix + Dovecot on 127.0.0.1 and probe it: verdicts live."""
+    try:
+        from monitor.harness.demo import run_demo
+    except ImportError as exc:
+        fail(f"demo: {exc.name} is not installed; pip install 'mailcanary[demo]'", EX_UNAVAILABLE)
+    logsetup.configure("INFO" if state.verbose else "ERROR")
+    seconds = duration_option(deadline, "--deadline") or 20.0
+    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds)))
+
+
+def main() -> None:
+    try:
+        app()
+    except Exception as exc:  # the last line of defence: never a traceback for a user
+        if os.environ.get("MAILCANARY_DEBUG"):
+            raise
+        err.print(
+            f"[bold red]mailcanary: internal error:[/] {type(exc).__name__}: {exc} "
+            "(set MAILCANARY_DEBUG=1 for a traceback; please report it)",
+            highlight=False,
+        )
+        sys.exit(EX_SOFTWARE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""`mailcanary demo`: the real thing against a private Postfix + Dovecot on 127.0.0.1.
+
+The stack's mailboxes are built to produce every verdict: inbox (fast and slow), spam in
+four provider shapes, a 550 rejection, a 451 deferral, a wrong password, and a canary that
+is accepted but never delivered. The demo says whether each canary got the verdict the
+stack was built to give, so it doubles as a smoke test of an installation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rich.console import Console
+
+from monitor.config.load import load_config
+from monitor.core.models import Verdict
+from monitor.harness.mailstack import MailStack, MailStackError, missing_requirements
+
+out = Console()
+DEMO_DIR = Path("var/demo").absolute()
+
+# (route, sender account, recipients with the verdict each must get)
+ROUTES: list[tuple[str, str, dict[str, Verdict]]] = [
+    ("to-inboxes", "alice", {"bob": Verdict.INBOX, "slow": Verdict.INBOX}),
+    ("implicit-tls", "alice-smtps", {"bob": Verdict.INBOX}),
+    (
+        "to-spam-folders",
+        "alice",
+        {"carol": Verdict.SPAM, "dmitri": Verdict.SPAM, "gina": Verdict.SPAM, "yuki": Verdict.SPAM},
+    ),
+    (
+        "trouble",
+        "alice",
+        {
+            "reject": Verdict.SEND_FAILED,
+            "greylist": Verdict.SEND_FAILED,
+            "blackhole": Verdict.MISSING,
+        },
+    ),
+    ("wrong-password", "mallory", {"bob": Verdict.SEND_FAILED}),
+    ("untrusted-certificate", "alice-no-ca", {"bob": Verdict.SEND_FAILED}),
+    ("mailbox-login-refused", "alice", {"bob-wrong-imap": Verdict.CHECK_FAILED}),
+]
+
+
+def _account(
+    name: str, email: str, secret: Path, *, smtp: str = "", imap: str = "", ca: Path | None = None
+) -> str:
+    lines = [
+        "[[accounts]]",
+        f'name = "{name}"',
+        f'email = "{email}"',
+        f'password_file = "{secret}"',
+    ]
+    if ca is not None:
+        lines.append(f'ca_file = "{ca}"')
+    lines += [line for line in (smtp, imap) if line]
+    return "\n".join(lines) + "\n"
+
+
+def _secret(directory: Path, name: str, value: str) -> Path:
+    path = directory / name
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def write_config(
+    stack: MailStack,
+    directory: Path,
+    *,
+    routes: list[tuple[str, str, dict[str, Verdict]]] = ROUTES,
+    monitor: str = 'interval = "1m"\ndeadline = "20s"\npoll_interval = "5s"\n',
+) -> Path:
+    """A config for this stack; passwords go to 0600 files beside it, never inline.
+
+    Every account trusts the stack's CA except `alice-no-ca`, which must fail TLS.
+    """
+    secrets = directory / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    secrets.chmod(0o700)
+    # A copy, so the config (and `history` with it) stays valid after the stack is gone.
+    ca = directory / "ca.pem"
+    ca.write_bytes(stack.ca_pem)
+    host = stack.host
+    submission = (
+        f'smtp = {{ host = "{host}", port = {stack.submission_port}, security = "starttls" }}'
+    )
+    smtps = f'smtp = {{ host = "{host}", port = {stack.smtps_port}, security = "tls" }}'
+    imaps = f'imap = {{ host = "{host}", port = {stack.imaps_port}, security = "tls" }}'
+    imap_starttls = f'imap = {{ host = "{host}", port = {stack.imap_port}, security = "starttls" }}'
+    parts = [
+        "# Written by mailcanary for a private mail stack (monitor/harness).\n",
+        f"[monitor]\n{monitor}",
+    ]
+    for user in stack.users.values():
+        secret = _secret(secrets, user.name, user.password)
+        smtp = submission if user.name == "alice" else ""
+        imap = imap_starttls if user.name == "carol" else imaps
+        parts.append(_account(user.name, user.email, secret, smtp=smtp, imap=imap, ca=ca))
+    alice, bob = stack.users["alice"], stack.users["bob"]
+    alice_secret = secrets / "alice"
+    parts.append(_account("alice-smtps", alice.email, alice_secret, smtp=smtps, ca=ca))
+    parts.append(_account("alice-no-ca", alice.email, alice_secret, smtp=submission))
+    wrong = _secret(secrets, "wrong", "not-the-password")
+    parts.append(_account("mallory", alice.email, wrong, smtp=submission, ca=ca))
+    parts.append(_account("bob-wrong-imap", bob.email, wrong, imap=imaps, ca=ca))
+    for name, sender, expected in routes:
+        recipients = ", ".join(f'"{r}"' for r in expected)
+        parts.append(f'[[routes]]\nname = "{name}"\nfrom = "{sender}"\nto = [{recipients}]\n')
+    path = directory / "mailcanary.toml"
+    path.write_text("\n".join(parts))
+    return path
+
+
+async def run_demo(*, deadline: float) -> int:
+    from monitor.service.oneshot import probe_once
+
+    reason = missing_requirements()
+    if reason is not None:
+        out.print(f"[red]demo:[/] {reason} (run it through ./dev demo)")
+        return 69
+    out.print("Starting a private Postfix + Dovecot on 127.0.0.1 …")
+    try:
+        stack = await asyncio.to_thread(MailStack.start)
+    except MailStackError as exc:
+        out.print(f"[red]demo: the mail stack did not start:[/] {exc}")
+        return 69
+    try:
+        path = write_config(stack, DEMO_DIR)
+        cfg = load_config(path)
+        out.print(
+            f"Stack up (SMTP {stack.submission_port}/{stack.smtps_port}, "
+            f"IMAP {stack.imap_port}/{stack.imaps_port}); config: {path}; "
+            f"database: {cfg.monitor.database}\n"
+        )
+        records = []
+        await probe_once(cfg, cfg.routes, deadline=deadline, as_json=False, collect=records)
+    finally:
+        await asyncio.to_thread(stack.stop)
+    expected = {(route, to): v for route, _, wanted in ROUTES for to, v in wanted.items()}
+    wrong = []
+    for r in records:
+        want = expected[(r.planned.route, r.planned.recipient)]
+        got = r.decision.verdict if r.decision else None
+        if got is not want:
+            wrong.append(
+                f"{r.planned.route} → {r.planned.recipient}: expected {want.value}, "
+                f"got {got.value if got else r.state}"
+            )
+    if wrong or len(records) != len(expected):
+        out.print("[red]Some canaries did not get the verdict the stack was built to give:[/]")
+        for line in wrong:
+            out.print(f"  {line}")
+        return 1
+    out.print(
+        f"[green]All {len(records)} canaries got the verdict the stack was built to give.[/]\n"
+        f"They are recorded in {cfg.monitor.database}; see them again with\n"
+        f"  mailcanary --config {path} history"
+    )
+    return 0

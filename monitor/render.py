@@ -1,0 +1,132 @@
+"""How probes look to people and programs: stable JSON fields and terminal tables."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from monitor.core.durations import format_duration
+from monitor.core.models import Failure, PlannedProbe, ProbeRecord, Verdict
+
+VERDICT_STYLE = {
+    Verdict.INBOX: "green",
+    Verdict.SPAM: "yellow",
+    Verdict.LATE: "yellow",
+    Verdict.MISSING: "red",
+    Verdict.SEND_FAILED: "red",
+    Verdict.CHECK_FAILED: "magenta",
+}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def failure_of(record: ProbeRecord) -> Failure | None:
+    if record.decision is not None and record.decision.failure is not None:
+        return record.decision.failure
+    return record.send.failure if record.send else None
+
+
+def record_dict(record: ProbeRecord) -> dict[str, Any]:
+    """One canary as JSON; these field names are a stable interface."""
+    planned, send, decision = record.planned, record.send, record.decision
+    failure = failure_of(record)
+    code = enhanced = message = None
+    if send is not None:
+        if send.failure is not None:
+            # The refusal itself; a TLS or connect failure has no reply code to show.
+            code, enhanced, message = send.failure.code, send.failure.enhanced, send.failure.message
+        elif send.last_reply is not None:
+            reply = send.last_reply
+            code, enhanced, message = reply.code, reply.enhanced, reply.text
+    return {
+        "id": record.id,
+        "route": planned.route,
+        "from": planned.sender,
+        "to": planned.recipient,
+        "verdict": decision.verdict.value if decision else None,
+        "state": record.state,
+        "folder": decision.folder if decision else None,
+        "folder_role": decision.role.value if decision and decision.role else None,
+        "delivery_seconds": decision.delivery_seconds if decision else None,
+        "arrival_source": decision.arrival_source.value
+        if decision and decision.arrival_source
+        else None,
+        "smtp_code": code,
+        "smtp_enhanced": enhanced,
+        "smtp_message": message,
+        "smtp_replies": [
+            {"phase": r.phase.value, "code": r.code, "enhanced": r.enhanced, "text": r.text}
+            for r in (send.replies if send else ())
+        ],
+        "queue_id": send.queue_id if send else None,
+        "tls_version": send.tls_version if send else None,
+        "failure": failure.kind if failure else None,
+        "failure_phase": failure.phase.value if failure else None,
+        "transient": failure.transient if failure else None,
+        "failure_message": failure.message if failure else None,
+        "reason": decision.reason if decision else None,
+        "message_id": planned.message_id,
+        "token": planned.token,
+        "planned_at": _iso(planned.planned_at),
+        "sent_at": _iso(send.handoff_at if send else None),
+        "arrived_at": _iso(decision.arrived_at if decision else None),
+        "deadline_at": _iso(planned.deadline_at),
+        "instance": planned.instance,
+    }
+
+
+def json_line(record: ProbeRecord) -> str:
+    return json.dumps(record_dict(record), ensure_ascii=False)
+
+
+def verdict_text(record: ProbeRecord | None, stage: str) -> Text:
+    if record is None or record.decision is None:
+        return Text(stage, style="dim")
+    v = record.decision.verdict
+    return Text(v.value, style=f"bold {VERDICT_STYLE[v]}")
+
+
+def _detail(record: ProbeRecord | None) -> str:
+    if record is None:
+        return ""
+    failure = failure_of(record)
+    if failure is not None:
+        return f"{failure.kind} ({failure.phase.value}): {failure.message}"[:90]
+    if record.decision is not None and record.decision.reason:
+        return record.decision.reason
+    if record.send is not None and record.send.queue_id:
+        return f"queued as {record.send.queue_id}"
+    return ""
+
+
+def probe_table(
+    rows: list[tuple[PlannedProbe, str, ProbeRecord | None]], *, title: str | None = None
+) -> Table:
+    table = Table(title=title, header_style="bold", expand=False)
+    for column in ("when", "route", "to", "verdict", "folder", "delivery", "smtp"):
+        table.add_column(column, no_wrap=column in ("when", "verdict", "delivery", "smtp"))
+    table.add_column("detail", overflow="fold", min_width=24)
+    for planned, stage, record in rows:
+        decision = record.decision if record else None
+        reply = record_dict(record) if record else {}
+        smtp = " ".join(
+            str(part) for part in (reply.get("smtp_code"), reply.get("smtp_enhanced")) if part
+        )
+        delivery = decision.delivery_seconds if decision else None
+        table.add_row(
+            planned.planned_at.astimezone().strftime("%m-%d %H:%M:%S"),
+            planned.route,
+            planned.recipient,
+            verdict_text(record, stage),
+            (decision.folder or "") if decision else "",
+            format_duration(delivery) if delivery is not None else "",
+            smtp,
+            _detail(record),
+        )
+    return table

@@ -1,0 +1,225 @@
+"""The daemon as a real subprocess: scheduling, a hung server, SIGTERM, kill -9 and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.adapters.store import Store
+from monitor.core.models import PlannedProbe, Verdict
+from monitor.harness.demo import write_config
+
+pytestmark = pytest.mark.mailstack
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll a condition until it holds; fails the test with `what` otherwise."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def rows(db: Path, sql: str, *args: object) -> list[tuple]:
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:  # table not migrated yet
+        return []
+
+
+class Daemon:
+    def __init__(self, config: Path, log: Path):
+        self.config, self.log = config, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with self.log.open("ab") as sink:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor.cli", "--config", str(self.config), "run"],
+                stdout=sink,
+                stderr=sink,
+                env=env,
+                cwd=REPO,
+            )
+
+    def signal(self, sig: int) -> int:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+        return self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def daemon(tmp_path) -> Iterator[Callable[[Path], Daemon]]:
+    started: list[Daemon] = []
+
+    def make(config: Path) -> Daemon:
+        d = Daemon(config, tmp_path / "daemon.log")
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
+
+
+@pytest.fixture
+def stalling_server() -> Iterator[int]:
+    """A TCP peer that accepts and never says a word: a hung SMTP server."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def _monitor(tmp_path: Path, extra: str = "") -> str:
+    return (
+        f'database = "sqlite:///{tmp_path}/mc.db"\nstate_dir = "{tmp_path}/state"\n'
+        f'deadline = "20s"\npoll_interval = "2s"\n{extra}'
+    )
+
+
+def test_hung_server_delays_no_other_route_and_sigterm_stops_cleanly(
+    mailstack, tmp_path, daemon, stalling_server
+):
+    routes = [("fast", "alice", {"bob": Verdict.INBOX})]
+    path = write_config(
+        mailstack,
+        tmp_path,
+        routes=routes,
+        monitor=_monitor(tmp_path, 'interval = "2s"\nsmtp_timeout = "60s"\n'),
+    )
+    # A second sender whose SMTP server accepts TCP and then hangs.
+    text = path.read_text() + (
+        '\n[[accounts]]\nname = "hung"\nemail = "alice@example.test"\npassword = "x"\n'
+        f'smtp = {{ host = "127.0.0.1", port = {stalling_server}, security = "tls" }}\n'
+        '\n[[routes]]\nname = "hung"\nfrom = "hung"\nto = ["bob"]\ninterval = "2s"\n'
+    )
+    path.write_text(text)
+    db = tmp_path / "mc.db"
+    d = daemon(path)
+    d.start()
+    wait_for(
+        lambda: len(rows(db, "SELECT 1 FROM probes WHERE route='fast' AND verdict='inbox'")) >= 3,
+        60,
+        "three inbox verdicts on the fast route",
+    )
+    hung = rows(db, "SELECT state FROM probes WHERE route='hung'")
+    assert hung and all(state != "final" for (state,) in hung)
+    assert d.signal(signal.SIGTERM) == 0
+    log = (tmp_path / "daemon.log").read_text()
+    assert '"event": "stopped"' in log and "Traceback" not in log
+
+
+def test_kill_9_mid_probe_then_every_probe_reaches_a_verdict(mailstack, tmp_path, daemon):
+    routes = [("to-slow", "alice", {"slow": Verdict.INBOX})]
+    path = write_config(
+        mailstack, tmp_path, routes=routes, monitor=_monitor(tmp_path, 'interval = "10m"\n')
+    )
+    db = tmp_path / "mc.db"
+
+    # A probe planned by an earlier run that died before sending: deadline long gone.
+    async def plant() -> None:
+        store = await Store.open(f"sqlite:///{db}")
+        await store.upgrade()
+        past = datetime.now(UTC) - timedelta(hours=1)
+        await store.plan(
+            PlannedProbe(
+                token="orphan",
+                route="to-slow",
+                sender="alice",
+                recipient="slow",
+                slot=past,
+                planned_at=past,
+                deadline_at=past + timedelta(seconds=20),
+                message_id="<orphan@example.test>",
+            )
+        )
+        await store.close()
+
+    asyncio.run(plant())
+
+    first = daemon(path)
+    first.start()
+    # Postfix holds mail for `slow` a few seconds: the probe sits in state 'sent'.
+    token = wait_for(
+        lambda: rows(
+            db,
+            "SELECT token FROM probes WHERE route='to-slow' AND state='sent' AND token != 'orphan'",
+        ),
+        30,
+        "a probe in state sent",
+    )[0][0]
+    first.signal(signal.SIGKILL)
+    assert rows(db, "SELECT state FROM probes WHERE token=?", token) == [("sent",)]
+
+    second = daemon(path)
+    second.start()
+    final = wait_for(
+        lambda: (
+            rows(
+                db,
+                "SELECT verdict, folder, reason FROM probes WHERE state='final' "
+                "AND token IN (?, 'orphan') ORDER BY token = 'orphan'",
+                token,
+            )
+            if len(
+                rows(
+                    db, "SELECT 1 FROM probes WHERE state='final' AND token IN (?, 'orphan')", token
+                )
+            )
+            == 2
+            else None
+        ),
+        40,
+        "both unfinished probes to be resolved after the restart",
+    )
+    assert final == [("inbox", "INBOX", None), ("missing", None, "restart")]
+    # The restart fired the route again in the same 10-minute slot: it must not send twice.
+    per_slot = rows(
+        db,
+        "SELECT slot, count(*) FROM probes WHERE route='to-slow' "
+        "AND token != 'orphan' GROUP BY slot",
+    )
+    assert all(count == 1 for _, count in per_slot)
+    assert second.signal(signal.SIGTERM) == 0
