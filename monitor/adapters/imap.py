@@ -17,17 +17,12 @@ import logging
 import re
 import ssl
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email import policy
-from email.message import Message
-from email.parser import BytesHeaderParser
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import aioimaplib
 
 from monitor.core.folders import Folder, parse_list_lines, quote, quote_mailbox
+from monitor.core.imapwire import FetchedHeader, parse_fetch, uid_batches
 from monitor.core.models import Failure, Phase, Security
 
 # aioimaplib logs every line it sends at DEBUG, the LOGIN line (with the password) included.
@@ -37,11 +32,6 @@ if _library_log.level < logging.INFO:
 
 _T = TypeVar("_T")
 _FEED_BYTES = 4096  # see _Protocol
-_BATCH = 100  # UIDs per FETCH/STORE: keeps command lines and responses small
-_HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
-_INTERNALDATE = re.compile(rb'INTERNALDATE "\s?(\d{1,2})-(\w{3})-(\d{4} [\d:]{8} [+-]\d{4})"')
-_FETCH_START = re.compile(rb"\d+ FETCH \(")
-_UID = re.compile(rb"UID (\d+)")
 
 
 class ImapError(Exception):
@@ -50,13 +40,6 @@ class ImapError(Exception):
     def __init__(self, failure: Failure) -> None:
         super().__init__(f"{failure.kind} ({failure.phase}): {failure.message}")
         self.failure = failure
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedHeader:
-    uid: int
-    headers: Message
-    internal_date: datetime | None
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):
@@ -68,48 +51,11 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):
             super().data_received(d[start : start + _FEED_BYTES])
 
 
-def _internal_date(meta: bytes) -> datetime | None:
-    match = _INTERNALDATE.search(meta)
-    if match is None:
-        return None
-    try:  # "17-Jul-1996 02:44:25 -0700" is an RFC 5322 date once the dashes go
-        when = parsedate_to_datetime(b" ".join(match.groups()).decode())
-    except (TypeError, ValueError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _parse_fetch(lines: list[Any]) -> list[FetchedHeader]:
-    """FETCH responses as aioimaplib hands them over: a `n FETCH (` line, the header literal
-    (a bytearray), then the rest; items may come in any order around the literal."""
-    records: list[list[Any]] = []
-    for item in lines[:-1]:  # the last line is the tagged status text
-        if isinstance(item, bytes) and _FETCH_START.match(item):
-            records.append([item])
-        elif records:
-            records[-1].append(item)
-    fetched = []
-    for record in records:
-        meta = b" ".join(x for x in record if isinstance(x, bytes))
-        literal = next((x for x in record if isinstance(x, bytearray)), None)
-        uid = _UID.search(meta)
-        if uid is None or literal is None:  # e.g. an unsolicited FLAGS update
-            continue
-        headers = _HEADER_PARSER.parsebytes(bytes(literal))
-        fetched.append(FetchedHeader(int(uid.group(1)), headers, _internal_date(meta)))
-    return fetched
-
-
 async def _line(reader: asyncio.StreamReader) -> bytes:
     line = await reader.readline()
     if not line.endswith(b"\n"):
         raise ConnectionResetError("connection closed before TLS started")
     return line.rstrip(b"\r\n")
-
-
-def _batches(uids: Iterable[int]) -> list[str]:
-    ordered = sorted(set(uids))
-    return [",".join(map(str, ordered[i : i + _BATCH])) for i in range(0, len(ordered), _BATCH)]
 
 
 def _status_text(response: Any) -> str:
@@ -323,7 +269,7 @@ class ImapSession:
         parts = "(UID INTERNALDATE BODY.PEEK[HEADER])"  # PEEK: never mark the user's mail read
         work = self._protocol.fetch(uid_set, parts, by_uid=True)
         response = await self._command(Phase.FETCH, "FETCH", work, "protocol_error")
-        return _parse_fetch(response.lines)
+        return parse_fetch(response.lines)
 
     async def fetch_since(self, uid: int) -> list[FetchedHeader]:
         """Headers of messages with UID >= uid, oldest first."""
@@ -333,7 +279,7 @@ class ImapSession:
 
     async def fetch(self, uids: Iterable[int]) -> list[FetchedHeader]:
         fetched: list[FetchedHeader] = []
-        for uid_set in _batches(uids):
+        for uid_set in uid_batches(uids):
             fetched += await self._fetch(uid_set)
         return sorted(fetched, key=lambda h: h.uid)
 
@@ -354,7 +300,7 @@ class ImapSession:
         Without UIDPLUS they stay flagged only: a plain EXPUNGE would also remove whatever else
         the user had flagged.
         """
-        batches = _batches(uids)
+        batches = uid_batches(uids)
         for uid_set in batches:
             work = self._protocol.store(uid_set, "+FLAGS.SILENT", "(\\Deleted)", by_uid=True)
             await self._command(Phase.FETCH, "STORE", work, "protocol_error")

@@ -24,9 +24,10 @@ from typing import Any
 
 import structlog
 
-from monitor.adapters.imap import FetchedHeader, ImapError, ImapSession
+from monitor.adapters.imap import ImapError, ImapSession
 from monitor.core.canary import TOKEN_HEADER, parse_token
 from monitor.core.folders import Folder, choose_spam_folder
+from monitor.core.imapwire import FetchedHeader
 from monitor.core.models import Failure, Phase, Role, Sighting, utcnow
 
 Verify = Callable[[Message], str | None]
