@@ -14,6 +14,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -156,6 +157,8 @@ class ProbeRunner:
             except SlotTaken:
                 log.info("slot already claimed", slot=planned.slot.isoformat())
                 return None
+            # Each probe runs in its own task, so this binding stays with this probe's lines.
+            structlog.contextvars.bind_contextvars(probe_id=probe_id)
             self._emit(planned, "planned")
             self._expect(planned)
             try:
@@ -304,6 +307,9 @@ class ProbeRunner:
                 folder=sighting.folder,
             )
             await self._cleanup(sighting, record.planned.recipient)
+            self._emit(
+                record.planned, "late", replace(record, sighting=sighting, decision=decision)
+            )
 
     async def recover(self) -> list[asyncio.Task[object]]:
         """Bring every probe a crash left unfinished to a final verdict."""
@@ -316,7 +322,10 @@ class ProbeRunner:
     async def resume(self, record: ProbeRecord) -> ProbeRecord:
         planned = record.planned
         with structlog.contextvars.bound_contextvars(
-            route=planned.route, recipient=planned.recipient, token=planned.token
+            route=planned.route,
+            recipient=planned.recipient,
+            token=planned.token,
+            probe_id=record.id,
         ):
             future = self._expect(planned)
             try:
