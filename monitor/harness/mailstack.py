@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -204,6 +205,10 @@ class MailStack:
         """Where `user` reads mail over implicit TLS (verify with `ca_file`)."""
         self.user(user)
         return self.host, self.imaps_port
+
+    def released_at(self, queue_id: str) -> datetime | None:
+        """When the hold releaser let this message go (wall clock, UTC), if it did."""
+        return self._releaser.released.get(queue_id)
 
     def queue_ids(self) -> list[str]:
         """Every message still in Postfix's queues (hold, incoming, active, deferred)."""

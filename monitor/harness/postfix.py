@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.harness.ca import ThrowawayCA
@@ -264,6 +265,8 @@ class HoldReleaser:
         self._delay = delay
         self._interval = interval
         self._first_seen: dict[str, float] = {}
+        # Wall-clock time each queue id was released: the ground truth for delay tests.
+        self.released: dict[str, datetime] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mailstack-hold", daemon=True)
         self.errors: deque[str] = deque(maxlen=20)  # for a debugger; a stopping Postfix fails
@@ -293,6 +296,7 @@ class HoldReleaser:
         for queue_id in held:
             first_seen = self._first_seen.setdefault(queue_id, now)
             if now - first_seen >= self._delay and not self._stopping.is_set():
+                self.released[queue_id] = datetime.now(UTC)
                 self._postfix.release(queue_id)
         for gone in set(self._first_seen) - held:
             del self._first_seen[gone]
