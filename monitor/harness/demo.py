@@ -9,6 +9,7 @@ stack was built to give, so it doubles as a smoke test of an installation.
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 from rich.console import Console
@@ -41,7 +42,15 @@ ROUTES: list[tuple[str, str, dict[str, Verdict]]] = [
     ("wrong-password", "mallory", {"bob": Verdict.SEND_FAILED}),
     ("untrusted-certificate", "alice-no-ca", {"bob": Verdict.SEND_FAILED}),
     ("mailbox-login-refused", "alice", {"bob-wrong-imap": Verdict.CHECK_FAILED}),
+    ("mailbox-unreachable", "alice", {"bob-imap-down": Verdict.CHECK_FAILED}),
 ]
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on: an IMAP server that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _account(
@@ -106,6 +115,8 @@ def write_config(
     wrong = _secret(secrets, "wrong", "not-the-password")
     parts.append(_account("mallory", alice.email, wrong, smtp=submission, ca=ca))
     parts.append(_account("bob-wrong-imap", bob.email, wrong, imap=imaps, ca=ca))
+    down = f'imap = {{ host = "{host}", port = {_closed_port()}, security = "tls" }}'
+    parts.append(_account("bob-imap-down", bob.email, secrets / "bob", imap=down, ca=ca))
     for name, sender, expected in routes:
         recipients = ", ".join(f'"{r}"' for r in expected)
         parts.append(f'[[routes]]\nname = "{name}"\nfrom = "{sender}"\nto = [{recipients}]\n')

@@ -74,7 +74,7 @@ class ProbeRunner:
                 ssl_context=client_context(account.ca_files),
                 poll_interval=self.cfg.monitor.poll_interval,
                 verify=self.verify,
-                on_sighting=self._on_sighting,
+                on_sighting=functools.partial(self._on_sighting, name),
                 on_failure=functools.partial(self._on_failure, name),
             )
             self.watchers[name] = watcher
@@ -94,12 +94,14 @@ class ProbeRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(w.stop() for w in self.watchers.values()), return_exceptions=True)
 
-    def _on_sighting(self, sighting: Sighting) -> None:
+    def _on_sighting(self, recipient: str, sighting: Sighting) -> None:
+        # Only the probe's own recipient account counts: its UIDs and folders are the ones
+        # we judge and delete, even when another account watches the same address.
         future = self._pending.get(sighting.token)
-        if future is not None and not future.done():
+        if future is None:
+            self.spawn(self._late(recipient, sighting))
+        elif self._recipient_of.get(sighting.token) == recipient and not future.done():
             future.set_result(sighting)
-        elif future is None:
-            self.spawn(self._late(sighting))
 
     def _on_failure(self, recipient: str, failure: Failure) -> None:
         if failure.transient:
@@ -291,11 +293,13 @@ class ProbeRunner:
 
     # -- after the fact -----------------------------------------------------------------
 
-    async def _late(self, sighting: Sighting) -> None:
+    async def _late(self, recipient: str, sighting: Sighting) -> None:
         """A canary nobody waits for: one that turned up after its probe said missing."""
         record = await self.store.by_token(sighting.token)
         if record is None or record.decision is None:
             return  # not ours to judge (another instance's, or still being resumed)
+        if record.planned.recipient != recipient:
+            return
         if record.decision.verdict is not Verdict.MISSING:
             return
         decision = verdict.found(record.send, sighting, record.planned.deadline_at)

@@ -91,6 +91,12 @@ def test_every_verdict_through_the_cli_and_the_same_in_history(mailstack, config
         "imap_auth",
         250,
     )
+    down = rows[("mailbox-unreachable", "bob-imap-down")]  # never "missing": we could not look
+    assert (down["failure"], down["failure_phase"], down["transient"]) == (
+        "connect_failed",
+        "imap_connect",
+        True,
+    )
     assert rows[("trouble", "blackhole")]["failure"] is None
 
     shown = mailcanary("--config", str(path), "history", "--json")
