@@ -290,7 +290,8 @@ def test_second_stack_runs_alongside_and_stop_leaves_no_process(mailstack: MailS
 
         assert set(other.pids) == {"postfix", "dovecot"}
         processes = other.process_ids()
-        assert len(processes) > 2 and all(_alive(pid) for pid in processes)
+        # Postfix's workers (cleanup, lmtp, …) come and go on their own; the masters must run.
+        assert len(processes) > 2 and all(_alive(pid) for pid in other.pids.values())
         root = other.root
 
     assert [pid for pid in processes if _alive(pid)] == []
