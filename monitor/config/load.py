@@ -172,6 +172,8 @@ class _Resolver:
             instance=found.instance,
             smtp_timeout=found.smtp_timeout,
             imap_timeout=found.imap_timeout,
+            drain_timeout=found.drain_timeout,
+            listen=found.listen,
         )
 
     def _accounts(

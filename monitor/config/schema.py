@@ -119,6 +119,16 @@ def _database(value: str) -> str:
     return value
 
 
+def _listen(value: str) -> str:
+    """ "" (off) or host:port, IPv6 in brackets: "[::1]:9842"."""
+    if value == "":
+        return value
+    host, colon, port = value.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise problem(f'must be "host:port" (e.g. "127.0.0.1:9842") or "" for off, got "{value}"')
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 SecurityChoice = Annotated[Security, BeforeValidator(_security)]
 Port = Annotated[int, AfterValidator(_port)]
@@ -140,6 +150,8 @@ class MonitorFile(BaseModel):
     instance: Name = "default"
     smtp_timeout: Duration = 60.0
     imap_timeout: Duration = 60.0
+    drain_timeout: Duration = 20.0
+    listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:9842"
 
 
 class EndpointFile(BaseModel):
@@ -306,6 +318,8 @@ class MonitorSettings(BaseModel):
     instance: str = "default"
     smtp_timeout: float = 60.0
     imap_timeout: float = 60.0
+    drain_timeout: float = 20.0  # SIGTERM: how long in-flight probes may finish
+    listen: str = "127.0.0.1:9842"  # /metrics and /healthz; "" turns the HTTP server off
 
 
 class Account(BaseModel):

@@ -4,6 +4,10 @@ APScheduler keeps its jobs in memory and they are rebuilt from the config at eve
 (stable ids, replace_existing); our own tables are the record. A job only *launches* the
 probes of its route and returns at once, so a slow or hung server never delays the next
 route, and max_instances=1 never has to skip a run.
+
+Signals: SIGHUP re-reads the config (an invalid one keeps the old running and says why),
+SIGTERM/SIGINT stop scheduling, give in-flight probes `drain_timeout` to finish and leave
+the rest unfinished in the database for the next start to resume.
 """
 
 from __future__ import annotations
@@ -12,25 +16,30 @@ import asyncio
 import random
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import text
 
 from monitor.adapters import keyfile
 from monitor.adapters.store import Store
-from monitor.config.load import Config
+from monitor.config.load import Config, ConfigError, load_config
+from monitor.config.schema import Route
 from monitor.core.models import utcnow
+from monitor.service import http, sdnotify
+from monitor.service.metrics import Metrics
 from monitor.service.probe import ProbeRunner, Progress, slot_for
 
 log = structlog.get_logger(__name__)
 
 SWEEP_EVERY = timedelta(hours=6)
 SWEEP_OLDER_THAN = 86400.0
-DRAIN_SECONDS = 10.0
 READY_TIMEOUT = 15.0
+HEARTBEAT_SECONDS = 15.0
 
 
 @asynccontextmanager
@@ -62,56 +71,111 @@ class Daemon:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.stopping = asyncio.Event()
+        self.notifier = sdnotify.Notifier()
+        self.metrics = Metrics()
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.database_ok = True
+        self.runner: ProbeRunner | None = None
+        self._reloading = asyncio.Lock()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        async with opened(self.cfg) as runner:
-            await runner.start_watchers(recipients(self.cfg))
-            await runner.wait_watchers_ready(READY_TIMEOUT)
-            await runner.recover()
-            scheduler = self._schedule(runner)
-            scheduler.start()
-            log.info(
-                "mailcanary running", routes=len(self.cfg.routes), watchers=len(runner.watchers)
-            )
-            await self.stopping.wait()
-            log.info("stopping", in_flight=runner.in_flight)
-            scheduler.shutdown(wait=False)
-            # Probes still running stay unfinished in the database; the next start resumes them.
-            await runner.stop(drain=DRAIN_SECONDS)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        log.info("stopped")
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        try:
+            async with opened(self.cfg, progress=self.metrics.on_progress) as runner:
+                self.runner = runner
+                return await self._serve(runner)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            self.notifier.close()
+            log.info("stopped")
+
+    async def _serve(self, runner: ProbeRunner) -> int:
+        # Last verdicts and successes survive a restart in /metrics.
+        self.metrics.seed(await runner.store.history(limit=10_000))
+        self.metrics.watch_watchers(lambda: {n: w.connected for n, w in runner.watchers.items()})
+        await runner.start_watchers(recipients(self.cfg))
+        await runner.wait_watchers_ready(READY_TIMEOUT)
+        await runner.recover()
+        for route in self.cfg.routes:
+            self._schedule_route(route)
+        self._schedule_housekeeping()
+        self.scheduler.start()
+        self.metrics.scheduler_running(True)
+        server = (
+            await http.serve(self.cfg.monitor.listen, self.metrics, self.health)
+            if (self.cfg.monitor.listen)
+            else None
+        )
+        watchdog = asyncio.ensure_future(sdnotify.watchdog_loop(self.notifier, self.healthy))
+        self.notifier.ready(self.summary())
+        log.info(
+            "mailcanary running",
+            routes=len(self.cfg.routes),
+            watchers=len(runner.watchers),
+            listen=self.cfg.monitor.listen or None,
+        )
+        await self.stopping.wait()
+
+        self.notifier.stopping()
+        drain = self.cfg.monitor.drain_timeout
+        log.info("stopping", in_flight=runner.in_flight, drain_seconds=drain)
+        self.scheduler.shutdown(wait=False)
+        self.metrics.scheduler_running(False)
+        watchdog.cancel()
+        with suppress(asyncio.CancelledError):
+            await watchdog
+        if server is not None:
+            await server.close()
+        # What does not finish in time stays unfinished in the database: the next start resumes it.
+        await runner.stop(drain=drain)
         return 0
 
-    def _schedule(self, runner: ProbeRunner) -> AsyncIOScheduler:
-        scheduler = AsyncIOScheduler(timezone="UTC")
-        now = utcnow()
-        for route in self.cfg.routes:
+    # -- scheduling ---------------------------------------------------------------------
 
-            async def fire(route=route) -> None:
-                runner.launch(route, slot=slot_for(utcnow(), route.interval))
+    def _schedule_route(self, route: Route) -> None:
+        runner = self.runner
+        assert runner is not None
 
-            scheduler.add_job(
-                fire,
-                IntervalTrigger(seconds=route.interval, jitter=_jitter(route.interval)),
-                id=f"route:{route.name}",
-                name=route.name,
-                replace_existing=True,
-                misfire_grace_time=int(min(max(route.interval / 2, 60), 300)),
-                coalesce=True,
-                max_instances=1,
-                next_run_time=now
-                + timedelta(seconds=random.uniform(1, 1 + _jitter(route.interval))),
-            )
+        async def fire() -> None:
+            runner.launch(route, slot=slot_for(utcnow(), route.interval))
+
+        first = utcnow() + timedelta(seconds=random.uniform(1, 1 + _jitter(route.interval)))
+        self.scheduler.add_job(
+            fire,
+            IntervalTrigger(seconds=route.interval, jitter=_jitter(route.interval)),
+            id=f"route:{route.name}",
+            name=route.name,
+            replace_existing=True,
+            misfire_grace_time=int(min(max(route.interval / 2, 60), 300)),
+            coalesce=True,
+            max_instances=1,
+            next_run_time=first,
+        )
+
+    def _schedule_housekeeping(self) -> None:
+        runner = self.runner
+        assert runner is not None
 
         async def sweep() -> None:
-            removed = await runner.sweep(SWEEP_OLDER_THAN)
-            log.info("sweep done", removed=removed)
+            log.info("sweep done", removed=await runner.sweep(SWEEP_OLDER_THAN))
 
-        scheduler.add_job(
+        async def heartbeat() -> None:
+            try:
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    async with runner.store.engine.connect() as conn:
+                        await conn.execute(text("SELECT 1"))
+                self.database_ok = True
+            except Exception as exc:  # any failure means the record cannot be written
+                self.database_ok = False
+                log.error("database unreachable", error=str(exc).splitlines()[0])
+            self.notifier.status(self.summary())
+
+        now = utcnow()
+        self.scheduler.add_job(
             sweep,
             IntervalTrigger(seconds=SWEEP_EVERY.total_seconds()),
             id="sweep",
@@ -120,4 +184,73 @@ class Daemon:
             coalesce=True,
             next_run_time=now + timedelta(minutes=1),
         )
-        return scheduler
+        self.scheduler.add_job(
+            heartbeat,
+            IntervalTrigger(seconds=HEARTBEAT_SECONDS),
+            id="heartbeat",
+            replace_existing=True,
+            coalesce=True,
+            misfire_grace_time=int(HEARTBEAT_SECONDS),
+            next_run_time=now,
+        )
+
+    # -- reload -------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """SIGHUP: adopt a changed config; keep the running one if the new one is invalid."""
+        async with self._reloading:
+            self.notifier.reloading()
+            try:
+                new = await asyncio.to_thread(load_config, self.cfg.path)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    log.error("reload refused; the running config stays", problem=problem)
+                self.notifier.ready(
+                    f"reload refused ({len(exc.problems)} problems); " + self.summary()
+                )
+                return False
+            if new.monitor.database != self.cfg.monitor.database:
+                log.warning("monitor.database changes only at restart; keeping the old one")
+            old, self.cfg = self.cfg, new
+            assert self.runner is not None
+            await self.runner.reconfigure(new, recipients(new))
+            old_routes = {r.name: r for r in old.routes}
+            new_routes = {r.name: r for r in new.routes}
+            for name in old_routes.keys() - new_routes.keys():
+                self.scheduler.remove_job(f"route:{name}")
+            for name, route in new_routes.items():
+                if old_routes.get(name) != route:
+                    self._schedule_route(route)
+            log.info(
+                "config reloaded",
+                routes=len(new.routes),
+                added=sorted(new_routes.keys() - old_routes.keys()),
+                removed=sorted(old_routes.keys() - new_routes.keys()),
+            )
+            self.notifier.ready(self.summary())
+            return True
+
+    # -- health -------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return self.scheduler.running and self.database_ok and not self.stopping.is_set()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        runner = self.runner
+        watchers = {n: w.connected for n, w in runner.watchers.items()} if runner else {}
+        return self.healthy(), {
+            "scheduler": "running" if self.scheduler.running else "stopped",
+            "database": "ok" if self.database_ok else "unreachable",
+            "watchers": watchers,
+            "in_flight": runner.in_flight if runner else 0,
+        }
+
+    def summary(self) -> str:
+        runner = self.runner
+        if runner is None:
+            return "starting"
+        up = sum(w.connected for w in runner.watchers.values())
+        return (
+            f"{len(self.cfg.routes)} routes, {up}/{len(runner.watchers)} mailboxes watched, "
+            f"{runner.in_flight} probes in flight"
+        )

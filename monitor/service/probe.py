@@ -29,6 +29,7 @@ from monitor.core import canary, verdict
 from monitor.core.models import (
     Decision,
     Failure,
+    Phase,
     PlannedProbe,
     ProbeRecord,
     SendOutcome,
@@ -79,6 +80,23 @@ class ProbeRunner:
             )
             self.watchers[name] = watcher
             await watcher.start()
+
+    async def reconfigure(self, cfg: Config, wanted: set[str]) -> None:
+        """Adopt a reloaded config without dropping in-flight probes.
+
+        A watcher whose account changed is restarted with the new settings; one no longer
+        wanted is stopped unless a probe still waits on it (the next reload retires it).
+        """
+        self.cfg = cfg
+        busy = set(self._recipient_of.values())
+        known = {account.name: account for account in cfg.accounts}
+        for name, watcher in list(self.watchers.items()):
+            changed = name in known and known[name] != watcher.account
+            unwanted = name not in wanted and name not in busy
+            if changed or unwanted:
+                del self.watchers[name]
+                await watcher.stop()
+        await self.start_watchers(wanted)
 
     async def wait_watchers_ready(self, timeout: float) -> None:  # noqa: ASYNC109 - a bounded wait
         """Give watchers a moment to take their baseline, so no canary lands unseen."""
@@ -249,6 +267,9 @@ class ProbeRunner:
     async def _find(self, planned: PlannedProbe) -> Sighting | None:
         watcher = self.watchers.get(planned.recipient)
         if watcher is None:
+            if planned.recipient not in {a.name for a in self.cfg.accounts}:
+                message = f"account {planned.recipient!r} is no longer in the config"
+                raise ImapError(Failure("account_removed", Phase.SEARCH, False, message))
             await self.start_watchers([planned.recipient])
             watcher = self.watchers[planned.recipient]
         return await watcher.find(planned.token)

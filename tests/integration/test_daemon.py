@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
-import sqlite3
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,71 +15,9 @@ import pytest
 from monitor.adapters.store import Store
 from monitor.core.models import PlannedProbe, Verdict
 from monitor.harness.demo import write_config
+from tests.integration.support import rows, wait_for
 
 pytestmark = pytest.mark.mailstack
-REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll a condition until it holds; fails the test with `what` otherwise."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-def rows(db: Path, sql: str, *args: object) -> list[tuple]:
-    if not db.exists():
-        return []
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            return conn.execute(sql, args).fetchall()
-    except sqlite3.OperationalError:  # table not migrated yet
-        return []
-
-
-class Daemon:
-    def __init__(self, config: Path, log: Path):
-        self.config, self.log = config, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        with self.log.open("ab") as sink:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor.cli", "--config", str(self.config), "run"],
-                stdout=sink,
-                stderr=sink,
-                env=env,
-                cwd=REPO,
-            )
-
-    def signal(self, sig: int) -> int:
-        assert self.proc is not None
-        os.kill(self.proc.pid, sig)
-        return self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def daemon(tmp_path) -> Iterator[Callable[[Path], Daemon]]:
-    started: list[Daemon] = []
-
-    def make(config: Path) -> Daemon:
-        d = Daemon(config, tmp_path / "daemon.log")
-        started.append(d)
-        return d
-
-    yield make
-    for d in started:
-        d.stop()
 
 
 @pytest.fixture
@@ -115,7 +48,7 @@ def stalling_server() -> Iterator[int]:
 def _monitor(tmp_path: Path, extra: str = "") -> str:
     return (
         f'database = "sqlite:///{tmp_path}/mc.db"\nstate_dir = "{tmp_path}/state"\n'
-        f'deadline = "20s"\npoll_interval = "2s"\n{extra}'
+        f'deadline = "20s"\npoll_interval = "2s"\nlisten = ""\n{extra}'
     )
 
 
