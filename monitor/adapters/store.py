@@ -7,30 +7,27 @@ Every method is one short transaction. Times go in and come out UTC-aware; the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, event, select, update
+from sqlalchemy import CursorResult, and_, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 import monitor
+from monitor.adapters import rows as convert
 from monitor.adapters.tables import ProbeRow
 from monitor.core.models import (
-    ArrivalSource,
     Decision,
-    Failure,
-    Phase,
     PlannedProbe,
     ProbeRecord,
-    Role,
     SendOutcome,
     Sighting,
-    SmtpReply,
     Verdict,
     utcnow,
 )
@@ -143,7 +140,7 @@ class Store:
         insert = dialects[self._engine.dialect.name]
         statement = (
             insert(ProbeRow.__table__)
-            .values({**_planned_values(probe), "state": "planned"})
+            .values({**convert.planned_values(probe), "state": "planned"})
             # Only the slot claim may collide quietly; a duplicate token still raises.
             .on_conflict_do_nothing(index_elements=["route", "recipient", "slot"])
             .returning(ProbeRow.__table__.c.id)
@@ -161,7 +158,7 @@ class Store:
         await self._update(probe_id, ("planned",), {"state": "sending"})
 
     async def record_send(self, probe_id: int, outcome: SendOutcome) -> None:
-        values = _send_values(outcome)
+        values = convert.send_values(outcome)
         if outcome.ok:
             values["state"] = "sent"
         await self._update(probe_id, ("planned", "sending"), values)
@@ -169,7 +166,7 @@ class Store:
     async def finish(
         self, probe_id: int, decision: Decision, sighting: Sighting | None = None
     ) -> None:
-        values = _decision_values(decision, sighting)
+        values = convert.decision_values(decision, sighting)
         values["state"] = "final"
         values["finished_at"] = utcnow()
         await self._update(probe_id, _UNFINISHED, values)
@@ -181,7 +178,7 @@ class Store:
         statement = (
             update(ProbeRow)
             .where(ProbeRow.token == token, ProbeRow.verdict == Verdict.MISSING.value)
-            .values(_decision_values(decision, sighting))
+            .values(convert.decision_values(decision, sighting))
             .execution_options(synchronize_session=False)
         )
         async with self._sessions.begin() as session:
@@ -190,7 +187,7 @@ class Store:
 
     async def by_token(self, token: str) -> ProbeRecord | None:
         rows = await self._select(select(ProbeRow).where(ProbeRow.token == token))
-        return _record(rows[0]) if rows else None
+        return convert.record(rows[0]) if rows else None
 
     async def unfinished(self) -> list[ProbeRecord]:
         # IN rather than != so the state index serves it once most rows are final.
@@ -199,7 +196,7 @@ class Store:
             .where(ProbeRow.state.in_(_UNFINISHED))
             .order_by(ProbeRow.planned_at, ProbeRow.id)
         )
-        return [_record(row) for row in await self._select(statement)]
+        return [convert.record(row) for row in await self._select(statement)]
 
     async def history(
         self, *, since: datetime | None = None, route: str | None = None, limit: int = 1000
@@ -211,7 +208,7 @@ class Store:
         if route is not None:
             statement = statement.where(ProbeRow.route == route)
         statement = statement.order_by(ProbeRow.planned_at.desc(), ProbeRow.id.desc()).limit(limit)
-        return [_record(row) for row in await self._select(statement)]
+        return [convert.record(row) for row in await self._select(statement)]
 
     async def _select(self, statement: Any) -> Sequence[ProbeRow]:
         async with self._sessions() as session:
@@ -231,166 +228,60 @@ class Store:
         if result.rowcount != 1:
             raise ProbeStateError(f"probe {probe_id} does not exist or is not {'/'.join(states)}")
 
-
-def _planned_values(probe: PlannedProbe) -> dict[str, Any]:
-    return {
-        "token": probe.token,
-        "route": probe.route,
-        "sender": probe.sender,
-        "recipient": probe.recipient,
-        "slot": probe.slot,
-        "planned_at": probe.planned_at,
-        "deadline_at": probe.deadline_at,
-        "message_id": probe.message_id,
-        "instance": probe.instance,
-    }
-
-
-def _send_values(outcome: SendOutcome) -> dict[str, Any]:
-    # handoff_monotonic is not stored: a monotonic clock means nothing to another process.
-    last = outcome.last_reply
-    values: dict[str, Any] = {
-        "smtp_phase": outcome.phase.value,
-        "smtp_code": last.code if last else None,
-        "smtp_enhanced": last.enhanced if last else None,
-        "smtp_message": last.text if last else None,
-        "smtp_replies": [
-            {"phase": r.phase.value, "code": r.code, "enhanced": r.enhanced, "text": r.text}
-            for r in outcome.replies
-        ],
-        "queue_id": outcome.queue_id,
-        "tls_version": outcome.tls_version,
-        "handoff_at": outcome.handoff_at,
-    }
-    if outcome.failure is not None:
-        values |= _failure_values(outcome.failure)
-    return values
+    async def latest_per_pair(self) -> list[PairLatest]:
+        """Per (route, recipient) ever probed, by route and recipient: the newest final probe,
+        when the newest inbox canary was planned, and how many probes are still in flight."""
+        c = ProbeRow.__table__.c
+        pairs = select(c.route, c.recipient).group_by(c.route, c.recipient).subquery("pairs")
+        summary = select(
+            pairs,
+            _newest_of_pair(pairs, "id", state="final").label("last_id"),
+            _newest_of_pair(pairs, "planned_at", verdict=Verdict.INBOX.value).label("inbox_at"),
+        ).subquery("summary")
+        # Grouped on its own so the state index serves it: only unfinished rows are read.
+        flying = (
+            select(c.route, c.recipient, func.count().label("n"))
+            .where(c.state.in_(_UNFINISHED))
+            .group_by(c.route, c.recipient)
+            .subquery("flying")
+        )
+        same_pair = and_(
+            flying.c.route == summary.c.route, flying.c.recipient == summary.c.recipient
+        )
+        statement = (
+            select(summary.c.route, summary.c.recipient, summary.c.inbox_at, flying.c.n, ProbeRow)
+            .outerjoin(ProbeRow, ProbeRow.id == summary.c.last_id)
+            .outerjoin(flying, same_pair)
+            .order_by(summary.c.route, summary.c.recipient)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(statement)).all()
+        return [
+            PairLatest(route, to, convert.record(row) if row else None, inbox_at, in_flight or 0)
+            for route, to, inbox_at, in_flight, row in rows
+        ]
 
 
-def _failure_values(failure: Failure) -> dict[str, Any]:
-    return {
-        "failure": failure.kind,
-        "failure_phase": failure.phase.value,
-        "failure_transient": failure.transient,
-        "failure_message": failure.message,
-        "failure_code": failure.code,
-        "failure_enhanced": failure.enhanced,
-    }
+@dataclass(frozen=True, slots=True)
+class PairLatest:
+    """Where one (route, recipient) stands; `last` is its newest final probe, if any."""
+
+    route: str
+    recipient: str
+    last: ProbeRecord | None
+    last_inbox_at: datetime | None  # planned time of the newest canary whose verdict is inbox
+    in_flight: int  # probes planned, sending or sent: not decided yet
 
 
-def _decision_values(decision: Decision, sighting: Sighting | None) -> dict[str, Any]:
-    role = decision.role or (sighting.role if sighting else None)
-    values: dict[str, Any] = {
-        "verdict": decision.verdict.value,
-        "folder": decision.folder or (sighting.folder if sighting else None),
-        "folder_role": role.value if role else None,
-        "arrived_at": decision.arrived_at,
-        "arrival_source": decision.arrival_source.value if decision.arrival_source else None,
-        "delivery_seconds": decision.delivery_seconds,
-        "reason": decision.reason,
-    }
-    # Without a failure of its own the decision keeps the one the send recorded.
-    if decision.failure is not None:
-        values |= _failure_values(decision.failure)
-    if sighting is not None:
-        values |= {
-            "uid": sighting.uid,
-            "uidvalidity": sighting.uidvalidity,
-            "detected_at": sighting.detected_at,
-            "internal_date": sighting.internal_date,
-            "received_at": sighting.received_at,
-            "seen_message_id": sighting.message_id,
-        }
-    return values
-
-
-def _record(row: ProbeRow) -> ProbeRecord:
-    failure = _failure(row)
-    return ProbeRecord(
-        id=row.id,
-        planned=PlannedProbe(
-            token=row.token,
-            route=row.route,
-            sender=row.sender,
-            recipient=row.recipient,
-            slot=row.slot,
-            planned_at=row.planned_at,
-            deadline_at=row.deadline_at,
-            message_id=row.message_id,
-            instance=row.instance,
-        ),
-        state=row.state,
-        send=_send(row, failure),
-        sighting=_sighting(row),
-        decision=_decision(row, failure),
-        finished_at=row.finished_at,
-    )
-
-
-def _failure(row: ProbeRow) -> Failure | None:
-    if row.failure is None or row.failure_phase is None:
-        return None
-    return Failure(
-        kind=row.failure,
-        phase=Phase(row.failure_phase),
-        transient=bool(row.failure_transient),
-        message=row.failure_message or "",
-        code=row.failure_code,
-        enhanced=row.failure_enhanced,
-    )
-
-
-def _send(row: ProbeRow, failure: Failure | None) -> SendOutcome | None:
-    if row.smtp_phase is None:
-        return None
-    phase = Phase(row.smtp_phase)
-    replies = tuple(
-        SmtpReply(phase=Phase(r["phase"]), code=r["code"], enhanced=r["enhanced"], text=r["text"])
-        for r in row.smtp_replies or ()
-    )
-    return SendOutcome(
-        phase=phase,
-        replies=replies,
-        # A send that reached DONE did not fail; a failure on such a row is the watcher's.
-        failure=failure if phase is not Phase.DONE else None,
-        queue_id=row.queue_id,
-        tls_version=row.tls_version,
-        handoff_at=row.handoff_at,
-    )
-
-
-def _sighting(row: ProbeRow) -> Sighting | None:
-    if (
-        row.uid is None
-        or row.uidvalidity is None
-        or row.detected_at is None
-        or row.folder is None
-        or row.folder_role is None
-    ):
-        return None
-    return Sighting(
-        token=row.token,
-        folder=row.folder,
-        role=Role(row.folder_role),
-        uid=row.uid,
-        uidvalidity=row.uidvalidity,
-        detected_at=row.detected_at,
-        internal_date=row.internal_date,
-        received_at=row.received_at,
-        message_id=row.seen_message_id,
-    )
-
-
-def _decision(row: ProbeRow, failure: Failure | None) -> Decision | None:
-    if row.verdict is None:
-        return None
-    return Decision(
-        verdict=Verdict(row.verdict),
-        folder=row.folder,
-        role=Role(row.folder_role) if row.folder_role else None,
-        arrived_at=row.arrived_at,
-        arrival_source=ArrivalSource(row.arrival_source) if row.arrival_source else None,
-        delivery_seconds=row.delivery_seconds,
-        failure=failure,
-        reason=row.reason,
+def _newest_of_pair(pairs: Any, column: str, **equal: str) -> Any:
+    """`column` of the pair's newest probe with these values: ORDER BY … DESC LIMIT 1 walks the
+    (route, recipient, planned_at) index back from the pair's newest row to the first match."""
+    probe = ProbeRow.__table__.alias()
+    return (
+        select(probe.c[column])
+        .where(probe.c.route == pairs.c.route, probe.c.recipient == pairs.c.recipient)
+        .where(*(probe.c[key] == value for key, value in equal.items()))
+        .order_by(probe.c.planned_at.desc(), probe.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )

@@ -132,5 +132,8 @@ class ProbeRow(Base):
         CheckConstraint(f"state IN {PROBE_STATES!r}", name="state"),
         Index("ix_probes_planned_at", "planned_at"),
         Index("ix_probes_route_planned_at", "route", "planned_at"),
+        # The newest probe of one mailbox (`mailcanary status`) is a seek, however long
+        # the history and however many mailboxes share the route.
+        Index("ix_probes_route_recipient_planned_at", "route", "recipient", "planned_at"),
         Index("ix_probes_state", "state"),
     )

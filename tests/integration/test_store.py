@@ -138,7 +138,7 @@ async def test_migration_creates_the_schema_once_and_matches_the_models(database
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         async with store.engine.connect() as connection:
             version = await connection.execute(text("SELECT version_num FROM alembic_version"))
-            assert version.scalars().all() == [head] == ["0001"]
+            assert version.scalars().all() == [head] == ["0002"]
             diff = await connection.run_sync(_diff, Base.metadata)
             assert diff == [], diff
             # The comparison must be able to see a difference, or the check above proves nothing.
@@ -386,3 +386,40 @@ async def test_history_is_newest_first_and_filtered(store: Store) -> None:
     assert tokens(await store.history(route="gmail")) == [planned(n).token for n in (5, 3, 1)]
     assert tokens(await store.history(since=since, route="outlook", limit=5)) == [planned(4).token]
     assert tokens(await store.history(limit=2)) == [planned(n).token for n in (5, 4)]
+
+
+async def test_latest_per_pair_is_the_newest_by_planned_time(store: Store) -> None:
+    async def final(probe: PlannedProbe, verdict: Verdict) -> None:
+        probe_id = await store.plan(probe)
+        await store.record_send(probe_id, sent_ok(probe.planned_at))
+        await store.finish(probe_id, Decision(verdict, delivery_seconds=float(len(probe.token))))
+
+    # Planned out of time order, so the newest by id is not the newest by planned time.
+    await final(planned(4), Verdict.SPAM)
+    await final(planned(2), Verdict.INBOX)
+    await final(planned(1), Verdict.INBOX)
+    await final(planned(3), Verdict.MISSING)
+    await store.mark_sending(await store.plan(planned(5)))
+    await store.plan(planned(6))
+    await final(planned(7, recipient="quiet", token="never-inbox"), Verdict.SEND_FAILED)
+    await store.plan(planned(8, route="fresh", token="only-planned"))
+
+    pairs = await store.latest_per_pair()
+    assert [(p.route, p.recipient) for p in pairs] == [
+        ("fresh", "seed"),
+        ("gmail", "quiet"),
+        ("gmail", "seed"),
+    ]
+    fresh, quiet, seed = pairs
+    assert (fresh.last, fresh.last_inbox_at, fresh.in_flight) == (None, None, 1)
+    assert quiet.last == await store.by_token("never-inbox")
+    assert (quiet.last_inbox_at, quiet.in_flight) == (None, 0)
+    assert seed.last == await store.by_token(planned(4).token)
+    assert seed.last.decision.verdict is Verdict.SPAM
+    assert (seed.last_inbox_at, seed.in_flight) == (planned(2).planned_at, 2)
+    assert_utc(seed.last_inbox_at)
+
+    # A canary found after its deadline is late, not a success.
+    late = Decision(Verdict.LATE, folder="INBOX", role=Role.INBOX, delivery_seconds=900.0)
+    assert await store.mark_late(planned(3).token, late, seen(planned(3), Role.INBOX))
+    assert (await store.latest_per_pair())[2].last_inbox_at == planned(2).planned_at
