@@ -20,6 +20,7 @@ from rich.console import Console
 
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.core.durations import parse_duration
+from monitor.core.models import ProbeRecord
 from monitor.service import logging as logsetup
 
 EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_SOFTWARE = 78, 74, 69, 70
@@ -140,11 +141,23 @@ def probe(
     deadline: Annotated[
         str | None, typer.Option(help="Wait this long per canary, e.g. 2m.")
     ] = None,
+    nagios: Annotated[
+        bool, typer.Option("--nagios", help="One Nagios plugin line with perfdata; exit 0-3.")
+    ] = False,
 ) -> None:
     """Send one canary per (route, recipient) now and wait for every verdict."""
+    from monitor.core.nagios import plugin_error
     from monitor.service.oneshot import probe_once
 
-    cfg = config()
+    try:
+        cfg = config()
+    except typer.Exit:
+        if not nagios:
+            raise
+        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
+        line, code = plugin_error("bad config (see stderr)")
+        typer.echo(line)
+        raise typer.Exit(code) from None
     wanted = set(route or [])
     unknown = wanted - {r.name for r in cfg.routes}
     if unknown:
@@ -156,6 +169,19 @@ def probe(
     routes = [r for r in cfg.routes if not wanted or r.name in wanted]
     # The verdict table already says why a mailbox could not be watched; -v shows the retries.
     logsetup.configure("INFO" if state.verbose else "ERROR")
+    if nagios:
+        from monitor.core.nagios import canaries, plugin_output
+
+        records: list[ProbeRecord] = []
+        wait = duration_option(deadline, "--deadline")
+        run_async(
+            lambda: probe_once(
+                cfg, routes, deadline=wait, as_json=False, collect=records, quiet=True
+            )
+        )
+        line, code = plugin_output(canaries(records))
+        typer.echo(line)
+        raise typer.Exit(code)
     code = run_async(
         lambda: probe_once(
             cfg, routes, deadline=duration_option(deadline, "--deadline"), as_json=as_json
@@ -190,6 +216,18 @@ def history(
     logsetup.configure("INFO" if state.verbose else "WARNING")
     window = duration_option(since, "--since")
     run_async(lambda: show_history(cfg, since=window, route=route, as_json=as_json, limit=limit))
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Where each route's mailboxes stand: last verdict, last inbox, canaries in flight."""
+    from monitor.service.status import show_status
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    raise typer.Exit(run_async(lambda: show_status(cfg, as_json=as_json)))
 
 
 @app.command()

@@ -130,3 +130,33 @@ def probe_table(
             _detail(record),
         )
     return table
+
+
+def status_table(
+    rows: list[tuple[str, str, ProbeRecord | None, datetime | None, int]],
+    *,
+    title: str | None = None,
+    caption: str | None = None,
+) -> Table:
+    """Rows of (route, to, newest final probe, newest inbox time, probes in flight)."""
+    table = Table(title=title, caption=caption, header_style="bold", expand=False)
+    for column in ("route", "to", "last verdict", "when", "last inbox", "delivery", "in flight"):
+        table.add_column(column, no_wrap=column not in ("route", "to"))
+    table.add_column("detail", overflow="fold", min_width=24)
+    for route, to, last, last_inbox_at, in_flight in rows:
+        delivery = last.decision.delivery_seconds if last and last.decision else None
+        table.add_row(
+            route,
+            to,
+            verdict_text(last, "never"),
+            _local(last.planned.planned_at) if last else "",
+            _local(last_inbox_at) if last_inbox_at else Text("never", style="dim"),
+            format_duration(delivery) if delivery is not None else "",
+            str(in_flight) if in_flight else "",
+            _detail(last),
+        )
+    return table
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone().strftime("%m-%d %H:%M:%S")

@@ -57,11 +57,12 @@ async def probe_once(
     deadline: float | None,
     as_json: bool,
     collect: list[ProbeRecord] | None = None,
+    quiet: bool = False,
 ) -> int:
     """One canary per (route, recipient) now; the Nagios-style exit code of the lot."""
     wait = deadline or cfg.monitor.deadline
     board = LiveBoard(f"mailcanary probe — deadline {wait:g}s per canary", routes)
-    live = out.is_terminal and not as_json
+    live = out.is_terminal and not as_json and not quiet
     async with opened(cfg, progress=board.update) as runner:
         await runner.start_watchers({to for r in routes for to in r.recipients})
         await runner.wait_watchers_ready(READY_TIMEOUT)
@@ -85,7 +86,7 @@ async def probe_once(
     if as_json:
         for record in records:
             sys.stdout.write(render.json_line(record) + "\n")
-    else:
+    elif not quiet:
         out.print(board.table())
     return verdict.exit_code([r.decision.verdict for r in records if r.decision])
 
