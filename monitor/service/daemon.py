@@ -143,7 +143,8 @@ class Daemon:
         async def fire() -> None:
             runner.launch(route, slot=slot_for(utcnow(), route.interval))
 
-        first = utcnow() + timedelta(seconds=random.uniform(1, 1 + _jitter(route.interval)))
+        # The first canary soon after start, spread a little so routes do not all fire at once.
+        first = utcnow() + timedelta(seconds=random.uniform(1, 1 + min(_jitter(route.interval), 5)))
         self.scheduler.add_job(
             fire,
             IntervalTrigger(seconds=route.interval, jitter=_jitter(route.interval)),

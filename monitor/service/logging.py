@@ -74,7 +74,8 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aioimaplib logs the base64 login string at DEBUG; these never go below INFO.
-    for noisy in ("aioimaplib", "aiosmtplib", "apscheduler", "sqlalchemy", "aiosqlite"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
-    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+    # Libraries speak at WARNING (SQLAlchemy echoes every statement at INFO); with -v at INFO,
+    # never DEBUG: aioimaplib logs the base64 login string there.
+    library_level = logging.INFO if root.level <= logging.DEBUG else logging.WARNING
+    for noisy in ("aioimaplib", "aiosmtplib", "apscheduler", "sqlalchemy", "aiosqlite", "alembic"):
+        logging.getLogger(noisy).setLevel(library_level)
