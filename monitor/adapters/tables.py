@@ -125,6 +125,14 @@ class ProbeRow(Base):
     delivery_seconds: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # what the catalogue said of the failure, as shown when it was recorded
+    failure_explanation: Mapped[str | None] = mapped_column(Text)
+    failure_remedy: Mapped[str | None] = mapped_column(Text)
+    # what the receiver thought of the canary: Authentication-Results, the Received hops,
+    # spam-filter verdict headers (shapes in monitor.core.receipt)
+    auth_results: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    hops: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    spam_headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         # The claim: of several instances planning the same slot, exactly one insert wins.

@@ -95,7 +95,10 @@ class Daemon:
 
     async def _serve(self, runner: ProbeRunner) -> int:
         # Last verdicts and successes survive a restart in /metrics.
-        self.metrics.seed(await runner.store.history(limit=10_000))
+        pairs = await runner.store.latest_per_pair()
+        self.metrics.seed(pair.last for pair in pairs if pair.last is not None)
+        for pair in pairs:
+            self.metrics.seed_success(pair.route, pair.recipient, pair.last_inbox_at)
         self.metrics.watch_watchers(lambda: {n: w.connected for n, w in runner.watchers.items()})
         await runner.start_watchers(recipients(self.cfg))
         await runner.wait_watchers_ready(READY_TIMEOUT)
