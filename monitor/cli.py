@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from monitor.config.load import Config, ConfigError, load_config
+from monitor.config.schema import Account
 from monitor.core.durations import parse_duration
 from monitor.core.models import ProbeRecord
 from monitor.service import logging as logsetup
@@ -72,6 +73,14 @@ def config() -> Config:
     for warning in cfg.warnings:
         err.print(f"warning: {warning}", highlight=False, markup=False)
     return cfg
+
+
+def known_account(cfg: Config, name: str) -> Account:
+    try:
+        return cfg.account(name)
+    except KeyError:
+        known = ", ".join(a.name for a in cfg.accounts)
+        fail(f"unknown account {name!r}; known: {known}", EX_CONFIG)
 
 
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
@@ -228,6 +237,22 @@ def status(
     cfg = config()
     logsetup.configure("INFO" if state.verbose else "WARNING")
     raise typer.Exit(run_async(lambda: show_status(cfg, as_json=as_json)))
+
+
+@app.command("dns")
+def dns_check(
+    account: Annotated[str, typer.Argument(help="Account name from the config.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per finding and line.")
+    ] = False,
+) -> None:
+    """DNS posture of ACCOUNT's sending domain: MX, SPF, DMARC, DKIM, PTR, DNSBL. Exit 0-3."""
+    from monitor.service.dnscheck import report_account
+
+    cfg = config()
+    target = known_account(cfg, account)
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    raise typer.Exit(run_async(lambda: report_account(target, cfg.dns, as_json=as_json)))
 
 
 @app.command()

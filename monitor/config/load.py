@@ -23,6 +23,8 @@ from monitor.config.schema import (
     Account,
     AccountFile,
     Config,
+    DnsFile,
+    DnsSettings,
     Endpoint,
     EndpointFile,
     MonitorFile,
@@ -100,10 +102,11 @@ class _Resolver:
         self.warnings: list[str] = []
 
     def resolve(self, doc: dict[str, Any]) -> Config:
-        sections = ["monitor", "accounts", "routes"]
+        sections = ["monitor", "dns", "accounts", "routes"]
         for key in doc.keys() - set(sections):
             self.problems.append(unknown_key_line(key_path("", (key,)), key, sections))
         monitor = self._monitor(doc.get("monitor", {}))
+        dns = self._dns(doc.get("dns", {}))
         accounts = self._accounts(self._tables(doc, "accounts"), monitor)
         routes = self._routes(self._tables(doc, "routes"), accounts, monitor)
         if self.problems:
@@ -113,6 +116,7 @@ class _Resolver:
         return Config(
             path=Path(os.path.abspath(self.path)),
             monitor=monitor,
+            dns=dns,
             accounts=[a for a in accounts.values() if a is not None],
             routes=routes,
             warnings=self.warnings,
@@ -174,6 +178,17 @@ class _Resolver:
             imap_timeout=found.imap_timeout,
             drain_timeout=found.drain_timeout,
             listen=found.listen,
+        )
+
+    def _dns(self, raw: object) -> DnsSettings:
+        if not isinstance(raw, dict):
+            self.problems.append(f"dns: must be a table ([dns]), got {toml_type(raw)}")
+            raw = {}
+        checked = check_table(DnsFile, raw, "dns", {})
+        self.problems += checked.problems
+        found = checked.model or DnsFile()
+        return DnsSettings(
+            nameservers=found.nameservers, timeout=found.timeout, dnsbl_zones=found.dnsbl_zones
         )
 
     def _accounts(
@@ -243,6 +258,7 @@ class _Resolver:
             spam_folder=found.spam_folder,
             spam_folder_hint=preset.spam_folder_hint if preset else None,
             ca_files=tuple(p for p in (monitor.ca_file, own_ca) if p is not None),
+            dkim_selectors=found.dkim_selectors,
         )
 
     def _endpoint(

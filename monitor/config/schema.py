@@ -9,6 +9,7 @@ whose message is already the line shown to the user. The resolved models carry n
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import typing
 from dataclasses import dataclass, field
@@ -129,10 +130,49 @@ def _listen(value: str) -> str:
     return value
 
 
+def _nameserver(value: object) -> tuple[str, int]:
+    """ "127.0.0.1", "127.0.0.1:5353", "::1" or "[::1]:5353" → (address, port)."""
+    example = '(e.g. "127.0.0.1", "127.0.0.1:5353" or "[::1]:53")'
+    if not isinstance(value, str):
+        raise problem(
+            f"must be an IP address with an optional port {example}, got {toml_type(value)}"
+        )
+    host, port = value, "53"
+    if value.startswith("["):
+        host, _, port = value[1:].partition("]:")
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    try:
+        address = str(ipaddress.ip_address(host))
+    except ValueError:
+        # dnspython talks to addresses only; a name would need a resolver to find the resolver.
+        raise problem(
+            f'must be an IP address with an optional port {example}, got "{value}"'
+        ) from None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise problem(f'port must be 1..65535, got "{value}"')
+    return address, int(port)
+
+
+_DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*")
+
+
+def _dns_name(value: str) -> str:
+    if not _DNS_NAME.fullmatch(value):
+        raise problem(f'must be a DNS name like "zen.spamhaus.org" or "s1", got "{value}"')
+    return value.lower()
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 SecurityChoice = Annotated[Security, BeforeValidator(_security)]
 Port = Annotated[int, AfterValidator(_port)]
 Name = Annotated[str, AfterValidator(_name)]
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+Nameserver = Annotated[tuple[str, int], BeforeValidator(_nameserver)]
+
+# Public DNSBLs answer 127.255.255.x ("refused") to queries arriving via public resolvers
+# (8.8.8.8, 1.1.1.1…): they need the machine's own recursive resolver.
+DEFAULT_DNSBL_ZONES = ("zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org")
 
 _FILE = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -163,6 +203,14 @@ class EndpointFile(BaseModel):
     timeout: Duration | None = None
 
 
+class DnsFile(BaseModel):
+    model_config = _FILE
+
+    nameservers: list[Nameserver] = []
+    timeout: Duration = 5.0
+    dnsbl_zones: list[DnsName] = list(DEFAULT_DNSBL_ZONES)
+
+
 class AccountFile(BaseModel):
     model_config = _FILE
 
@@ -178,6 +226,7 @@ class AccountFile(BaseModel):
     imap: EndpointFile | None = None
     spam_folder: str | None = None
     ca_file: str | None = None
+    dkim_selectors: list[DnsName] = []
 
 
 class RouteFile(BaseModel):
@@ -322,6 +371,14 @@ class MonitorSettings(BaseModel):
     listen: str = "127.0.0.1:9842"  # /metrics and /healthz; "" turns the HTTP server off
 
 
+class DnsSettings(BaseModel):
+    model_config = _RESOLVED
+
+    nameservers: list[tuple[str, int]] = []  # empty: the system resolver (/etc/resolv.conf)
+    timeout: float = 5.0
+    dnsbl_zones: list[str] = list(DEFAULT_DNSBL_ZONES)
+
+
 class Account(BaseModel):
     model_config = _RESOLVED
 
@@ -338,6 +395,7 @@ class Account(BaseModel):
     spam_folder: str | None = None
     spam_folder_hint: str | None = None
     ca_files: tuple[Path, ...] = ()
+    dkim_selectors: list[str] = []  # `mailcanary dns` checks <selector>._domainkey.<domain>
 
     @model_validator(mode="before")
     @classmethod
@@ -361,6 +419,7 @@ class Config(BaseModel):
 
     path: Path
     monitor: MonitorSettings = MonitorSettings()
+    dns: DnsSettings = DnsSettings()
     accounts: list[Account] = []
     routes: list[Route] = []
     warnings: list[str] = []

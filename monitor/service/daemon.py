@@ -31,6 +31,7 @@ from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
 from monitor.core.models import utcnow
 from monitor.service import http, sdnotify
+from monitor.service.dnscheck import log_posture
 from monitor.service.metrics import Metrics
 from monitor.service.probe import ProbeRunner, Progress, slot_for
 
@@ -178,7 +179,20 @@ class Daemon:
                 log.error("database unreachable", error=str(exc).splitlines()[0])
             self.notifier.status(self.summary())
 
+        async def dns_posture() -> None:
+            await log_posture(self.cfg)
+
         now = utcnow()
+        self.scheduler.add_job(
+            dns_posture,
+            IntervalTrigger(weeks=1, jitter=3600),
+            id="dns-posture",
+            replace_existing=True,
+            misfire_grace_time=3600,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=now + timedelta(minutes=5),
+        )
         self.scheduler.add_job(
             sweep,
             IntervalTrigger(seconds=SWEEP_EVERY.total_seconds()),
