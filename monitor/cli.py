@@ -239,6 +239,25 @@ def status(
     raise typer.Exit(run_async(lambda: show_status(cfg, as_json=as_json)))
 
 
+@app.command()
+def diagnose(
+    account: Annotated[str, typer.Argument(help="The account's name in the config.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    send_test: Annotated[
+        bool, typer.Option("--send-test", help="Also send a message to itself and find it.")
+    ] = False,
+) -> None:
+    """Check one account step by step: DNS, ports, TLS, certificate, login, IMAP folders."""
+    from monitor.service.diagnose import run_diagnose
+
+    cfg = config()
+    chosen = known_account(cfg, account)
+    logsetup.configure("INFO" if state.verbose else "ERROR")
+    wait = min(cfg.monitor.deadline, 120.0)  # an interactive command: not the full deadline
+    code = run_async(lambda: run_diagnose(chosen, as_json=as_json, send_test=send_test, wait=wait))
+    raise typer.Exit(code)
+
+
 @app.command("dns")
 def dns_check(
     account: Annotated[str, typer.Argument(help="Account name from the config.")],

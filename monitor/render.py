@@ -9,8 +9,10 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from monitor.core.catalogue import Advice, advise
 from monitor.core.durations import format_duration
 from monitor.core.models import Failure, PlannedProbe, ProbeRecord, Verdict
+from monitor.core.receipt import AuthResults, auth_json, hops_json, spam_json
 
 VERDICT_STYLE = {
     Verdict.INBOX: "green",
@@ -32,10 +34,21 @@ def failure_of(record: ProbeRecord) -> Failure | None:
     return record.send.failure if record.send else None
 
 
+def advice_of(record: ProbeRecord) -> Advice | None:
+    """The stored advice; a record not read from the store (a probe just run) gets the same
+    words from the catalogue that the store was given."""
+    failure = failure_of(record)
+    if failure is None:
+        return None
+    return record.advice or advise(failure)
+
+
 def record_dict(record: ProbeRecord) -> dict[str, Any]:
     """One canary as JSON; these field names are a stable interface."""
     planned, send, decision = record.planned, record.send, record.decision
     failure = failure_of(record)
+    advice = advice_of(record)
+    receipt = record.sighting.receipt if record.sighting else None
     code = enhanced = message = None
     if send is not None:
         if send.failure is not None:
@@ -70,6 +83,11 @@ def record_dict(record: ProbeRecord) -> dict[str, Any]:
         "failure_phase": failure.phase.value if failure else None,
         "transient": failure.transient if failure else None,
         "failure_message": failure.message if failure else None,
+        "explanation": advice.explanation if advice else None,
+        "remedy": advice.remedy if advice else None,
+        "auth": auth_json(receipt.auth) if receipt else None,
+        "hops": hops_json(receipt.hops) if receipt else None,
+        "spam_headers": spam_json(receipt) if receipt else None,
         "reason": decision.reason if decision else None,
         "message_id": planned.message_id,
         "token": planned.token,
@@ -97,12 +115,24 @@ def _detail(record: ProbeRecord | None) -> str:
         return ""
     failure = failure_of(record)
     if failure is not None:
-        return f"{failure.kind} ({failure.phase.value}): {failure.message}"[:90]
+        advice = advice_of(record)
+        remedy = f" — {advice.remedy}" if advice else ""
+        return f"{failure.kind} ({failure.phase.value}): {failure.message}"[:90] + remedy
+    parts = []
     if record.decision is not None and record.decision.reason:
-        return record.decision.reason
-    if record.send is not None and record.send.queue_id:
-        return f"queued as {record.send.queue_id}"
-    return ""
+        parts.append(record.decision.reason)
+    elif record.send is not None and record.send.queue_id:
+        parts.append(f"queued as {record.send.queue_id}")
+    receipt = record.sighting.receipt if record.sighting else None
+    if receipt is not None and receipt.auth is not None:
+        parts.append(_auth_summary(receipt.auth))
+    return "; ".join(part for part in parts if part)
+
+
+def _auth_summary(auth: AuthResults) -> str:
+    """What the receiver made of the canary's authentication: "spf=pass dkim=pass dmarc=fail"."""
+    checks = [("spf", auth.spf), *(("dkim", c) for c in auth.dkim), ("dmarc", auth.dmarc)]
+    return " ".join(f"{name}={check.result}" for name, check in checks if check is not None)
 
 
 def probe_table(

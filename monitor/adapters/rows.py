@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.adapters.tables import ProbeRow
+from monitor.core.catalogue import Advice, advise
 from monitor.core.models import (
     ArrivalSource,
     Decision,
@@ -18,6 +19,7 @@ from monitor.core.models import (
     SmtpReply,
     Verdict,
 )
+from monitor.core.receipt import auth_json, hops_json, receipt_from_json, spam_json
 
 
 def planned_values(probe: PlannedProbe) -> dict[str, Any]:
@@ -56,6 +58,9 @@ def send_values(outcome: SendOutcome) -> dict[str, Any]:
 
 
 def _failure_values(failure: Failure) -> dict[str, Any]:
+    # The advice is stored as given: history shows what was said then, whatever the
+    # catalogue says later.
+    advice = advise(failure)
     return {
         "failure": failure.kind,
         "failure_phase": failure.phase.value,
@@ -63,6 +68,8 @@ def _failure_values(failure: Failure) -> dict[str, Any]:
         "failure_message": failure.message,
         "failure_code": failure.code,
         "failure_enhanced": failure.enhanced,
+        "failure_explanation": advice.explanation,
+        "failure_remedy": advice.remedy,
     }
 
 
@@ -89,6 +96,12 @@ def decision_values(decision: Decision, sighting: Sighting | None) -> dict[str, 
             "received_at": sighting.received_at,
             "seen_message_id": sighting.message_id,
         }
+        if sighting.receipt is not None:
+            values |= {
+                "auth_results": auth_json(sighting.receipt.auth),
+                "hops": hops_json(sighting.receipt.hops),
+                "spam_headers": spam_json(sighting.receipt),
+            }
     return values
 
 
@@ -112,7 +125,16 @@ def record(row: ProbeRow) -> ProbeRecord:
         sighting=_sighting(row),
         decision=_decision(row, failure),
         finished_at=row.finished_at,
+        advice=_advice(row, failure),
     )
+
+
+def _advice(row: ProbeRow, failure: Failure | None) -> Advice | None:
+    if failure is None:
+        return None
+    if row.failure_explanation is None or row.failure_remedy is None:
+        return advise(failure)  # a row recorded before the catalogue existed
+    return Advice(row.failure_explanation, row.failure_remedy)
 
 
 def _failure(row: ProbeRow) -> Failure | None:
@@ -166,6 +188,7 @@ def _sighting(row: ProbeRow) -> Sighting | None:
         internal_date=row.internal_date,
         received_at=row.received_at,
         message_id=row.seen_message_id,
+        receipt=receipt_from_json(row.auth_results, row.hops, row.spam_headers),
     )
 
 

@@ -8,11 +8,12 @@ becomes a `SendOutcome` with a classified `Failure`; only cancellation propagate
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -28,13 +29,20 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from monitor.core.failures import classify_error, classify_reply, parse_enhanced, parse_queue_id
+from monitor.core.failures import (
+    certificate_note,
+    classify_error,
+    classify_reply,
+    parse_enhanced,
+    parse_queue_id,
+)
 from monitor.core.models import Failure, Phase, Security, SendOutcome, SmtpReply, utcnow
 
 log = structlog.get_logger(__name__)
 _E = TypeVar("_E", bound=BaseException)
 
 _QUIT_TIMEOUT = 5.0  # a polite goodbye must not hold a finished probe for a minute
+_CERTIFICATE_TIMEOUT = 10.0  # a second look at a refused certificate, per step
 # After these the conversation is out of step or gone: a QUIT would only wait in vain.
 _NO_GOODBYE = frozenset({"tls_failed", "timeout", "connection_lost", "protocol_error"})
 
@@ -121,10 +129,45 @@ async def send_message(
     except Exception as exc:
         failure = _failure_for(exc, conversation, endpoint.security == Security.TLS)
         outcome = conversation.outcome(failure)
+        refused_certificate = _find_cause(exc, ssl.SSLCertVerificationError) is not None
+    else:
+        refused_certificate = False
     if smtp is not None:
         await _goodbye(smtp, outcome.failure)
+    if refused_certificate and outcome.failure is not None:
+        failure = await _with_certificate(outcome.failure, endpoint)
+        outcome = replace(outcome, failure=failure)
     _log(endpoint, outcome)
     return outcome
+
+
+async def _with_certificate(failure: Failure, endpoint: SmtpEndpoint) -> Failure:
+    """The failure with the refused certificate's subject and expiry in its message.
+
+    The failed handshake keeps no certificate, so it is fetched again, unverified, on a short
+    separate connection (the diagnosis's port inspector: nothing is sent but EHLO/STARTTLS).
+    Whatever goes wrong there leaves the failure as it was.
+    """
+    from monitor.adapters import smtp_probe  # it imports this module
+
+    timeout = min(endpoint.timeout, _CERTIFICATE_TIMEOUT)
+    try:
+        resolution = await smtp_probe.resolve(endpoint.host, timeout)
+        report = await smtp_probe.inspect_port(
+            resolution,
+            endpoint.port,
+            protocol="smtp",
+            timeout=timeout,
+            tls_first=endpoint.security == Security.TLS,
+        )
+    except Exception:
+        log.warning("could not fetch the refused certificate", exc_info=True)
+        return failure
+    certificate = report.certificate
+    if certificate is None:
+        return failure
+    note = certificate_note(certificate.subject, certificate.not_after, utcnow())
+    return replace(failure, message=f"{failure.message}; {note}")
 
 
 async def _converse(
@@ -223,7 +266,10 @@ def _connect_failure(exc: SMTPConnectError, implicit_tls: bool, timeout: float) 
     ):
         phase = Phase.TLS if implicit_tls else Phase.CONNECT
         return classify_error(phase, "timeout", _no_answer(timeout, phase))
-    return classify_error(Phase.CONNECT, "connect_failed", _text(exc))
+    message = _text(exc)
+    if isinstance(cause, OSError) and cause.errno:  # asyncio words every errno the same way
+        message = f"{message}: {os.strerror(cause.errno)}"
+    return classify_error(Phase.CONNECT, "connect_failed", message)
 
 
 def _find_cause(exc: BaseException, kind: type[_E]) -> _E | None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from monitor.core.models import Failure, Phase
 
@@ -140,6 +141,17 @@ def classify_error(
         transient=ERROR_KINDS[kind] if transient is None else transient,
         message=message,
     )
+
+
+def certificate_note(subject: str, not_after: datetime, now: datetime) -> str:
+    """What a refused certificate said of itself, for a tls_failed message:
+    "subject CN=mx.example.com, expires 2027-01-01 (in 34 days)"."""
+    days = int((not_after - now).total_seconds() / 86400)  # whole days, toward zero
+    span = "today" if days == 0 else f"{abs(days)} day{'' if abs(days) == 1 else 's'}"
+    when = not_after.date().isoformat()
+    if not_after <= now:
+        return f"subject {subject}, expired {when} ({span if days == 0 else span + ' ago'})"
+    return f"subject {subject}, expires {when} ({span if days == 0 else 'in ' + span})"
 
 
 _TOKEN = r"([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"

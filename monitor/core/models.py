@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from monitor.core.receipt import Receipt
+
+if TYPE_CHECKING:  # the catalogue imports this module
+    from monitor.core.catalogue import Advice
 
 
 def utcnow() -> datetime:
@@ -114,6 +120,7 @@ class Sighting:
     internal_date: datetime | None = None  # IMAP INTERNALDATE (second precision)
     received_at: datetime | None = None  # date of the top Received header
     message_id: str | None = None
+    receipt: Receipt | None = None  # what the receiving side's headers say of the canary
 
 
 class ArrivalSource(StrEnum):
@@ -163,3 +170,4 @@ class ProbeRecord:
     decision: Decision | None = None
     finished_at: datetime | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    advice: Advice | None = None  # the catalogue's words on the failure, as stored with it

@@ -44,7 +44,10 @@ _MAILBOXES: dict[str, tuple[str, bool, bool]] = {
     "greylist": ("Junk", False, True),
     "blackhole": ("Junk", False, True),
     "slow": ("Junk", False, True),
+    # The sieve stamps its mail with spam-filter and Authentication-Results headers.
+    "vetted": ("Junk", False, True),
 }
+_STAMPED = frozenset({"vetted"})
 
 
 class MailStackError(RuntimeError):
@@ -84,6 +87,7 @@ class MailStack:
                 spam_folder=folder,
                 files_to_spam=to_spam,
                 spam_special_use=flagged,
+                stamped=name in _STAMPED,
             )
             for name, (folder, to_spam, flagged) in _MAILBOXES.items()
         }

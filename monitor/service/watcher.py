@@ -29,6 +29,7 @@ from monitor.core.canary import TOKEN_HEADER, parse_token
 from monitor.core.folders import Folder, choose_spam_folder
 from monitor.core.imapwire import FetchedHeader
 from monitor.core.models import Failure, Phase, Role, Sighting, utcnow
+from monitor.core.receipt import parse_receipt
 
 Verify = Callable[[Message], str | None]
 OnSighting = Callable[[Sighting], Any]  # may return an awaitable
@@ -270,6 +271,7 @@ class Watcher:
             internal_date=fetched.internal_date,
             received_at=received_at(fetched.headers),
             message_id=_message_id(fetched.headers),
+            receipt=parse_receipt(fetched.headers),
         )
 
     async def _targets(self, session: ImapSession) -> list[tuple[Role, Folder | str | None, str]]:
