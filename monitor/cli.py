@@ -284,6 +284,32 @@ def providers(
     show_providers(as_json=as_json)
 
 
+@app.command()
+def alerts(
+    include_all: Annotated[
+        bool,
+        typer.Option("--all", help="Also pending and resolved alerts, and removed routes'."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Alerts firing now (--all: recent ones too) and how their messages went out."""
+    from monitor.service.alertcli import show_alerts
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    raise typer.Exit(run_async(lambda: show_alerts(cfg, include_all=include_all, as_json=as_json)))
+
+
+@app.command("test-alert")
+def test_alert() -> None:
+    """Send one test alert through every channel and say how each went (exit 1: one failed)."""
+    from monitor.service.alertcli import run_test_alert
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    raise typer.Exit(run_async(lambda: run_test_alert(cfg)))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema (the daemon also does this on start)."""

@@ -163,17 +163,28 @@ def probe_table(
 
 
 def status_table(
-    rows: list[tuple[str, str, ProbeRecord | None, datetime | None, int]],
+    rows: list[tuple[str, str, ProbeRecord | None, datetime | None, int, list[str]]],
     *,
     title: str | None = None,
     caption: str | None = None,
 ) -> Table:
-    """Rows of (route, to, newest final probe, newest inbox time, probes in flight)."""
+    """Rows of (route, to, newest final probe, newest inbox time, probes in flight, firing
+    alert kinds)."""
     table = Table(title=title, caption=caption, header_style="bold", expand=False)
-    for column in ("route", "to", "last verdict", "when", "last inbox", "delivery", "in flight"):
+    columns = (
+        "route",
+        "to",
+        "last verdict",
+        "when",
+        "last inbox",
+        "delivery",
+        "in flight",
+        "alerts",
+    )
+    for column in columns:
         table.add_column(column, no_wrap=column not in ("route", "to"))
     table.add_column("detail", overflow="fold", min_width=24)
-    for route, to, last, last_inbox_at, in_flight in rows:
+    for route, to, last, last_inbox_at, in_flight, alerts in rows:
         delivery = last.decision.delivery_seconds if last and last.decision else None
         table.add_row(
             route,
@@ -183,6 +194,7 @@ def status_table(
             _local(last_inbox_at) if last_inbox_at else Text("never", style="dim"),
             format_duration(delivery) if delivery is not None else "",
             str(in_flight) if in_flight else "",
+            Text(", ".join(alerts), style="bold red") if alerts else "",
             _detail(last),
         )
     return table

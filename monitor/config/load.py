@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from monitor.config.alert_file import resolve_alerts
 from monitor.config.presets import PRESETS, Preset, PresetEndpoint, fill_endpoint
 from monitor.config.schema import (
     Account,
@@ -102,13 +103,15 @@ class _Resolver:
         self.warnings: list[str] = []
 
     def resolve(self, doc: dict[str, Any]) -> Config:
-        sections = ["monitor", "dns", "accounts", "routes"]
+        sections = ["monitor", "dns", "accounts", "routes", "alerts"]
         for key in doc.keys() - set(sections):
             self.problems.append(unknown_key_line(key_path("", (key,)), key, sections))
         monitor = self._monitor(doc.get("monitor", {}))
         dns = self._dns(doc.get("dns", {}))
         accounts = self._accounts(self._tables(doc, "accounts"), monitor)
         routes = self._routes(self._tables(doc, "routes"), accounts, monitor)
+        alerts, problems = resolve_alerts(doc.get("alerts", {}), accounts, self.env)
+        self.problems += problems
         if self.problems:
             raise ConfigError(self.problems)
         if not routes:
@@ -117,6 +120,7 @@ class _Resolver:
             path=Path(os.path.abspath(self.path)),
             monitor=monitor,
             dns=dns,
+            alerts=alerts,
             accounts=[a for a in accounts.values() if a is not None],
             routes=routes,
             warnings=self.warnings,

@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from monitor.config.alert_settings import AlertSettings
 from monitor.core.durations import parse_duration
 from monitor.core.models import Security
 
@@ -420,6 +421,7 @@ class Config(BaseModel):
     path: Path
     monitor: MonitorSettings = MonitorSettings()
     dns: DnsSettings = DnsSettings()
+    alerts: AlertSettings = AlertSettings()
     accounts: list[Account] = []
     routes: list[Route] = []
     warnings: list[str] = []

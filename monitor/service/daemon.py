@@ -29,8 +29,9 @@ from monitor.adapters import keyfile
 from monitor.adapters.store import Store
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
-from monitor.core.models import utcnow
+from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
 from monitor.service import http, sdnotify
+from monitor.service.alerting import Alerting
 from monitor.service.dnscheck import log_posture
 from monitor.service.metrics import Metrics
 from monitor.service.probe import ProbeRunner, Progress, slot_for
@@ -77,6 +78,7 @@ class Daemon:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.database_ok = True
         self.runner: ProbeRunner | None = None
+        self.alerting: Alerting | None = None
         self._reloading = asyncio.Lock()
 
     async def run(self) -> int:
@@ -85,7 +87,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         try:
-            async with opened(self.cfg, progress=self.metrics.on_progress) as runner:
+            async with opened(self.cfg, progress=self._progress) as runner:
                 self.runner = runner
                 return await self._serve(runner)
         finally:
@@ -94,6 +96,11 @@ class Daemon:
             self.notifier.close()
             log.info("stopped")
 
+    def _progress(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
+        self.metrics.on_progress(planned, stage, record)
+        if self.alerting is not None:
+            self.alerting.on_progress(planned, stage, record)
+
     async def _serve(self, runner: ProbeRunner) -> int:
         # Last verdicts and successes survive a restart in /metrics.
         pairs = await runner.store.latest_per_pair()
@@ -101,6 +108,10 @@ class Daemon:
         for pair in pairs:
             self.metrics.seed_success(pair.route, pair.recipient, pair.last_inbox_at)
         self.metrics.watch_watchers(lambda: {n: w.connected for n, w in runner.watchers.items()})
+        # Before recover(): verdicts of resumed probes must be evaluated too.
+        self.alerting = Alerting(self.cfg, runner.store.engine)
+        await self.alerting.start(runner.store)
+        self.metrics.watch_alerts(self.alerting.states)
         await runner.start_watchers(recipients(self.cfg))
         await runner.wait_watchers_ready(READY_TIMEOUT)
         await runner.recover()
@@ -136,6 +147,7 @@ class Daemon:
             await server.close()
         # What does not finish in time stays unfinished in the database: the next start resumes it.
         await runner.stop(drain=drain)
+        await self.alerting.stop()
         return 0
 
     # -- scheduling ---------------------------------------------------------------------
@@ -232,6 +244,8 @@ class Daemon:
             old, self.cfg = self.cfg, new
             assert self.runner is not None
             await self.runner.reconfigure(new, recipients(new))
+            if self.alerting is not None:
+                self.alerting.reconfigure(new)
             old_routes = {r.name: r for r in old.routes}
             new_routes = {r.name: r for r in new.routes}
             for name in old_routes.keys() - new_routes.keys():

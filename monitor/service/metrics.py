@@ -27,8 +27,9 @@ Series (label values are config names, so cardinality is bounded by the config):
 Counters start at zero at each start (Prometheus' rate() handles resets); the last-verdict and
 last-success gauges are seeded from the database (`seed`) so they survive a restart.
 
-Not yet exposed: alert states. Alerting does not exist yet; when it does it should add
-mailcanary_alert_firing{alert,route} here. No placeholder series is published until then.
+- mailcanary_alert_firing{route,recipient,kind}: 1 while that alert fires, 0 for every other
+  (route, recipient, kind) alerting has seen a canary of; read from the alerting service at
+  scrape time (`watch_alerts`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from monitor.core.alerts import AlertState
 from monitor.core.models import PlannedProbe, ProbeRecord, SendOutcome, Verdict
 
 # 0.05 s × 2^n up to ~1638 s: a local relay answers in under a second, a greylisting
@@ -97,6 +99,8 @@ class Metrics:
         )
         self._watchers = _WatcherCollector()
         self.registry.register(self._watchers)
+        self._alerts = _AlertCollector()
+        self.registry.register(self._alerts)
         # Planned times of the probes the gauges show, so an older record never overwrites.
         self._latest: dict[Key, datetime] = {}
         self._latest_success: dict[Key, datetime] = {}
@@ -180,6 +184,10 @@ class Metrics:
         """Read watcher states at scrape time instead (e.g. from `runner.watchers`)."""
         self._watchers.source = source
 
+    def watch_alerts(self, source: Callable[[], Iterable[AlertState]]) -> None:
+        """Alert states, read at scrape time (e.g. `Alerting.states`)."""
+        self._alerts.source = source
+
     def scheduler_running(self, running: bool) -> None:
         self._scheduler.set(1 if running else 0)
 
@@ -205,6 +213,22 @@ class _WatcherCollector(Collector):
             states.update(self.source())
         for account, connected in sorted(states.items()):
             family.add_metric((account,), 1 if connected else 0)
+        yield family
+
+
+class _AlertCollector(Collector):
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[AlertState]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mailcanary_alert_firing",
+            "1 while the alert of a route, recipient and kind is firing.",
+            labels=("route", "recipient", "kind"),
+        )
+        states = list(self.source()) if self.source is not None else []
+        for state in sorted(states, key=lambda s: s.key):
+            family.add_metric((state.route, state.recipient, state.kind.value), int(state.open))
         yield family
 
 

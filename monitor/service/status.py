@@ -21,7 +21,8 @@ interface (times are ISO 8601 in UTC, null when there is none):
                       arrive (missing, send_failed, check_failed) or had no hand-off
     failure           that probe's failure kind (rejected, auth_failed, connect_failed, …)
     in_flight         probes planned, sending or sent and not decided yet
-    open_alerts       the pair's open alerts; always [] until alerting (#4) exists
+    open_alerts       the pair's firing alerts: [{kind, since, fired_at}] (see
+                      `mailcanary alerts` for the details)
 
 The exit code follows `probe`: the worst of the last verdicts (0 inbox, 1 spam/late,
 2 missing/send_failed, 3 check_failed); pairs never decided do not count.
@@ -41,6 +42,8 @@ from monitor import render
 from monitor.adapters.store import PairLatest, Store
 from monitor.config.load import Config
 from monitor.core import verdict
+from monitor.core.alerts import AlertState
+from monitor.service.alertcli import load_alerts
 from monitor.service.oneshot import out
 
 
@@ -49,6 +52,9 @@ async def show_status(cfg: Config, *, as_json: bool) -> int:
     missing = database is not None and not database.exists()
     # Opening a missing SQLite file would create it: a status query must not leave one behind.
     latest = {} if missing else {(p.route, p.recipient): p for p in await _latest(cfg)}
+    firing: dict[tuple[str, str], list[AlertState]] = {}
+    for state, _ in [] if missing else await load_alerts(cfg, include_all=False):
+        firing.setdefault((state.route, state.recipient), []).append(state)
     pairs = [
         latest.get((route.name, to)) or PairLatest(route.name, to, None, None, 0)
         for route in cfg.routes
@@ -56,16 +62,27 @@ async def show_status(cfg: Config, *, as_json: bool) -> int:
     ]
     if as_json:
         for pair in pairs:
-            sys.stdout.write(json.dumps(status_dict(pair), ensure_ascii=False) + "\n")
+            alerts = firing.get((pair.route, pair.recipient), [])
+            sys.stdout.write(json.dumps(status_dict(pair, alerts), ensure_ascii=False) + "\n")
     else:
-        rows = [(p.route, p.recipient, p.last, p.last_inbox_at, p.in_flight) for p in pairs]
+        rows = [
+            (
+                p.route,
+                p.recipient,
+                p.last,
+                p.last_inbox_at,
+                p.in_flight,
+                sorted(a.kind.value for a in firing.get((p.route, p.recipient), [])),
+            )
+            for p in pairs
+        ]
         caption = f"no probes recorded yet: {database} does not exist" if missing else None
         out.print(render.status_table(rows, title="mailcanary status", caption=caption))
     decided = [p.last.decision.verdict for p in pairs if p.last and p.last.decision]
     return verdict.exit_code(decided)
 
 
-def status_dict(pair: PairLatest) -> dict[str, Any]:
+def status_dict(pair: PairLatest, open_alerts: list[AlertState] | None = None) -> dict[str, Any]:
     last = pair.last
     decision = last.decision if last else None
     failure = render.failure_of(last) if last else None
@@ -78,8 +95,14 @@ def status_dict(pair: PairLatest) -> dict[str, Any]:
         "delivery_seconds": decision.delivery_seconds if decision else None,
         "failure": failure.kind if failure else None,
         "in_flight": pair.in_flight,
-        # Filled by alerting (#4); until then there is nothing to report, not a made-up entry.
-        "open_alerts": [],
+        "open_alerts": [
+            {
+                "kind": a.kind.value,
+                "since": a.since.isoformat() if a.since else None,
+                "fired_at": a.fired_at.isoformat() if a.fired_at else None,
+            }
+            for a in sorted(open_alerts or [], key=lambda a: a.kind.value)
+        ],
     }
 
 

@@ -61,7 +61,9 @@ async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterato
 async def _drop_tables(url: str) -> None:
     engine = make_engine(url)
     async with engine.begin() as connection:
-        await connection.execute(text("DROP TABLE IF EXISTS probes, alembic_version"))
+        await connection.execute(
+            text("DROP TABLE IF EXISTS alert_deliveries, alerts, probes, alembic_version")
+        )
     await engine.dispose()
 
 
@@ -138,14 +140,14 @@ async def test_migration_creates_the_schema_once_and_matches_the_models(database
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         async with store.engine.connect() as connection:
             version = await connection.execute(text("SELECT version_num FROM alembic_version"))
-            assert version.scalars().all() == [head] == ["0003"]
+            assert version.scalars().all() == [head] == ["0004"]
             diff = await connection.run_sync(_diff, Base.metadata)
             assert diff == [], diff
             # The comparison must be able to see a difference, or the check above proves nothing.
             drifted = MetaData(naming_convention=Base.metadata.naming_convention)
-            Base.metadata.tables["probes"].to_metadata(drifted).append_column(
-                Column("extra", Integer)
-            )
+            for table in Base.metadata.tables.values():
+                table.to_metadata(drifted)
+            drifted.tables["probes"].append_column(Column("extra", Integer))
             assert [d[0] for d in await connection.run_sync(_diff, drifted)] == ["add_column"]
         record = await store.by_token(planned(1).token)
         assert record is not None and record.id == probe_id
