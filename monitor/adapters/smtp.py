@@ -55,7 +55,7 @@ class SmtpEndpoint(Protocol):
 
 
 @dataclass
-class _Conversation:
+class Conversation:
     """What one attempt has learned so far; `phase` is the step under way."""
 
     timeout: float
@@ -108,7 +108,7 @@ async def send_message(
     ssl_context: ssl.SSLContext,
 ) -> SendOutcome:
     """Send `message` to one recipient; never raises except `asyncio.CancelledError`."""
-    conversation = _Conversation(timeout=endpoint.timeout)
+    conversation = Conversation(timeout=endpoint.timeout)
     smtp: SMTP | None = None
     try:
         smtp = SMTP(
@@ -127,13 +127,13 @@ async def send_message(
             smtp.close()
         raise
     except Exception as exc:
-        failure = _failure_for(exc, conversation, endpoint.security == Security.TLS)
+        failure = failure_for(exc, conversation, endpoint.security == Security.TLS)
         outcome = conversation.outcome(failure)
         refused_certificate = _find_cause(exc, ssl.SSLCertVerificationError) is not None
     else:
         refused_certificate = False
     if smtp is not None:
-        await _goodbye(smtp, outcome.failure)
+        await goodbye(smtp, outcome.failure)
     if refused_certificate and outcome.failure is not None:
         failure = await _with_certificate(outcome.failure, endpoint)
         outcome = replace(outcome, failure=failure)
@@ -172,7 +172,7 @@ async def _with_certificate(failure: Failure, endpoint: SmtpEndpoint) -> Failure
 
 async def _converse(
     smtp: SMTP,
-    conversation: _Conversation,
+    conversation: Conversation,
     endpoint: SmtpEndpoint,
     username: str | None,
     password: str | None,
@@ -219,7 +219,7 @@ async def _converse(
     )
 
 
-def _failure_for(exc: Exception, conversation: _Conversation, implicit_tls: bool) -> Failure:
+def failure_for(exc: Exception, conversation: Conversation, implicit_tls: bool) -> Failure:
     phase = conversation.phase
     if isinstance(exc, SMTPResponseException):
         if isinstance(exc, SMTPConnectResponseError):
@@ -297,7 +297,7 @@ def _text(exc: BaseException) -> str:
     return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
 
-async def _goodbye(smtp: SMTP, failure: Failure | None) -> None:
+async def goodbye(smtp: SMTP, failure: Failure | None) -> None:
     try:
         if smtp.is_connected and (failure is None or failure.kind not in _NO_GOODBYE):
             async with asyncio.timeout(min(_QUIT_TIMEOUT, smtp.timeout or _QUIT_TIMEOUT)):

@@ -38,7 +38,7 @@ from monitor.adapters.mailwire import Garbled, ImapDialect, Link, Refused, SmtpD
 
 # The send adapter's phase bookkeeping and exception classifier: a login must be judged exactly
 # as a probe's would be.
-from monitor.adapters.smtp import SmtpEndpoint, _Conversation, _failure_for, _goodbye
+from monitor.adapters.smtp import Conversation, SmtpEndpoint, failure_for, goodbye
 from monitor.core.certificate import Certificate, read_certificate
 from monitor.core.failures import classify_error
 from monitor.core.models import Failure, Phase, Security, SmtpReply, utcnow
@@ -341,7 +341,7 @@ async def smtp_login(
     endpoint: SmtpEndpoint, username: str, password: str, ssl_context: ssl.SSLContext
 ) -> LoginReport:
     """Connect exactly as a probe would (configured security, verified TLS) and AUTH; no MAIL."""
-    conversation = _Conversation(timeout=endpoint.timeout)
+    conversation = Conversation(timeout=endpoint.timeout)
     implicit = endpoint.security is Security.TLS
     smtp = SMTP(
         hostname=endpoint.host,
@@ -375,6 +375,6 @@ async def smtp_login(
     except Refused as stop:
         failure = stop.failure
     except Exception as exc:
-        failure = _failure_for(exc, conversation, implicit)
-    await _goodbye(smtp, failure)
+        failure = failure_for(exc, conversation, implicit)
+    await goodbye(smtp, failure)
     return LoginReport(failure, conversation.tls_version, mechanisms, tuple(conversation.replies))

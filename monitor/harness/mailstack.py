@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from monitor.core.folders import quote_mailbox
 from monitor.harness.ca import ThrowawayCA
 from monitor.harness.dovecot import DOVEADM, DOVECOT, Dovecot, DovecotPorts, MailUser
 from monitor.harness.postfix import POSTFIX, HoldReleaser, Postfix, PostfixPorts, children
@@ -222,12 +223,12 @@ class MailStack:
 
     def append(self, user: str | MailUser, folder: str, raw: bytes) -> None:
         with self._imap(user) as imap:
-            _ok(imap.append(imap_quote(folder), None, None, raw))
+            _ok(imap.append(quote_mailbox(folder), None, None, raw))
 
     def list_messages(self, user: str | MailUser, folder: str) -> list[bytes]:
         """Raw messages in `folder`, oldest first."""
         with self._imap(user) as imap:
-            _ok(imap.select(imap_quote(folder), readonly=True))
+            _ok(imap.select(quote_mailbox(folder), readonly=True))
             uids = _ok(imap.uid("SEARCH", "ALL"))[0].split()
             if not uids:
                 return []
@@ -244,32 +245,6 @@ class MailStack:
         finally:
             with contextlib.suppress(imaplib.IMAP4.error, OSError):
                 imap.logout()
-
-
-def imap_quote(name: str) -> str:
-    """A folder name as an IMAP quoted string in modified UTF-7 (RFC 3501 §5.1.3)."""
-    encoded = imap_utf7(name)
-    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def imap_utf7(name: str) -> str:
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            utf16 = "".join(pending).encode("utf-16-be")
-            out.append("&" + base64.b64encode(utf16).decode().rstrip("=").replace("/", ",") + "-")
-            pending.clear()
-
-    for char in name:
-        if " " <= char <= "~":
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    flush()
-    return "".join(out)
 
 
 def _ok(response: tuple[str, list[Any]]) -> list[Any]:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.harness.mailstack import MailStack, MailStackError, imap_quote
+from monitor.core.folders import quote_mailbox
+from monitor.harness.mailstack import MailStack, MailStackError
 
 pytestmark = pytest.mark.mailstack
 
@@ -80,7 +81,7 @@ def _imaps(stack: MailStack, name: str) -> Iterator[imaplib.IMAP4_SSL]:
 def _wait_for(stack: MailStack, name: str, folder: str, subject: str, timeout: float) -> float:
     """Poll `folder` until a message with `subject` is there; returns when (monotonic)."""
     with _imaps(stack, name) as imap:
-        assert imap.select(imap_quote(folder), readonly=True)[0] == "OK"
+        assert imap.select(quote_mailbox(folder), readonly=True)[0] == "OK"
         deadline = time.monotonic() + timeout
         while True:
             status, data = imap.uid("SEARCH", "HEADER", "Subject", subject)

@@ -22,7 +22,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from aiosmtplib import SMTPConnectError
 
-from monitor.adapters.smtp import _Conversation, _failure_for, send_message
+from monitor.adapters.smtp import Conversation, failure_for, send_message
 from monitor.adapters.tls import client_context
 from monitor.core.models import Phase, Security, SendOutcome, utcnow
 
@@ -394,7 +394,7 @@ def test_a_name_that_does_not_resolve_is_dns_failed(errno, transient):
         except socket.gaierror as cause:
             raise SMTPConnectError("Error connecting to mx.nowhere.test on port 587") from cause
     except SMTPConnectError as exc:
-        failure = _failure_for(exc, _Conversation(timeout=SHORT), implicit_tls=False)
+        failure = failure_for(exc, Conversation(timeout=SHORT), implicit_tls=False)
 
     assert (failure.kind, failure.phase, failure.transient) == (
         "dns_failed",
