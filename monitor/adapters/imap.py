@@ -16,11 +16,12 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import aioimaplib
 
+from monitor.adapters.oauth import OAuthError
 from monitor.core.folders import Folder, parse_list_lines, quote, quote_mailbox
 from monitor.core.imapwire import FetchedHeader, parse_fetch, uid_batches
 from monitor.core.models import Failure, Phase, Security
@@ -32,6 +33,7 @@ if _library_log.level < logging.INFO:
 
 _T = TypeVar("_T")
 _FEED_BYTES = 4096  # see _Protocol
+_XOAUTH2_TIMEOUT = 20.0  # AUTHENTICATE hung forever on refused tokens (see _continuation)
 
 
 class ImapError(Exception):
@@ -49,6 +51,14 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):
         # anywhere), so hand it small pieces.
         for start in range(0, len(d), _FEED_BYTES):
             super().data_received(d[start : start + _FEED_BYTES])
+
+    def _continuation(self, line: bytes) -> None:
+        # A refused XOAUTH2 token gets "+ <error>"; NO follows our empty answer (aioimaplib: none).
+        pending = self.pending_sync_command
+        if pending is not None and pending.name == "AUTHENTICATE" and self.transport is not None:
+            self.transport.write(b"\r\n")
+            return
+        super()._continuation(line)
 
 
 async def _line(reader: asyncio.StreamReader) -> bytes:
@@ -79,9 +89,15 @@ class ImapSession:
 
     @classmethod
     async def open(
-        cls, endpoint: Any, username: str, password: str, ssl_context: ssl.SSLContext
+        cls,
+        endpoint: Any,
+        username: str,
+        password: str,
+        ssl_context: ssl.SSLContext,
+        oauth_token: Callable[[], Awaitable[str]] | None = None,
     ) -> ImapSession:
-        """Connect as `endpoint.security` says (never falling back to plaintext) and log in."""
+        """Connect as `endpoint.security` says (never falling back to plaintext) and log in
+        (XOAUTH2 with the token `oauth_token` gives, else LOGIN)."""
         session = cls(endpoint)
         session._secret = password
         try:
@@ -95,7 +111,7 @@ class ImapSession:
                 await session._guard(Phase.IMAP_CONNECT, "connect", connect)
                 hello = session._protocol.wait("AUTH|NONAUTH")
                 await session._guard(Phase.IMAP_CONNECT, "greeting", hello)
-            await session._login(username, password)
+            await session._login(username, password, oauth_token)
         except BaseException:
             await session._drop()
             raise
@@ -131,17 +147,29 @@ class ImapSession:
         self._protocol.state = aioimaplib.NONAUTH  # the greeting was had before TLS
         await self._protocol.capability()  # only what the server says under TLS counts
 
-    async def _login(self, username: str, password: str) -> None:
+    async def _login(
+        self, username: str, password: str, oauth_token: Callable[[], Awaitable[str]] | None
+    ) -> None:
         if self._protocol.state == aioimaplib.NONAUTH:
-            if "LOGINDISABLED" in self._protocol.capabilities:
+            if oauth_token is not None:
+                try:
+                    token = await oauth_token()
+                except OAuthError as exc:
+                    raise ImapError(exc.failure(Phase.IMAP_AUTH)) from None
+                self._secret = token  # scrubbed from every failure message from here on
+                what, limit = "XOAUTH2 login", min(self._timeout, _XOAUTH2_TIMEOUT)
+                login = self._protocol.xoauth2(username, token)
+            elif "LOGINDISABLED" in self._protocol.capabilities:
                 raise self._error("auth_failed", Phase.IMAP_AUTH, "server disables LOGIN", False)
-            login = self._protocol.login(quote(username), password)
-            response = await self._guard(Phase.IMAP_AUTH, "LOGIN", login)
+            else:
+                what, limit = "login", None
+                login = self._protocol.login(quote(username), password)
+            response = await self._guard(Phase.IMAP_AUTH, what.upper(), login, limit)
             if response.result != "OK":
                 text = _status_text(response)
                 if "[UNAVAILABLE]" in text.upper():
                     raise self._error("server_unavailable", Phase.IMAP_AUTH, text)
-                raise self._error("auth_failed", Phase.IMAP_AUTH, f"login refused: {text}", False)
+                raise self._error("auth_failed", Phase.IMAP_AUTH, f"{what} refused: {text}", False)
         # The LOGIN reply's capability list holds junk ("Logged", "in", "MOVE]"): ask again.
         await self._guard(Phase.IMAP_AUTH, "CAPABILITY", self._protocol.capability())
         self._protocol.capabilities = {c.upper() for c in self._protocol.capabilities}

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -69,6 +70,7 @@ async def send_email(
     to: str,
     alert: dict[str, Any],
     delivery_id: str,
+    oauth_token: Callable[[], Awaitable[str]] | None = None,
 ) -> str | None:
     message = email_message(alert, sender=sender, to=to, delivery_id=delivery_id)
     outcome = await smtp.send_message(
@@ -79,6 +81,7 @@ async def send_email(
         mail_from=sender,
         rcpt_to=to,
         ssl_context=ssl_context,
+        oauth_token=oauth_token,
     )
     failure = outcome.failure
     if failure is None:

@@ -12,7 +12,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -29,6 +29,7 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
+from monitor.adapters.oauth import OAuthError
 from monitor.core.failures import (
     certificate_note,
     classify_error,
@@ -106,8 +107,13 @@ async def send_message(
     mail_from: str,
     rcpt_to: str,
     ssl_context: ssl.SSLContext,
+    oauth_token: Callable[[], Awaitable[str]] | None = None,
 ) -> SendOutcome:
-    """Send `message` to one recipient; never raises except `asyncio.CancelledError`."""
+    """Send `message` to one recipient; never raises except `asyncio.CancelledError`.
+
+    With `oauth_token` the login is AUTH XOAUTH2 with the token it returns (asked for only once
+    the server has offered XOAUTH2), and `password` is ignored.
+    """
     conversation = Conversation(timeout=endpoint.timeout)
     smtp: SMTP | None = None
     try:
@@ -120,7 +126,15 @@ async def send_message(
             timeout=endpoint.timeout,
         )
         outcome = await _converse(
-            smtp, conversation, endpoint, username, password, message, mail_from, rcpt_to
+            smtp,
+            conversation,
+            endpoint,
+            username,
+            password,
+            message,
+            mail_from,
+            rcpt_to,
+            oauth_token,
         )
     except asyncio.CancelledError:
         if smtp is not None:
@@ -179,6 +193,7 @@ async def _converse(
     message: bytes,
     mail_from: str,
     rcpt_to: str,
+    oauth_token: Callable[[], Awaitable[str]] | None = None,
 ) -> SendOutcome:
     # connect() covers TCP, the implicit-TLS handshake and the greeting; each bounded by
     # aiosmtplib with our timeout. Which of them failed is read from the exception's cause.
@@ -202,7 +217,9 @@ async def _converse(
         conversation.note_tls(smtp)
         await conversation.step(Phase.EHLO, smtp.ehlo())  # RFC 3207: forget pre-TLS EHLO
 
-    if username:
+    if oauth_token is not None:
+        await login_xoauth2(smtp, conversation, username or mail_from, oauth_token)
+    elif username:
         await conversation.step(Phase.AUTH, smtp.login(username, password or ""))
     await conversation.step(Phase.MAIL_FROM, smtp.mail(mail_from))
     await conversation.step(Phase.RCPT_TO, smtp.rcpt(rcpt_to))
@@ -219,8 +236,28 @@ async def _converse(
     )
 
 
+async def login_xoauth2(
+    smtp: SMTP, conversation: Conversation, username: str, oauth_token: Callable[[], Awaitable[str]]
+) -> None:
+    """AUTH XOAUTH2; a refused token comes back as a 334 error challenge, then 535/534."""
+    conversation.phase = Phase.AUTH
+    if "xoauth2" not in smtp.server_auth_methods:
+        offered = " ".join(smtp.server_auth_methods) or "none"
+        raise _NoXoauth2(f"the server does not offer AUTH XOAUTH2 (offers: {offered})")
+    token = await oauth_token()  # OAuthError when no token can be had: judged by failure_for
+    await conversation.step(Phase.AUTH, smtp.auth_xoauth2(username, token))
+
+
+class _NoXoauth2(Exception):
+    pass
+
+
 def failure_for(exc: Exception, conversation: Conversation, implicit_tls: bool) -> Failure:
     phase = conversation.phase
+    if isinstance(exc, OAuthError):
+        return exc.failure(phase)
+    if isinstance(exc, _NoXoauth2):
+        return classify_error(phase, "auth_unavailable", str(exc))
     if isinstance(exc, SMTPResponseException):
         if isinstance(exc, SMTPConnectResponseError):
             phase = Phase.GREETING

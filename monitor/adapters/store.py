@@ -6,7 +6,9 @@ Every method is one short transaction. Times go in and come out UTC-aware; the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, and_, event, func, select, update
+from sqlalchemy import CursorResult, and_, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -35,6 +37,7 @@ from monitor.core.models import (
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _UNFINISHED = ("planned", "sending", "sent")
+_MIGRATION_LOCK = 0x6D61696C63616E  # any fixed bigint; "mailcan" in ASCII
 
 
 class SlotTaken(Exception):
@@ -117,6 +120,13 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time; pooled connections racing for it back off in
+        # sleeps and, in a burst of probes (1,000 mailboxes firing together), some wait past
+        # busy_timeout and fail. Taking turns here first keeps the order fair and the waits short.
+        self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    def _write_turn(self) -> AbstractAsyncContextManager[object]:
+        return self._writers if self._writers is not None else nullcontext()
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -130,6 +140,12 @@ class Store:
     async def upgrade(self) -> None:
         # Alembic's env.py would start its own event loop; hand it our connection instead.
         async with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Instances started together would race to create the same tables; the lock
+                # lasts until this transaction commits, so the next one finds the schema at head.
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
             await connection.run_sync(_upgrade_to_head)
 
     async def close(self) -> None:
@@ -146,7 +162,7 @@ class Store:
             .on_conflict_do_nothing(index_elements=["route", "recipient", "slot"])
             .returning(ProbeRow.__table__.c.id)
         )
-        async with self._sessions.begin() as session:
+        async with self._write_turn(), self._sessions.begin() as session:
             probe_id = (await session.execute(statement)).scalar_one_or_none()
         if probe_id is None:
             raise SlotTaken(
@@ -182,7 +198,7 @@ class Store:
             .values(convert.decision_values(decision, sighting))
             .execution_options(synchronize_session=False)
         )
-        async with self._sessions.begin() as session:
+        async with self._write_turn(), self._sessions.begin() as session:
             result = cast(CursorResult[Any], await session.execute(statement))
         return result.rowcount == 1
 
@@ -190,13 +206,14 @@ class Store:
         rows = await self._select(select(ProbeRow).where(ProbeRow.token == token))
         return convert.record(rows[0]) if rows else None
 
-    async def unfinished(self) -> list[ProbeRecord]:
+    async def unfinished(self, *, instance: str | None = None) -> list[ProbeRecord]:
+        """Probes not yet final, oldest first; only `instance`'s own when it is given
+        (on a shared database each instance resumes what it started, nobody else's)."""
         # IN rather than != so the state index serves it once most rows are final.
-        statement = (
-            select(ProbeRow)
-            .where(ProbeRow.state.in_(_UNFINISHED))
-            .order_by(ProbeRow.planned_at, ProbeRow.id)
-        )
+        statement = select(ProbeRow).where(ProbeRow.state.in_(_UNFINISHED))
+        if instance is not None:
+            statement = statement.where(ProbeRow.instance == instance)
+        statement = statement.order_by(ProbeRow.planned_at, ProbeRow.id)
         return [convert.record(row) for row in await self._select(statement)]
 
     async def history(
@@ -224,7 +241,7 @@ class Store:
             .values(values)
             .execution_options(synchronize_session=False)
         )
-        async with self._sessions.begin() as session:
+        async with self._write_turn(), self._sessions.begin() as session:
             result = cast(CursorResult[Any], await session.execute(statement))
         if result.rowcount != 1:
             raise ProbeStateError(f"probe {probe_id} does not exist or is not {'/'.join(states)}")

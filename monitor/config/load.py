@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.config.alert_file import resolve_alerts
+from monitor.config.oauth_file import resolve_oauth
 from monitor.config.presets import PRESETS, Preset, PresetEndpoint, fill_endpoint
 from monitor.config.schema import (
     Account,
@@ -245,8 +246,15 @@ class _Resolver:
         wanted = found.smtp or found.imap or found.provider or dropped & {"smtp", "imap"}
         if not wanted:
             self.problems.append(f"{label}: needs smtp, imap or a provider")
-        needed = bool(wanted) and not dropped & set(_PASSWORD_KEYS)
+        xoauth2 = found.auth == "xoauth2"  # a bearer token replaces the password
+        needed = bool(wanted) and not xoauth2 and not dropped & {*_PASSWORD_KEYS, "auth"}
         password, source = self._password(found, label, needed=needed)
+        oauth, problems = (None, [])
+        if xoauth2:
+            oauth, problems = resolve_oauth(found.oauth, label, self.env, self._path)
+        elif found.oauth is not None:
+            problems = [f'{label}.oauth: only used with auth = "xoauth2"']
+        self.problems += problems
         own_ca = self._existing_file(found.ca_file, f"{label}.ca_file")
         if not shape_known:
             return None
@@ -257,6 +265,8 @@ class _Resolver:
             username=found.username or found.email,
             password=password,
             password_source=source,
+            auth=found.auth,
+            oauth=oauth,
             smtp=smtp,
             imap=imap,
             spam_folder=found.spam_folder,

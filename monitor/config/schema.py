@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.config.alert_settings import AlertSettings
+from monitor.config.oauth_settings import OAuthSettings, check_auth
 from monitor.core.durations import parse_duration
 from monitor.core.models import Security
 
@@ -223,6 +224,8 @@ class AccountFile(BaseModel):
     password_env: Annotated[str, AfterValidator(_env_name)] | None = None
     password_file: str | None = None
     password_credential: Annotated[str, AfterValidator(_credential_name)] | None = None
+    auth: Annotated[str, AfterValidator(check_auth)] = "password"
+    oauth: dict[str, Any] | None = None  # checked by monitor.config.oauth_file
     smtp: EndpointFile | None = None
     imap: EndpointFile | None = None
     spam_folder: str | None = None
@@ -391,6 +394,8 @@ class Account(BaseModel):
     # Where the password came from ("env ALICE_PASSWORD", "file /…", "credential x", "inline"):
     # safe to show, and what `redacted_dict` prints instead of the secret.
     password_source: str | None = None
+    auth: str = "password"  # password | xoauth2
+    oauth: OAuthSettings | None = None  # set when auth = "xoauth2"
     smtp: Endpoint | None = None
     imap: Endpoint | None = None
     spam_folder: str | None = None

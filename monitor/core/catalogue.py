@@ -231,10 +231,11 @@ def entries() -> tuple[Entry, ...]:
     """The whole catalogue, provider entries first (they win ties)."""
     # Imported late: those tables build their rows with `entry` from this module.
     from monitor.core.catalogue_errors import ERROR_ENTRIES
+    from monitor.core.catalogue_oauth import OAUTH_ENTRIES
     from monitor.core.catalogue_providers import PROVIDER_ENTRIES
     from monitor.core.catalogue_replies import REPLY_ENTRIES
 
-    return (*PROVIDER_ENTRIES, *REPLY_ENTRIES, *ERROR_ENTRIES, *KIND_ENTRIES)
+    return (*OAUTH_ENTRIES, *PROVIDER_ENTRIES, *REPLY_ENTRIES, *ERROR_ENTRIES, *KIND_ENTRIES)
 
 
 def advise(failure: Failure) -> Advice:

@@ -59,7 +59,7 @@ ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
 # Loopback only; clients may still choose STARTTLS on the plain port.
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 # Wrong-password tests must be answered at once. (2.3.19 still answers failures on its
 # 500 ms timer; the default would add 2 s, and the anvil penalty up to 15 s, see below.)
 auth_failure_delay = 0
@@ -74,14 +74,26 @@ namespace inbox {{
 {special_use}}}
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {users}
+}}
+# Bearer tokens are checked with the harness's token server (monitor.harness.tokenserver).
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {oauth2_conf}
 }}
 userdb {{
   driver = passwd-file
   args = username_format=%u {users}
 }}
+default_process_limit = {process_limit}
+default_client_limit = {client_limit}
+service imap {{
+  process_limit = {imap_processes}
+}}
 service imap-login {{
-  inet_listener imap {{
+{login_tuning}  inet_listener imap {{
     address = 127.0.0.1
     port = {imap}
   }}
@@ -123,6 +135,20 @@ plugin {{
 """
 
 
+# High-performance login mode: a few imap-login processes each proxy many TLS sessions.
+_SHARED_LOGINS = "  service_count = 0\n  process_min_avail = 2\n  client_limit = {clients}\n"
+
+# RFC 7662 introspection by POST; the token's user must be the one logging in.
+_OAUTH2_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+
+
 class Dovecot:
     """One private instance under `root`; `pid` is its master (run in the foreground, our child)."""
 
@@ -141,7 +167,14 @@ class Dovecot:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
-    def configure(self, users: Sequence[MailUser], *, lmtp_socket: Path, auth_socket: Path) -> None:
+    def configure(
+        self,
+        users: Sequence[MailUser],
+        *,
+        lmtp_socket: Path,
+        auth_socket: Path,
+        introspection_url: str,
+    ) -> None:
         owner = pwd.getpwnam(MAIL_OWNER)
         conf_dir = self.conf.parent
         for directory in (conf_dir, conf_dir / "state", self.mail_dir):
@@ -160,6 +193,8 @@ class Dovecot:
                 for u in users
             )
         )
+        oauth2_conf = conf_dir / "dovecot-oauth2.conf.ext"
+        oauth2_conf.write_text(_OAUTH2_CONF.format(url=introspection_url), encoding="utf-8")
         sieve_before = conf_dir / "before.sieve"
         sieve_before.write_text(_sieve_script(users, self.domain), encoding="utf-8")
 
@@ -167,8 +202,15 @@ class Dovecot:
         special_use = "".join(
             f'  mailbox "{name}" {{\n    special_use = \\Junk\n  }}\n' for name in junk_names
         )
+        # Dovecot's defaults (100 processes, 1000 clients, 1024 imap sessions) unless a benchmark
+        # asks for many mailboxes; then logins share a few processes instead of one each.
+        many = len(users) > 200
         self.conf.write_text(
             _CONF.format(
+                process_limit=max(100, 3 * len(users)),
+                client_limit=max(1000, 4 * len(users)),
+                imap_processes=max(1024, 3 * len(users)),
+                login_tuning=_SHARED_LOGINS.format(clients=4 * len(users)) if many else "",
                 instance=f"mailcanary-{self.ports.imap}",
                 run=self.run_dir,
                 state=conf_dir / "state",
@@ -185,6 +227,7 @@ class Dovecot:
                 auth_socket=auth_socket,
                 domain=self.domain,
                 sieve_before=sieve_before,
+                oauth2_conf=oauth2_conf,
             ),
             encoding="utf-8",
         )

@@ -47,6 +47,8 @@ _MAILBOXES: dict[str, tuple[str, bool, bool]] = {
     "slow": ("Junk", False, True),
     # The sieve stamps its mail with spam-filter and Authentication-Results headers.
     "vetted": ("Junk", False, True),
+    # Logs in with XOAUTH2 bearer tokens checked at `oauth_url` (monitor.harness.tokenserver).
+    "oauthuser": ("Junk", False, True),
 }
 _STAMPED = frozenset({"vetted"})
 
@@ -71,11 +73,15 @@ class MailStack:
     host = HOST
     domain = DOMAIN
 
-    def __init__(self, root: Path, *, owns_root: bool, delay_seconds: float) -> None:
+    def __init__(
+        self, root: Path, *, owns_root: bool, delay_seconds: float, extra_users: int = 0
+    ) -> None:
         self.root = root
         self.delay_seconds = delay_seconds
         self._owns_root = owns_root
-        submission, smtps, imap, imaps = _free_ports(4)
+        submission, smtps, imap, imaps, oauth = _free_ports(5)
+        # Reserved for a test's token server: Dovecot asks it about every bearer token.
+        self.oauth_port = oauth
         self.submission_port = submission
         self.smtps_port = smtps
         self.imap_port = imap
@@ -92,6 +98,11 @@ class MailStack:
             )
             for name, (folder, to_spam, flagged) in _MAILBOXES.items()
         }
+        # Plain mailboxes for benchmarks (bench/scale.py): INBOX and a \Junk folder each.
+        for n in range(1, extra_users + 1):
+            name = f"user{n:05d}"
+            password = base64.b32encode(os.urandom(10)).decode().lower()
+            self.users[name] = MailUser(name, f"{name}@{DOMAIN}", password, "Junk", False)
         self.tls = ThrowawayCA.create(root / "tls", HOST, "localhost")
         self._postfix = Postfix(
             root, domain=DOMAIN, ports=PostfixPorts(submission, smtps), tls=self.tls
@@ -103,7 +114,9 @@ class MailStack:
     # -- life cycle -------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, root: Path | None = None, *, delay_seconds: float = 3.0) -> MailStack:
+    def start(
+        cls, root: Path | None = None, *, delay_seconds: float = 3.0, extra_users: int = 0
+    ) -> MailStack:
         reason = missing_requirements()
         if reason is not None:
             raise MailStackError(reason)
@@ -118,7 +131,9 @@ class MailStack:
                 raise MailStackError(f"mail stack: {root} is not empty")
         root.chmod(0o755)
         try:
-            stack = cls(root, owns_root=owns_root, delay_seconds=delay_seconds)
+            stack = cls(
+                root, owns_root=owns_root, delay_seconds=delay_seconds, extra_users=extra_users
+            )
         except Exception:
             if owns_root:
                 shutil.rmtree(root, ignore_errors=True)
@@ -134,7 +149,10 @@ class MailStack:
             self._postfix.configure(mailboxes=self.users)
             step, log = "configure dovecot", self.dovecot_log
             self._dovecot.configure(
-                users, lmtp_socket=self._postfix.lmtp_socket, auth_socket=self._postfix.auth_socket
+                users,
+                lmtp_socket=self._postfix.lmtp_socket,
+                auth_socket=self._postfix.auth_socket,
+                introspection_url=f"{self.oauth_url}/introspect",
             )
             step = "start dovecot"
             self._dovecot.start(waits_for=[self._postfix.lmtp_socket, self._postfix.auth_socket])
@@ -176,6 +194,11 @@ class MailStack:
         self.stop()
 
     # -- facts for clients ------------------------------------------------------------------
+
+    @property
+    def oauth_url(self) -> str:
+        """Where Dovecot expects the token server (start one on `oauth_port`)."""
+        return f"http://{HOST}:{self.oauth_port}"
 
     @property
     def ca_file(self) -> Path:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.adapters import notifiers
 from monitor.adapters.alertstore import AlertStore, Conflict, Delivery, Outgoing, StoredAlert
+from monitor.adapters.oauth import token_source
 from monitor.adapters.store import Store
 from monitor.adapters.tls import client_context
 from monitor.config.alert_settings import EmailChannel, WebhookChannel
@@ -330,6 +331,7 @@ async def send(
         to=target,
         alert=alert,
         delivery_id=delivery_id,
+        oauth_token=token_source(account, cfg.monitor.state_dir),
     )
 
 

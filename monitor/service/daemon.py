@@ -163,7 +163,12 @@ class Daemon:
         first = utcnow() + timedelta(seconds=random.uniform(1, 1 + min(_jitter(route.interval), 5)))
         self.scheduler.add_job(
             fire,
-            IntervalTrigger(seconds=route.interval, jitter=_jitter(route.interval)),
+            # Runs start at slot boundaries (+ jitter < interval/10): a late run keeps its slot.
+            IntervalTrigger(
+                seconds=route.interval,
+                start_date=slot_for(utcnow(), route.interval),
+                jitter=_jitter(route.interval),
+            ),
             id=f"route:{route.name}",
             name=route.name,
             replace_existing=True,

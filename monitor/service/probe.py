@@ -21,6 +21,7 @@ import structlog
 
 from monitor.adapters import smtp
 from monitor.adapters.imap import ImapError
+from monitor.adapters.oauth import token_source
 from monitor.adapters.store import SlotTaken, Store
 from monitor.adapters.tls import client_context
 from monitor.config.load import Config
@@ -77,6 +78,7 @@ class ProbeRunner:
                 verify=self.verify,
                 on_sighting=functools.partial(self._on_sighting, name),
                 on_failure=functools.partial(self._on_failure, name),
+                oauth_token=token_source(account, self.cfg.monitor.state_dir),
             )
             self.watchers[name] = watcher
             await watcher.start()
@@ -217,6 +219,7 @@ class ProbeRunner:
             mail_from=sender.email,
             rcpt_to=recipient.email,
             ssl_context=client_context(sender.ca_files),
+            oauth_token=token_source(sender, self.cfg.monitor.state_dir),
         )
         log.info(
             "canary sent" if outcome.ok else "send failed",
@@ -318,7 +321,7 @@ class ProbeRunner:
         """A canary nobody waits for: one that turned up after its probe said missing."""
         record = await self.store.by_token(sighting.token)
         if record is None or record.decision is None:
-            return  # not ours to judge (another instance's, or still being resumed)
+            return  # still in flight here or at another instance: that probe decides
         if record.planned.recipient != recipient:
             return
         if record.decision.verdict is not Verdict.MISSING:
@@ -338,7 +341,8 @@ class ProbeRunner:
 
     async def recover(self) -> list[asyncio.Task[object]]:
         """Bring every probe a crash left unfinished to a final verdict."""
-        records = await self.store.unfinished()
+        # On a shared database each instance resumes only what it started itself.
+        records = await self.store.unfinished(instance=self.cfg.monitor.instance)
         if records:
             log.info("resuming unfinished probes", count=len(records))
             await self.start_watchers({r.planned.recipient for r in records})

@@ -15,7 +15,7 @@ import contextlib
 import inspect
 import ssl
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -84,6 +84,7 @@ class Watcher:
         on_sighting: OnSighting,
         on_failure: OnFailure,
         idle_renew: float = 25 * 60,
+        oauth_token: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         if account.imap is None:
             raise ValueError(f"account {account.name!r} has no IMAP endpoint to watch")
@@ -94,6 +95,7 @@ class Watcher:
         self._on_sighting = on_sighting
         self._on_failure = on_failure
         self._idle_renew = idle_renew
+        self._oauth_token = oauth_token
         self._log = structlog.get_logger(__name__).bind(account=account.name)
         self._tasks: dict[Role, asyncio.Task[None]] = {}
         self._up = {role: False for role in Role}
@@ -242,7 +244,11 @@ class Watcher:
         password = self.account.password
         secret = password.get_secret_value() if password is not None else ""
         return await ImapSession.open(
-            self.account.imap, self.account.username, secret, self._ssl_context
+            self.account.imap,
+            self.account.username,
+            secret,
+            self._ssl_context,
+            oauth_token=self._oauth_token,
         )
 
     def _checked(self, headers: Message) -> str | None:

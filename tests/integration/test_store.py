@@ -1,10 +1,9 @@
-"""The store against a real database: a SQLite file, and PostgreSQL when
-MAILCANARY_TEST_PG_URL names one (its `probes` and `alembic_version` tables are dropped)."""
+"""The store against real databases: a SQLite file, and a fresh database per test on the
+harness's private PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,7 +21,6 @@ from monitor.adapters.store import (
     Store,
     alembic_config,
     async_url,
-    make_engine,
 )
 from monitor.adapters.tables import Base
 from monitor.core.models import (
@@ -39,32 +37,18 @@ from monitor.core.models import (
     utcnow,
 )
 
-PG_URL = os.environ.get("MAILCANARY_TEST_PG_URL")
-BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 # Non-UTC offsets on the way in prove the store normalises instead of storing wall time.
 PARIS = timezone(timedelta(hours=2))
 KOLKATA = timezone(timedelta(hours=5, minutes=30))
 T0 = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=PARIS)
 
 
-@pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/var/mailcanary.db"
-        return
-    assert PG_URL is not None
-    await _drop_tables(PG_URL)
-    yield PG_URL
-    await _drop_tables(PG_URL)
-
-
-async def _drop_tables(url: str) -> None:
-    engine = make_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(
-            text("DROP TABLE IF EXISTS alert_deliveries, alerts, probes, alembic_version")
-        )
-    await engine.dispose()
+        return f"sqlite:///{tmp_path}/var/mailcanary.db"
+    # Only PostgreSQL cases start the server; each test gets an empty database of its own.
+    return str(request.getfixturevalue("postgres").create_database())
 
 
 @pytest.fixture
@@ -317,6 +301,7 @@ async def test_unfinished_survives_a_crash(database_url: str) -> None:
     crashed = await Store.open(database_url)
     await crashed.upgrade()
     ids = [await crashed.plan(planned(n)) for n in (3, 1, 2, 4)]
+    await crashed.plan(planned(5, instance="us-1"))  # another instance's: not resumed here
     await crashed.mark_sending(ids[2])
     await crashed.mark_sending(ids[0])
     await crashed.record_send(ids[0], sent_ok(planned(3).planned_at))
@@ -327,7 +312,8 @@ async def test_unfinished_survives_a_crash(database_url: str) -> None:
 
     restarted = await Store.open(database_url)
     try:
-        left = await restarted.unfinished()
+        left = await restarted.unfinished(instance="eu-1")
+        assert len(await restarted.unfinished()) == 4
         assert [(r.planned.token, r.state) for r in left] == [
             (planned(1).token, "planned"),
             (planned(2).token, "sending"),
@@ -335,7 +321,7 @@ async def test_unfinished_survives_a_crash(database_url: str) -> None:
         ]
         assert left[0].send is None and left[2].send.queue_id == "4XyZ1"
         await restarted.finish(left[0].id, Decision(Verdict.MISSING, reason="restart"))
-        assert [r.planned.token for r in await restarted.unfinished()] == [
+        assert [r.planned.token for r in await restarted.unfinished(instance="eu-1")] == [
             planned(2).token,
             planned(3).token,
         ]

@@ -1,0 +1,279 @@
+"""How the daemon scales with mailboxes: a private Postfix + Dovecot with N extra users,
+one route per mailbox, the real daemon for a while, then figures from its database.
+
+    sudo /tmp/venv/bin/python bench/scale.py --mailboxes 1000 --interval 60 --duration 600
+
+Prints planned / finished / dropped probes, schedule lag (planned_at after the scheduler's
+own fire time), detection lag (the message file's mtime in the Maildir → verdict), delivery
+time, daemon CPU seconds per probe and peak RSS; the last line is one JSON object.
+`--profile FILE` runs the daemon under pyinstrument (if installed) and writes its text report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from email.policy import default
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from monitor.core.canary import TOKEN_HEADER  # noqa: E402
+from monitor.core.models import Verdict  # noqa: E402
+from monitor.harness.demo import write_config  # noqa: E402
+from monitor.harness.mailstack import MailStack  # noqa: E402
+
+# APScheduler's executor line: Running job "NAME (trigger: ...)" (scheduled at 2026-...+00:00)
+_RUNNING = re.compile(r'Running job \\?"(?P<name>\S+) \(trigger.*scheduled at (?P<at>[^)]+)\)')
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def run_daemon(config: str, tls_read_buffer: int | None) -> None:
+    """The daemon as `mailcanary run`, plus APScheduler's per-run line for schedule lag."""
+    import asyncio.sslproto
+    import logging
+
+    if tls_read_buffer:
+        # Python 3.11 gives every TLS connection a 256 KiB read buffer, zero-filled at once:
+        # with two IMAP sessions per mailbox that is most of the daemon's memory.
+        asyncio.sslproto.SSLProtocol.max_size = tls_read_buffer * 1024
+
+    from monitor import cli
+    from monitor.service import logging as logsetup
+
+    configure = logsetup.configure
+
+    def configure_and_show_runs(*args: object, **kwargs: object) -> None:
+        configure(*args, **kwargs)  # type: ignore[arg-type]
+        logging.getLogger("apscheduler.executors").setLevel(logging.INFO)
+
+    logsetup.configure = configure_and_show_runs  # type: ignore[assignment]
+    cli.app(["--config", config, "run"])
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 3)
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) and peak RSS in MB of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+    return cpu, hwm / 1024
+
+
+def parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.strip().replace(" ", "T"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def scheduled_runs(log: Path) -> dict[str, list[datetime]]:
+    runs: dict[str, list[datetime]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        match = _RUNNING.search(line)
+        if match:
+            runs.setdefault(match["name"], []).append(parse_time(match["at"]))
+    return runs
+
+
+def arrivals(stack: MailStack, users: list[str]) -> dict[str, float]:
+    """token → mtime of its Maildir file: when Dovecot finished writing it (ns precision)."""
+    found: dict[str, float] = {}
+    for user in users:
+        maildir = stack.root / "mail" / user / "Maildir"
+        for path in maildir.glob("**/cur/*") if maildir.exists() else []:
+            found.update(_token_of(path))
+        for path in maildir.glob("**/new/*") if maildir.exists() else []:
+            found.update(_token_of(path))
+    return found
+
+
+def _token_of(path: Path) -> dict[str, float]:
+    try:
+        with path.open("rb") as handle:
+            headers = email.message_from_binary_file(handle, policy=default)
+            token = headers[TOKEN_HEADER]
+            return {str(token): path.stat().st_mtime} if token else {}
+    except OSError:
+        return {}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mailboxes", type=int, default=100)
+    parser.add_argument("--interval", type=float, default=60.0, help="seconds between canaries")
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds to run")
+    parser.add_argument("--deadline", type=float, default=30.0, help="seconds to wait for one")
+    parser.add_argument("--profile", type=Path, help="pyinstrument text report to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--tls-read-buffer", type=int, help="KiB per TLS connection (try 32)")
+    parser.add_argument("--run-daemon", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_daemon:
+        run_daemon(args.run_daemon, args.tls_read_buffer)
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="mcbench"))
+    say = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)  # noqa: E731
+    inotify = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    if inotify < 2 * args.mailboxes + 100:
+        # Every IDLE session of every harness stack runs as the uid `mail`; past this limit
+        # Dovecot stops pushing and checks mailboxes only every 30 s: detection lag goes up.
+        say(
+            f"warning: fs.inotify.max_user_instances is {inotify}, below the {2 * args.mailboxes}"
+            " IDLE sessions; raise it (sysctl -w fs.inotify.max_user_instances=8192)"
+        )
+    say(f"starting a mail stack with {args.mailboxes} extra mailboxes")
+    stack = MailStack.start(extra_users=args.mailboxes)
+    daemon: subprocess.Popen[bytes] | None = None
+    try:
+        users = [f"user{n:05d}" for n in range(1, args.mailboxes + 1)]
+        routes = [(f"m{n:05d}", "alice", {u: Verdict.INBOX}) for n, u in enumerate(users, 1)]
+        database = work / "mc.db"
+        monitor = (
+            f'database = "sqlite:///{database}"\nstate_dir = "{work}/state"\n'
+            f'interval = "{args.interval:g}s"\ndeadline = "{args.deadline:g}s"\n'
+            'poll_interval = "15s"\ncleanup = false\nlisten = ""\n'
+        )
+        config = write_config(stack, work, routes=routes, monitor=monitor)
+        log = work / "daemon.log"
+        command = [sys.executable, str(Path(__file__).resolve()), "--run-daemon", str(config)]
+        if args.tls_read_buffer:
+            command += ["--tls-read-buffer", str(args.tls_read_buffer)]
+        if args.profile:
+            prof = ["-m", "pyinstrument", "-r", "text", "-o", str(args.profile.resolve())]
+            command = [sys.executable, *prof, *command[1:]]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with log.open("wb") as sink:
+            daemon = subprocess.Popen(command, stdout=sink, stderr=sink, env=env, cwd=work)
+        started = datetime.now(UTC)
+        say(f"daemon {daemon.pid} running for {args.duration:g} s (log {log})")
+        end = time.monotonic() + args.duration
+        while time.monotonic() < end and daemon.poll() is None:
+            time.sleep(1)  # a benchmark's clock, not a test's synchronisation
+        if daemon.poll() is not None:
+            say(f"daemon exited early with {daemon.returncode}; see {log}")
+            return 1
+        cpu, peak_rss = proc_stats(daemon.pid)
+        stopped = datetime.now(UTC)
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=120)
+        say("daemon stopped; reading the record")
+        figures = measure(database, stack, users, log, started, stopped, args.interval)
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        stack.stop()
+    figures.update(
+        mailboxes=args.mailboxes,
+        cpu_seconds=round(cpu, 2),
+        cpu_seconds_per_probe=round(cpu / max(figures["finished"], 1), 4),
+        cpu_cores=round(cpu / (stopped - started).total_seconds(), 3),
+        peak_rss_mb=round(peak_rss, 1),
+    )
+    report(figures)
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def measure(
+    database: Path,
+    stack: MailStack,
+    users: list[str],
+    log: Path,
+    started: datetime,
+    stopped: datetime,
+    interval: float,
+) -> dict[str, object]:
+    with sqlite3.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT route, token, slot, planned_at, state, detected_at, finished_at,"
+            " delivery_seconds, verdict FROM probes"
+        ).fetchall()
+    runs = scheduled_runs(log)
+    landed = arrivals(stack, users)
+    # Slots wholly inside the run, after one interval to start: each must have its canary.
+    first = started.timestamp() + interval
+    last = stopped.timestamp() - interval
+    window = [s for s in range(int(first // interval) + 1, int(last // interval)) if s]
+    claimed = {(r[0], int(parse_time(r[2]).timestamp() // interval)) for r in rows}
+    routes = {f"m{n:05d}" for n in range(1, len(users) + 1)}
+    dropped = sum((route, s) not in claimed for route in routes for s in window)
+    # A claimed slot whose canary never left (its task died) is dropped too.
+    dropped += sum(r[4] in ("planned", "sending") for r in rows)
+    schedule, detection, watcher, judged, delivery = [], [], [], [], []
+    for route, token, _slot, planned_at, state, detected_at, finished_at, seconds, _ in rows:
+        planned = parse_time(planned_at)
+        due = [at for at in runs.get(route, []) if at <= planned]
+        if due:
+            schedule.append((planned - max(due)).total_seconds())
+        if state == "final" and token in landed and finished_at:
+            detection.append(parse_time(finished_at).timestamp() - landed[token])
+            if detected_at:
+                seen = parse_time(detected_at)
+                watcher.append(seen.timestamp() - landed[token])
+                judged.append((parse_time(finished_at) - seen).total_seconds())
+        if seconds is not None:
+            delivery.append(seconds)
+    verdicts: dict[str, int] = {}
+    for row in rows:
+        verdicts[row[8] or row[4]] = verdicts.get(row[8] or row[4], 0) + 1
+    return {
+        "planned": len(rows),
+        "finished": sum(r[4] == "final" for r in rows),
+        "dropped": dropped,
+        "verdicts": verdicts,
+        "schedule_lag_p50": percentile(schedule, 50),
+        "schedule_lag_p99": percentile(schedule, 99),
+        "detection_lag_p50": percentile(detection, 50),
+        "detection_lag_p95": percentile(detection, 95),
+        "sighting_lag_p95": percentile(watcher, 95),
+        "verdict_after_sighting_p95": percentile(judged, 95),
+        "delivery_p50": percentile(delivery, 50),
+        "lag_samples": len(schedule),
+    }
+
+
+def report(f: dict[str, object]) -> None:
+    print(f"mailboxes            {f['mailboxes']}")
+    print(f"probes               planned {f['planned']}  finished {f['finished']}", end="")
+    print(f"  dropped {f['dropped']}  verdicts {f['verdicts']}")
+    print(f"schedule lag         p50 {f['schedule_lag_p50']} s  p99 {f['schedule_lag_p99']} s")
+    print(
+        f"detection lag        p50 {f['detection_lag_p50']} s  p95 {f['detection_lag_p95']} s"
+        f"  (seen by the watcher: p95 {f['sighting_lag_p95']} s; sighting → verdict"
+        f" p95 {f['verdict_after_sighting_p95']} s)"
+    )
+    print(f"delivery time        p50 {f['delivery_p50']} s")
+    print(f"daemon CPU           {f['cpu_seconds']} s, {f['cpu_cores']} cores", end="")
+    print(f", {f['cpu_seconds_per_probe']} s per probe")
+    print(f"peak RSS             {f['peak_rss_mb']} MB")
+    keys = (
+        "mailboxes planned finished dropped schedule_lag_p99 detection_lag_p95 delivery_p50"
+        " cpu_seconds_per_probe peak_rss_mb"
+    ).split()
+    print(json.dumps({key: f[key] for key in keys}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
