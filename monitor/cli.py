@@ -258,6 +258,37 @@ def diagnose(
     raise typer.Exit(code)
 
 
+@app.command()
+def report(
+    since: Annotated[
+        str | None, typer.Option(help="The last …, e.g. 7d (default: last week).")
+    ] = None,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="First day, e.g. 2026-11-02.")
+    ] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last day (included).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | html | json | csv")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE.")] = None,
+) -> None:
+    """The deliverability report of a period, per route and mailbox, grouped by provider."""
+    from monitor.service.report_cli import ReportArgsError, ReportUnavailable, run_report
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    window = duration_option(since, "--since")
+    try:
+        code = run_async(
+            lambda: run_report(
+                cfg, since=window, date_from=date_from, date_to=date_to, fmt=fmt, output=output
+            )
+        )
+    except ReportArgsError as exc:
+        fail(str(exc), 2)
+    except ReportUnavailable as exc:
+        fail(str(exc), EX_IOERR)
+    raise typer.Exit(code)
+
+
 @app.command("dns")
 def dns_check(
     account: Annotated[str, typer.Argument(help="Account name from the config.")],

@@ -22,7 +22,10 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 import monitor
-from monitor.adapters import alert_tables  # noqa: F401 - registers its tables on the metadata
+from monitor.adapters import (
+    alert_tables,  # noqa: F401 - registers its tables on the metadata
+    report_tables,  # noqa: F401 - registers its tables on the metadata
+)
 from monitor.adapters import rows as convert
 from monitor.adapters.tables import ProbeRow
 from monitor.core.models import (

@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError
 from monitor.config.alert_file import resolve_alerts
 from monitor.config.oauth_file import resolve_oauth
 from monitor.config.presets import PRESETS, Preset, PresetEndpoint, fill_endpoint
+from monitor.config.report_file import resolve_reports
 from monitor.config.schema import (
     Account,
     AccountFile,
@@ -104,7 +105,7 @@ class _Resolver:
         self.warnings: list[str] = []
 
     def resolve(self, doc: dict[str, Any]) -> Config:
-        sections = ["monitor", "dns", "accounts", "routes", "alerts"]
+        sections = ["monitor", "dns", "accounts", "routes", "alerts", "reports"]
         for key in doc.keys() - set(sections):
             self.problems.append(unknown_key_line(key_path("", (key,)), key, sections))
         monitor = self._monitor(doc.get("monitor", {}))
@@ -112,6 +113,8 @@ class _Resolver:
         accounts = self._accounts(self._tables(doc, "accounts"), monitor)
         routes = self._routes(self._tables(doc, "routes"), accounts, monitor)
         alerts, problems = resolve_alerts(doc.get("alerts", {}), accounts, self.env)
+        self.problems += problems
+        reports, problems = resolve_reports(doc.get("reports", {}), accounts)
         self.problems += problems
         if self.problems:
             raise ConfigError(self.problems)
@@ -122,6 +125,7 @@ class _Resolver:
             monitor=monitor,
             dns=dns,
             alerts=alerts,
+            reports=reports,
             accounts=[a for a in accounts.values() if a is not None],
             routes=routes,
             warnings=self.warnings,

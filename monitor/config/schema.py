@@ -32,6 +32,7 @@ from sqlalchemy.exc import ArgumentError
 
 from monitor.config.alert_settings import AlertSettings
 from monitor.config.oauth_settings import OAuthSettings, check_auth
+from monitor.config.report_settings import ReportSettings
 from monitor.core.durations import parse_duration
 from monitor.core.models import Security
 
@@ -427,6 +428,7 @@ class Config(BaseModel):
     monitor: MonitorSettings = MonitorSettings()
     dns: DnsSettings = DnsSettings()
     alerts: AlertSettings = AlertSettings()
+    reports: ReportSettings = ReportSettings()
     accounts: list[Account] = []
     routes: list[Route] = []
     warnings: list[str] = []

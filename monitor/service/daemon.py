@@ -35,6 +35,7 @@ from monitor.service.alerting import Alerting
 from monitor.service.dnscheck import log_posture
 from monitor.service.metrics import Metrics
 from monitor.service.probe import ProbeRunner, Progress, slot_for
+from monitor.service.reporting import Reporting
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +119,8 @@ class Daemon:
         for route in self.cfg.routes:
             self._schedule_route(route)
         self._schedule_housekeeping()
+        # The weekly report: each week sent once, even across restarts; a missed one on start.
+        await Reporting(self.cfg, runner.store.engine).start(self.scheduler)
         self.scheduler.start()
         self.metrics.scheduler_running(True)
         server = (
