@@ -132,8 +132,9 @@ def test_same_advice_and_receipt_in_probe_history_and_database(mailstack, tmp_pa
     assert hops[0]["from_ip"] == "127.0.0.1" and hops[1]["tls"] is False
     assert not any(h["external"] or h["clock_skew"] for h in hops)  # loopback, one clock
     assert hops[0]["delay_seconds"] is None and hops[1]["delay_seconds"] >= 0
-    # Received dates have whole seconds: each hop lies within the probe's own send and arrival.
-    sent = datetime.fromisoformat(vetted["sent_at"]).replace(microsecond=0)
+    # Received dates have whole seconds: each hop lies between planning the probe and its
+    # arrival (Postfix stamps Received during the session, before DATA's 250 = sent_at).
+    sent = datetime.fromisoformat(vetted["planned_at"]).replace(microsecond=0)
     arrived = datetime.fromisoformat(vetted["arrived_at"]) + timedelta(seconds=1)
     assert all(sent <= datetime.fromisoformat(h["at"]) <= arrived for h in hops)
 

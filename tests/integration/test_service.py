@@ -159,7 +159,11 @@ def test_kill_9_loop_leaves_every_probe_final_and_one_canary_per_slot(
     for _ in range(5):
         d = daemon(path)
         d.start()
-        time.sleep(rng.uniform(1.0, 4.0))  # a random moment to crash at, not a synchronisation
+        # Crash only once a canary is in flight (held by Postfix), at a random moment after.
+        wait_for(
+            lambda: rows(db, "SELECT 1 FROM probes WHERE state != 'final'"), 60, "a probe in flight"
+        )
+        time.sleep(rng.uniform(0.0, 1.5))  # a random moment to crash at, not a synchronisation
         d.signal(signal.SIGKILL)
     survivors = {t for (t,) in rows(db, "SELECT token FROM probes WHERE state != 'final'")}
     assert survivors, "no kill landed while a probe was in flight: nothing was tested"
