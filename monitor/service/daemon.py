@@ -80,6 +80,7 @@ class Daemon:
         self.database_ok = True
         self.runner: ProbeRunner | None = None
         self.alerting: Alerting | None = None
+        self.reporting: Reporting | None = None
         self._reloading = asyncio.Lock()
 
     async def run(self) -> int:
@@ -120,7 +121,8 @@ class Daemon:
             self._schedule_route(route)
         self._schedule_housekeeping()
         # The weekly report: each week sent once, even across restarts; a missed one on start.
-        await Reporting(self.cfg, runner.store.engine).start(self.scheduler)
+        self.reporting = Reporting(self.cfg, runner.store.engine)
+        await self.reporting.start(self.scheduler)
         self.scheduler.start()
         self.metrics.scheduler_running(True)
         server = (
@@ -254,6 +256,8 @@ class Daemon:
             await self.runner.reconfigure(new, recipients(new))
             if self.alerting is not None:
                 self.alerting.reconfigure(new)
+            if self.reporting is not None:
+                self.reporting.reconfigure(new, self.scheduler)
             old_routes = {r.name: r for r in old.routes}
             new_routes = {r.name: r for r in new.routes}
             for name in old_routes.keys() - new_routes.keys():

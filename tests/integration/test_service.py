@@ -158,10 +158,17 @@ def test_kill_9_loop_leaves_every_probe_final_and_one_canary_per_slot(
     rng = random.Random()
     for _ in range(5):
         d = daemon(path)
+        before = rows(db, "SELECT coalesce(max(id), 0) FROM probes")
+        last_id = before[0][0] if before else 0
         d.start()
-        # Crash only once a canary is in flight (held by Postfix), at a random moment after.
+        # Crash only once this daemon has a canary in flight (held by Postfix), at a random
+        # moment after; leftovers of the previous crash do not count.
         wait_for(
-            lambda: rows(db, "SELECT 1 FROM probes WHERE state != 'final'"), 60, "a probe in flight"
+            lambda last_id=last_id: rows(
+                db, "SELECT 1 FROM probes WHERE id > ? AND state = 'sent'", last_id
+            ),
+            60,
+            "a probe of this daemon in flight",
         )
         time.sleep(rng.uniform(0.0, 1.5))  # a random moment to crash at, not a synchronisation
         d.signal(signal.SIGKILL)
