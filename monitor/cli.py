@@ -8,24 +8,29 @@ A user never sees a traceback: every failure is one line naming the culprit.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from monitor.config.load import Config, ConfigError, load_config
-from monitor.config.schema import Account
-from monitor.core.durations import parse_duration
+from monitor.cli_common import (
+    EX_CONFIG,
+    EX_IOERR,
+    EX_SOFTWARE,
+    EX_UNAVAILABLE,
+    config,
+    duration_option,
+    err,
+    fail,
+    known_account,
+    run_async,
+    state,
+)
+from monitor.cli_oauth import oauth_app
 from monitor.core.models import ProbeRecord
 from monitor.service import logging as logsetup
-
-EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_SOFTWARE = 78, 74, 69, 70
-T = TypeVar("T")
 
 app = typer.Typer(
     help="Watches whether email really arrives: canaries through SMTP, found over IMAP.",
@@ -35,82 +40,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-err = Console(stderr=True)
-
-
-class State:
-    config_path: Path | None = None
-    verbose: bool = False
-
-
-state = State()
-
-
-def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]mailcanary:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def default_config_path() -> Path:
-    env = os.environ
-    if env.get("MAILCANARY_CONFIG"):
-        return Path(env["MAILCANARY_CONFIG"])
-    for base in filter(None, (env.get("CONFIGURATION_DIRECTORY"), "/etc/mailcanary")):
-        candidate = Path(base) / "mailcanary.toml"
-        if candidate.exists():
-            return candidate
-    return Path("mailcanary.toml")
-
-
-def config() -> Config:
-    path = state.config_path or default_config_path()
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        for line in exc.problems:
-            err.print(line, highlight=False, soft_wrap=True, markup=False)
-        raise typer.Exit(EX_CONFIG) from None
-    for warning in cfg.warnings:
-        err.print(f"warning: {warning}", highlight=False, markup=False)
-    return cfg
-
-
-def known_account(cfg: Config, name: str) -> Account:
-    try:
-        return cfg.account(name)
-    except KeyError:
-        known = ", ".join(a.name for a in cfg.accounts)
-        fail(f"unknown account {name!r}; known: {known}", EX_CONFIG)
-
-
-def run_async(work: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine, turning the failures a user can cause into one line each."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from monitor.adapters.keyfile import KeyFileError
-
-    try:
-        return asyncio.run(work())  # type: ignore[arg-type]
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
-    except SQLAlchemyError as exc:
-        fail(
-            f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
-            EX_IOERR,
-        )
-    except KeyFileError as exc:
-        fail(str(exc), EX_IOERR)
-    except OSError as exc:
-        fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", EX_IOERR)
-
-
-def duration_option(value: str | None, name: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        fail(f"{name}: {exc}", 2)
+app.add_typer(oauth_app, name="oauth")
 
 
 @app.callback()
@@ -339,47 +269,6 @@ def test_alert() -> None:
     cfg = config()
     logsetup.configure("INFO" if state.verbose else "WARNING")
     raise typer.Exit(run_async(lambda: run_test_alert(cfg)))
-
-
-oauth_app = typer.Typer(
-    help='OAuth2 (XOAUTH2) sign-in for auth = "xoauth2" accounts.', no_args_is_help=True
-)
-app.add_typer(oauth_app, name="oauth")
-
-
-@oauth_app.command("status")
-def oauth_status(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-) -> None:
-    """Each xoauth2 account's token state and expiry (never the tokens); exit 1: one is missing."""
-    from monitor.service.oauthcli import show_status
-
-    cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
-    raise typer.Exit(show_status(cfg, as_json=as_json))
-
-
-@oauth_app.command("login")
-def oauth_login(
-    account: Annotated[str, typer.Argument(help="The account to sign in.")],
-    refresh_token: Annotated[
-        str | None,
-        typer.Option(
-            "--refresh-token", help='Import this refresh token ("-": read it from stdin).'
-        ),
-    ] = None,
-) -> None:
-    """Sign an account in (device code: prints a code and a URL) or import a refresh token."""
-    from monitor.service.oauthcli import device_login, import_refresh_token
-
-    cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
-    chosen = known_account(cfg, account)
-    if chosen.auth != "xoauth2":
-        fail(f'account {account!r} does not use auth = "xoauth2"', EX_CONFIG)
-    if refresh_token is not None:
-        raise typer.Exit(run_async(lambda: import_refresh_token(cfg, chosen, refresh_token)))
-    raise typer.Exit(run_async(lambda: device_login(cfg, chosen)))
 
 
 @db_app.command("upgrade")

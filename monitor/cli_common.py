@@ -1,0 +1,102 @@
+"""What every `mailcanary` command shares: the global options, config loading, one-line failures.
+
+Exit codes: probe follows Nagios (0 inbox, 1 spam/late, 2 missing/send_failed,
+3 check_failed); 78 bad config (EX_CONFIG); 74 database or state trouble (EX_IOERR);
+69 the demo's mail stack is unavailable (EX_UNAVAILABLE); 70 an internal error.
+A user never sees a traceback: every failure is one line naming the culprit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from monitor.config.load import Config, ConfigError, load_config
+from monitor.config.schema import Account
+from monitor.core.durations import parse_duration
+
+EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_SOFTWARE = 78, 74, 69, 70
+T = TypeVar("T")
+
+err = Console(stderr=True)
+
+
+class State:
+    config_path: Path | None = None
+    verbose: bool = False
+
+
+state = State()
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]mailcanary:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def default_config_path() -> Path:
+    env = os.environ
+    if env.get("MAILCANARY_CONFIG"):
+        return Path(env["MAILCANARY_CONFIG"])
+    for base in filter(None, (env.get("CONFIGURATION_DIRECTORY"), "/etc/mailcanary")):
+        candidate = Path(base) / "mailcanary.toml"
+        if candidate.exists():
+            return candidate
+    return Path("mailcanary.toml")
+
+
+def config() -> Config:
+    path = state.config_path or default_config_path()
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        for line in exc.problems:
+            err.print(line, highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(EX_CONFIG) from None
+    for warning in cfg.warnings:
+        err.print(f"warning: {warning}", highlight=False, markup=False)
+    return cfg
+
+
+def known_account(cfg: Config, name: str) -> Account:
+    try:
+        return cfg.account(name)
+    except KeyError:
+        known = ", ".join(a.name for a in cfg.accounts)
+        fail(f"unknown account {name!r}; known: {known}", EX_CONFIG)
+
+
+def run_async(work: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine, turning the failures a user can cause into one line each."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.adapters.keyfile import KeyFileError
+
+    try:
+        return asyncio.run(work())  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except SQLAlchemyError as exc:
+        fail(
+            f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
+            EX_IOERR,
+        )
+    except KeyFileError as exc:
+        fail(str(exc), EX_IOERR)
+    except OSError as exc:
+        fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", EX_IOERR)
+
+
+def duration_option(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        fail(f"{name}: {exc}", 2)
