@@ -4,6 +4,8 @@ Every problem is collected and reported at once (`ConfigError.problems`, one lin
 by the key path) so a user fixes the file in one go. Tables are validated one by one, so a
 broken account does not hide the problems of the next one or of the routes naming it.
 Secret values never enter a message: only key names, variable names and file paths do.
+The [monitor], [dns] and [[accounts]] tables are resolved here; passwords.py finds account
+passwords, and routes.py, alert_file.py and report_file.py resolve what names the accounts.
 """
 
 from __future__ import annotations
@@ -14,37 +16,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.config.alert_file import resolve_alerts
+from monitor.config.file_models import AccountFile, DnsFile, EndpointFile, MonitorFile
 from monitor.config.oauth_file import resolve_oauth
+from monitor.config.passwords import PASSWORD_KEYS, resolve_password
 from monitor.config.presets import PRESETS, Preset, PresetEndpoint, fill_endpoint
-from monitor.config.report_file import resolve_reports
-from monitor.config.schema import (
-    Account,
-    AccountFile,
-    Config,
-    DnsFile,
-    DnsSettings,
-    Endpoint,
-    EndpointFile,
-    MonitorFile,
-    MonitorSettings,
-    Route,
-    RouteFile,
+from monitor.config.problems import (
     check_table,
     key_path,
     toml_syntax_line,
     toml_type,
     unknown_key_line,
 )
+from monitor.config.report_file import resolve_reports
+from monitor.config.routes import resolve_routes
+from monitor.config.schema import Account, Config, DnsSettings, Endpoint, MonitorSettings, Route
 from monitor.core.models import Security
 
 __all__ = ["Account", "Config", "ConfigError", "Endpoint", "Route", "load_config", "redacted_dict"]
-
-_PASSWORD_KEYS = ("password", "password_env", "password_file", "password_credential")
 
 
 class ConfigError(Exception):
@@ -111,7 +103,8 @@ class _Resolver:
         monitor = self._monitor(doc.get("monitor", {}))
         dns = self._dns(doc.get("dns", {}))
         accounts = self._accounts(self._tables(doc, "accounts"), monitor)
-        routes = self._routes(self._tables(doc, "routes"), accounts, monitor)
+        routes, problems = resolve_routes(self._tables(doc, "routes"), accounts, monitor.interval)
+        self.problems += problems
         alerts, problems = resolve_alerts(doc.get("alerts", {}), accounts, self.env)
         self.problems += problems
         reports, problems = resolve_reports(doc.get("reports", {}), accounts)
@@ -251,8 +244,10 @@ class _Resolver:
         if not wanted:
             self.problems.append(f"{label}: needs smtp, imap or a provider")
         xoauth2 = found.auth == "xoauth2"  # a bearer token replaces the password
-        needed = bool(wanted) and not xoauth2 and not dropped & {*_PASSWORD_KEYS, "auth"}
-        password, source = self._password(found, label, needed=needed)
+        needed = bool(wanted) and not xoauth2 and not dropped & {*PASSWORD_KEYS, "auth"}
+        password = resolve_password(found, label, self.env, self._path, needed=needed)
+        self.problems += password.problems
+        self.warnings += password.warnings
         oauth, problems = (None, [])
         if xoauth2:
             oauth, problems = resolve_oauth(found.oauth, label, self.env, self._path)
@@ -267,8 +262,8 @@ class _Resolver:
             email=found.email,
             provider=found.provider,
             username=found.username or found.email,
-            password=password,
-            password_source=source,
+            password=password.secret,
+            password_source=password.source,
             auth=found.auth,
             oauth=oauth,
             smtp=smtp,
@@ -307,121 +302,3 @@ class _Resolver:
                 f'{where}.security: "none" sends the password to {host} unencrypted'
             )
         return Endpoint(host=host, port=port, security=security, timeout=given.timeout or timeout)
-
-    def _password(
-        self, found: AccountFile, label: str, *, needed: bool
-    ) -> tuple[SecretStr | None, str | None]:
-        sources = [key for key in _PASSWORD_KEYS if getattr(found, key) is not None]
-        if len(sources) > 1:
-            self.problems.append(
-                f"{label}: set only one of {', '.join(_PASSWORD_KEYS)} (found {', '.join(sources)})"
-            )
-            return None, None
-        if not sources:
-            if needed:
-                self.problems.append(
-                    f"{label}: no password; set password_env, password_file or password_credential"
-                )
-            return None, None
-        if found.password is not None:
-            self.warnings.append(
-                f"{label}.password: plaintext password in the config file; "
-                "prefer password_env, password_file or password_credential"
-            )
-            if not found.password.get_secret_value():
-                self.problems.append(f"{label}.password: is empty")
-            return found.password, "inline"
-        if found.password_env is not None:
-            variable = found.password_env
-            value = self.env.get(variable)
-            if value is None:
-                self.problems.append(
-                    f"{label}.password_env: environment variable {variable} is not set"
-                )
-            elif not value:
-                self.problems.append(
-                    f"{label}.password_env: environment variable {variable} is empty"
-                )
-            return SecretStr(value or ""), f"env {variable}"
-        if found.password_file is not None:
-            path = self._path(found.password_file)
-            return self._secret_file(path, f"{label}.password_file"), f"file {path}"
-        credential = found.password_credential or ""
-        directory = self.env.get("CREDENTIALS_DIRECTORY")
-        if not directory:
-            self.problems.append(
-                f"{label}.password_credential: CREDENTIALS_DIRECTORY is not set "
-                "(systemd sets it for LoadCredential=)"
-            )
-            return None, None
-        path = Path(directory) / credential
-        return self._secret_file(path, f"{label}.password_credential"), f"credential {credential}"
-
-    def _secret_file(self, path: Path, where: str) -> SecretStr | None:
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            self.problems.append(f"{where}: cannot read {path}: {exc.strerror or 'error'}")
-            return None
-        except UnicodeDecodeError:
-            self.problems.append(f"{where}: {path} is not UTF-8 text")
-            return None
-        # Editors and `echo` end files with a newline; it is never part of the password.
-        text = text.removesuffix("\n").removesuffix("\r")
-        if not text:
-            self.problems.append(f"{where}: {path} is empty")
-        return SecretStr(text)
-
-    def _routes(
-        self,
-        tables: list[tuple[int, dict[str, Any]]],
-        accounts: dict[str, Account | None],
-        monitor: MonitorSettings,
-    ) -> list[Route]:
-        routes: list[Route] = []
-        first_seen: dict[str, str] = {}
-        for index, raw in tables:
-            name = raw.get("name")
-            named = isinstance(name, str) and bool(name)
-            label = f"routes[{index}]" + (f" ({name})" if named else "")
-            checked = check_table(RouteFile, raw, label, {"from": "", "to": [""]})
-            self.problems += checked.problems
-            found = checked.model
-            if found is None:
-                continue
-            if "from" not in checked.dropped:
-                self._check_sender(found.sender, accounts, f"{label}.from")
-            recipients = [] if "to" in checked.dropped else found.recipients
-            for position, recipient in enumerate(recipients):
-                where = f"{label}.to[{position}]"
-                if recipient in found.recipients[:position]:
-                    self.problems.append(f'{where}: "{recipient}" is listed twice')
-                elif recipient not in accounts:
-                    self.problems.append(f'{where}: unknown account "{recipient}"')
-                elif (account := accounts[recipient]) and account.imap is None:
-                    self.problems.append(f'{where}: account "{recipient}" has no imap to watch')
-            if checked.dropped:
-                continue
-            route_name = found.name or f"{found.sender}->{','.join(found.recipients)}"
-            if route_name in first_seen:
-                self.problems.append(
-                    f'{label}.name: duplicate route name "{route_name}" '
-                    f"(also {first_seen[route_name]})"
-                )
-                continue
-            first_seen[route_name] = f"routes[{index}]"
-            routes.append(
-                Route(
-                    name=route_name,
-                    sender=found.sender,
-                    recipients=found.recipients,
-                    interval=found.interval or monitor.interval,
-                )
-            )
-        return routes
-
-    def _check_sender(self, sender: str, accounts: dict[str, Account | None], where: str) -> None:
-        if sender not in accounts:
-            self.problems.append(f'{where}: unknown account "{sender}"')
-        elif (account := accounts[sender]) and account.smtp is None:
-            self.problems.append(f'{where}: account "{sender}" has no smtp to send with')

@@ -17,8 +17,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel
 
+from monitor.config.file_models import _FILE, _email
+from monitor.config.problems import check_table, problem, toml_type
 from monitor.config.report_settings import WEEKDAYS, ReportSettings
-from monitor.config.schema import _FILE, Account, _email, check_table, problem, toml_type
+from monitor.config.schema import Account
 
 _WEEKLY = re.compile(r"\s*([a-z]+)\s+(\d{1,2}):(\d{2})\s*")
 _DAY_NAMES = {name: i for i, name in enumerate(WEEKDAYS)}

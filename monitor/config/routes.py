@@ -1,0 +1,73 @@
+"""The [[routes]] tables, resolved against the accounts: who sends, who watches, how often.
+
+A route names accounts only; whether they can do their part (smtp to send, imap to watch) is
+checked here, so the problem line points at the route that asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from monitor.config.file_models import RouteFile
+from monitor.config.problems import check_table
+from monitor.config.schema import Account, Route
+
+
+def resolve_routes(
+    tables: list[tuple[int, dict[str, Any]]],
+    accounts: Mapping[str, Account | None],
+    interval: float,
+) -> tuple[list[Route], list[str]]:
+    """The routes and the problems found. `tables` are (position, table) pairs; `accounts`
+    holds None for an account with problems (already reported: it still counts as known);
+    `interval` is the default for routes that set none."""
+    routes: list[Route] = []
+    problems: list[str] = []
+    first_seen: dict[str, str] = {}
+    for index, raw in tables:
+        name = raw.get("name")
+        named = isinstance(name, str) and bool(name)
+        label = f"routes[{index}]" + (f" ({name})" if named else "")
+        checked = check_table(RouteFile, raw, label, {"from": "", "to": [""]})
+        problems += checked.problems
+        found = checked.model
+        if found is None:
+            continue
+        if "from" not in checked.dropped:
+            problems += _sender_problems(found.sender, accounts, f"{label}.from")
+        recipients = [] if "to" in checked.dropped else found.recipients
+        for position, recipient in enumerate(recipients):
+            where = f"{label}.to[{position}]"
+            if recipient in found.recipients[:position]:
+                problems.append(f'{where}: "{recipient}" is listed twice')
+            elif recipient not in accounts:
+                problems.append(f'{where}: unknown account "{recipient}"')
+            elif (account := accounts[recipient]) and account.imap is None:
+                problems.append(f'{where}: account "{recipient}" has no imap to watch')
+        if checked.dropped:
+            continue
+        route_name = found.name or f"{found.sender}->{','.join(found.recipients)}"
+        if route_name in first_seen:
+            problems.append(
+                f'{label}.name: duplicate route name "{route_name}" (also {first_seen[route_name]})'
+            )
+            continue
+        first_seen[route_name] = f"routes[{index}]"
+        routes.append(
+            Route(
+                name=route_name,
+                sender=found.sender,
+                recipients=found.recipients,
+                interval=found.interval or interval,
+            )
+        )
+    return routes, problems
+
+
+def _sender_problems(sender: str, accounts: Mapping[str, Account | None], where: str) -> list[str]:
+    if sender not in accounts:
+        return [f'{where}: unknown account "{sender}"']
+    if (account := accounts[sender]) and account.smtp is None:
+        return [f'{where}: account "{sender}" has no smtp to send with']
+    return []
