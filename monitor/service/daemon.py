@@ -25,7 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import text
 
-from monitor.adapters import keyfile
+from monitor.adapters import keyfile, tls
 from monitor.adapters.store import Store
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
@@ -48,6 +48,7 @@ HEARTBEAT_SECONDS = 15.0
 @asynccontextmanager
 async def opened(cfg: Config, *, progress: Progress | None = None) -> AsyncIterator[ProbeRunner]:
     """Store migrated, key loaded, runner built; everything closed on the way out."""
+    tls.trim_read_buffers()
     store = await Store.open(cfg.monitor.database)
     try:
         await store.upgrade()
