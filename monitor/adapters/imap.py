@@ -339,8 +339,9 @@ class ImapSession:
             await self._command(Phase.FETCH, "UID EXPUNGE", work, "protocol_error")
         return bool(batches)
 
-    async def idle(self, timeout: float) -> bool:  # noqa: ASYNC109 - the IDLE period, not a limit
-        """IDLE up to `timeout` seconds; True as soon as the server pushes new mail (EXISTS)."""
+    async def idle(self, timeout: float, wake: asyncio.Event | None = None) -> bool:  # noqa: ASYNC109
+        """IDLE up to `timeout` seconds or until `wake` is set; True as soon as the server
+        pushes new mail (EXISTS)."""
         if not self.can_idle:
             raise self._error("protocol_error", Phase.FETCH, "server has no IDLE")
         protocol = self._protocol
@@ -359,7 +360,7 @@ class ImapSession:
                 raise self._error("protocol_error", Phase.FETCH, message)
             try:
                 async with asyncio.timeout(timeout):
-                    pushed = await self._or_lost(self._new_mail())
+                    pushed = await self._or_lost(self._new_mail(wake))
             except TimeoutError:
                 pushed = False
             protocol.idle_done()
@@ -370,9 +371,18 @@ class ImapSession:
             if not command.done():
                 command.cancel()
 
-    async def _new_mail(self) -> bool:
+    async def _new_mail(self, wake: asyncio.Event | None) -> bool:
         while True:
-            pushed = [bytes(line) for line in await self._protocol.idle_queue.get()]
+            get = asyncio.ensure_future(self._protocol.idle_queue.get())
+            woken = asyncio.ensure_future(wake.wait() if wake else asyncio.Event().wait())
+            try:
+                await asyncio.wait({get, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+                get.cancel()  # a cancelled Queue.get takes nothing off the queue
+            if not get.done() or get.cancelled():
+                return False  # woken: the caller wants to look now
+            pushed = [bytes(line) for line in get.result()]
             if any(line.startswith(b"BYE") for line in pushed):
                 raise self._kill(self._failure("connection_lost", Phase.FETCH, "server said BYE"))
             if any(re.match(rb"\d+ EXISTS", line) for line in pushed):

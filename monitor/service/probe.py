@@ -187,6 +187,8 @@ class ProbeRunner:
                 await self.store.mark_sending(probe_id)
                 self._emit(planned, "sending")
                 outcome = await self._send(planned, sender, recipient, token)
+                if outcome.ok and (watcher := self.watchers.get(planned.recipient)) is not None:
+                    watcher.expect(planned.token)  # before the write: the look-out starts now
                 await self.store.record_send(probe_id, outcome)
                 if not outcome.ok:
                     return await self._record(
@@ -243,7 +245,9 @@ class ProbeRunner:
 
     def _forget(self, token: str) -> None:
         self._pending.pop(token, None)
-        self._recipient_of.pop(token, None)
+        recipient = self._recipient_of.pop(token, None)
+        if (watcher := self.watchers.get(recipient or "")) is not None:
+            watcher.settled(token)
 
     async def _watch(
         self, planned: PlannedProbe, outcome: SendOutcome | None

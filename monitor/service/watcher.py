@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import ssl
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from monitor.adapters.imap import ImapError, ImapSession
 from monitor.core.canary import TOKEN_HEADER, parse_token
 from monitor.core.folders import Folder, choose_spam_folder
 from monitor.core.imapwire import FetchedHeader
+from monitor.core.lookout import pause_before_look
 from monitor.core.models import Failure, Phase, Role, Sighting, utcnow
 from monitor.core.receipt import parse_receipt
 
@@ -40,6 +42,7 @@ FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 60.0
 _REMEMBERED_TOKENS = 10_000
 _CLOSE_GRACE = 5.0
+_LOOK_SLACK = 0.01  # a look due this soon is due now
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,9 @@ class Watcher:
         self._settled: set[Role] = set()  # folder loops that came up or failed at least once
         self._changed = asyncio.Event()
         self.last_failure: Failure | None = None
+        self._on_its_way: dict[str, float] = {}  # canary token -> hand-off (monotonic)
+        self._wake = {role: asyncio.Event() for role in Role}
+        self._looked = dict.fromkeys(Role, 0.0)
 
     @property
     def connected(self) -> bool:
@@ -124,6 +130,21 @@ class Watcher:
             async with asyncio.timeout(timeout):
                 await settled()
         return self.connected
+
+    def expect(self, token: str) -> None:
+        """A canary to this mailbox was just handed off: look for it without waiting for the
+        server's push (see core.lookout), until `settled`."""
+        self._on_its_way[token] = time.monotonic()
+        for wake in self._wake.values():
+            wake.set()
+
+    def settled(self, token: str) -> None:
+        self._on_its_way.pop(token, None)
+
+    def _pause(self, role: Role) -> float | None:
+        now = time.monotonic()
+        ages = [now - handed_off for handed_off in self._on_its_way.values()]
+        return pause_before_look(ages, now - self._looked[role])
 
     def _settle(self, role: Role) -> None:
         self._settled.add(role)
@@ -180,17 +201,34 @@ class Watcher:
         self._up[role] = True
         self._settle(role)
         log.info("watching", imap_folder=name, idle=session.can_idle, next_uid=next_uid)
+        pushed, look = True, True  # SELECT has just shown the folder as it is
         while True:
-            detected_at = utcnow()
-            for fetched in await session.fetch_since(next_uid):
-                next_uid = max(next_uid, fetched.uid + 1)
-                await self._consider(fetched, role, name, uidvalidity, detected_at, log)
-            self._positions[role] = _Position(name, uidvalidity, next_uid)
+            self._wake[role].clear()  # a hand-off from here on wakes the wait below
+            if look:
+                self._looked[role] = time.monotonic()
+                if not pushed:
+                    await session.noop()  # a look of our own: let the server catch up first
+                detected_at = utcnow()
+                for fetched in await session.fetch_since(next_uid):
+                    next_uid = max(next_uid, fetched.uid + 1)
+                    await self._consider(fetched, role, name, uidvalidity, detected_at, log)
+                self._positions[role] = _Position(name, uidvalidity, next_uid)
+            pause = self._pause(role)
+            if pause is not None and pause < _LOOK_SLACK:
+                pushed, look = False, True  # overdue: an IDLE now would end at once
+                continue
             if session.can_idle:
-                await session.idle(self._idle_renew)
+                renew = self._idle_renew if pause is None else pause
+                pushed = await session.idle(renew, wake=self._wake[role])
             else:
-                await asyncio.sleep(self._poll_interval)
-                await session.noop()  # some servers only notice new mail at a command
+                rest = self._poll_interval if pause is None else min(pause, self._poll_interval)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(rest):
+                        await self._wake[role].wait()
+                pushed = False
+            # Woken by a hand-off: that canary's first look is still ahead, so just wait again.
+            ahead = self._pause(role)
+            look = pushed or ahead is None or ahead < _LOOK_SLACK
 
     async def _folder(self, session: ImapSession, role: Role, log: Any) -> Folder | str:
         if role is Role.INBOX:
@@ -216,6 +254,7 @@ class Watcher:
         if token is None or token in self._reported:
             return
         self._reported[token] = None
+        self.settled(token)
         if len(self._reported) > _REMEMBERED_TOKENS:
             self._reported.popitem(last=False)
         sighting = self._sighting(token, fetched, role, folder, uidvalidity, detected_at)

@@ -165,6 +165,30 @@ async def test_fetch_search_idle_and_delete_only_what_was_asked(mailstack: MailS
         await session.close()
 
 
+async def test_a_wake_ends_idle_cleanly_and_a_look_of_our_own_sees_new_mail(
+    mailstack: MailStack,
+) -> None:
+    # The watcher's lookout: it leaves IDLE when a canary is handed off and looks for itself.
+    session = await _open(mailstack, "dmitri")
+    try:
+        _, _, uidnext = await session.select("INBOX")
+        wake = asyncio.Event()
+        idling = asyncio.create_task(session.idle(300, wake=wake))
+        wake.set()
+        assert await asyncio.wait_for(idling, 10) is False  # woken, not pushed, long before 300 s
+        mark = uuid.uuid4().hex
+        await asyncio.to_thread(mailstack.append, "dmitri", "INBOX", _message(f"look {mark}"))
+        await session.noop()  # no push outside IDLE: the NOOP lets the server show it
+        fetched = await session.fetch_since(uidnext)
+        assert [str(f.headers["Subject"]) for f in fetched] == [f"look {mark}"]
+        # Still a healthy session: the next IDLE gets pushes again.
+        idling = asyncio.create_task(session.idle(30, wake=asyncio.Event()))
+        await asyncio.to_thread(mailstack.append, "dmitri", "INBOX", _message(f"push {mark}"))
+        assert await asyncio.wait_for(idling, 10) is True
+    finally:
+        await session.close()
+
+
 # ---------------------------------------------------------------- servers that misbehave
 
 
