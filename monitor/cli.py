@@ -184,7 +184,12 @@ def diagnose(
     chosen = known_account(cfg, account)
     logsetup.configure("INFO" if state.verbose else "ERROR")
     wait = min(cfg.monitor.deadline, 120.0)  # an interactive command: not the full deadline
-    code = run_async(lambda: run_diagnose(chosen, as_json=as_json, send_test=send_test, wait=wait))
+    state_dir = cfg.monitor.state_dir
+    code = run_async(
+        lambda: run_diagnose(
+            chosen, as_json=as_json, send_test=send_test, wait=wait, state_dir=state_dir
+        )
+    )
     raise typer.Exit(code)
 
 

@@ -35,15 +35,34 @@ def oauth_login(
             "--refresh-token", help='Import this refresh token ("-": read it from stdin).'
         ),
     ] = None,
+    device: Annotated[
+        bool, typer.Option("--device", help="Device code: a code to enter on any device.")
+    ] = False,
+    loopback: Annotated[
+        bool,
+        typer.Option("--loopback", help="A browser on this machine, back to 127.0.0.1."),
+    ] = False,
+    browser: Annotated[
+        bool,
+        typer.Option("--browser/--no-browser", help="Open a graphical browser if there is one."),
+    ] = True,
 ) -> None:
-    """Sign an account in (device code: prints a code and a URL) or import a refresh token."""
-    from monitor.service.oauthcli import device_login, import_refresh_token
+    """Sign an account in, or import a refresh token.
+
+    By default the device-code flow where the issuer has a device endpoint (Microsoft),
+    else a browser sign-in that comes back to 127.0.0.1 (Google). Exit 0 signed in,
+    1 failed, 2 no way to sign in, 77 access not granted at the consent screen.
+    """
+    from monitor.service.oauthcli import import_refresh_token, login
 
     cfg = config()
     logsetup.configure("INFO" if state.verbose else "WARNING")
     chosen = known_account(cfg, account)
     if chosen.auth != "xoauth2":
         fail(f'account {account!r} does not use auth = "xoauth2"', EX_CONFIG)
+    if sum((device, loopback, refresh_token is not None)) > 1:
+        fail("choose one of --device, --loopback and --refresh-token", 2)
     if refresh_token is not None:
         raise typer.Exit(run_async(lambda: import_refresh_token(cfg, chosen, refresh_token)))
-    raise typer.Exit(run_async(lambda: device_login(cfg, chosen)))
+    flow = "device" if device else "loopback" if loopback else None
+    raise typer.Exit(run_async(lambda: login(cfg, chosen, flow=flow, browser=browser)))

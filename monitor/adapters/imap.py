@@ -1,9 +1,9 @@
 """IMAP sessions over aioimaplib: the only module that imports it.
 
 aioimaplib is used at its protocol level. We connect ourselves (verified TLS, and STARTTLS,
-which it lacks) and wrap every command in one guard: a timeout, and a race against the
-connection dropping (aioimaplib fails nothing pending when it does). After a timeout, BYE or
-lost connection the session is dead for good; callers drop it and open a new one.
+which it lacks: imap_starttls.py) and wrap every command in one guard: a timeout, and a race
+against the connection dropping (aioimaplib fails nothing pending when it does). After a
+timeout, BYE or lost connection the session is dead for good; callers drop it and open a new one.
 
 Bounds use `asyncio.timeout`: Python 3.11's `wait_for` swallows a cancellation that arrives as
 the awaited command completes, and a cancelled watcher then runs on forever.
@@ -16,12 +16,13 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 import aioimaplib
 
-from monitor.adapters.oauth import OAuthError
+from monitor.adapters.imap_starttls import StartTlsRefused, upgrade
+from monitor.adapters.oauth import OAuthError, TokenSource
 from monitor.core.folders import Folder, parse_list_lines, quote, quote_mailbox
 from monitor.core.imapwire import FetchedHeader, parse_fetch, uid_batches
 from monitor.core.models import Failure, Phase, Security
@@ -61,13 +62,6 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):
         super()._continuation(line)
 
 
-async def _line(reader: asyncio.StreamReader) -> bytes:
-    line = await reader.readline()
-    if not line.endswith(b"\n"):
-        raise ConnectionResetError("connection closed before TLS started")
-    return line.rstrip(b"\r\n")
-
-
 def _status_text(response: Any) -> str:
     last = response.lines[-1] if response.lines else b""
     return bytes(last).decode("utf-8", errors="replace").strip()
@@ -82,7 +76,7 @@ class ImapSession:
         self._protocol = _Protocol(asyncio.get_running_loop(), self._on_lost)
         self._lost = asyncio.Event()
         self._dead: Failure | None = None
-        self._secret = ""
+        self._secrets: list[str] = []  # the password or tokens, scrubbed from every message
         self._phase = Phase.IMAP_CONNECT
         self.capabilities: frozenset[str] = frozenset()
         self.uidvalidity: int | None = None
@@ -94,12 +88,12 @@ class ImapSession:
         username: str,
         password: str,
         ssl_context: ssl.SSLContext,
-        oauth_token: Callable[[], Awaitable[str]] | None = None,
+        oauth: TokenSource | None = None,
     ) -> ImapSession:
         """Connect as `endpoint.security` says (never falling back to plaintext) and log in
-        (XOAUTH2 with the token `oauth_token` gives, else LOGIN)."""
+        (XOAUTH2 with the access token `oauth` gives, else LOGIN)."""
         session = cls(endpoint)
-        session._secret = password
+        session._secrets.append(password)
         try:
             if endpoint.security is Security.STARTTLS:
                 await session._guard(Phase.IMAP_TLS, "STARTTLS", session._starttls(ssl_context))
@@ -111,60 +105,31 @@ class ImapSession:
                 await session._guard(Phase.IMAP_CONNECT, "connect", connect)
                 hello = session._protocol.wait("AUTH|NONAUTH")
                 await session._guard(Phase.IMAP_CONNECT, "greeting", hello)
-            await session._login(username, password, oauth_token)
+            await session._login(username, password, oauth)
         except BaseException:
             await session._drop()
             raise
         return session
 
     async def _starttls(self, ssl_context: ssl.SSLContext) -> None:
-        loop, host = asyncio.get_running_loop(), self._endpoint.host
-        # The plaintext part gets its own reader: whatever a man in the middle appends after
-        # the OK stays in it and is never read as if TLS had protected it.
-        reader = asyncio.StreamReader()
+        endpoint = self._endpoint
         try:
-            transport, _ = await loop.create_connection(
-                lambda: asyncio.StreamReaderProtocol(reader), host, self._endpoint.port
-            )
-        except OSError as exc:
-            raise self._error("connect_failed", Phase.IMAP_CONNECT, str(exc)) from None
-        try:
-            if not (await _line(reader)).upper().startswith(b"* OK"):
-                raise self._error(
-                    "tls_failed", Phase.IMAP_TLS, "no greeting before STARTTLS", False
-                )
-            transport.write(b"S0 STARTTLS\r\n")
-            while not (reply := await _line(reader)).startswith(b"S0 "):
-                pass  # untagged lines before the answer: ignored, nothing protects them
-            if not reply.upper().startswith(b"S0 OK"):
-                text = reply[3:].decode(errors="replace")
-                raise self._error("tls_failed", Phase.IMAP_TLS, f"STARTTLS refused: {text}", False)
-            tls = await loop.start_tls(transport, self._protocol, ssl_context, server_hostname=host)
-        except BaseException:
-            transport.close()
-            raise
+            tls = await upgrade(endpoint.host, endpoint.port, self._protocol, ssl_context)
+        except StartTlsRefused as exc:
+            raise self._error(exc.kind, exc.phase, str(exc), exc.transient) from None
         self._protocol.connection_made(tls)
         self._protocol.state = aioimaplib.NONAUTH  # the greeting was had before TLS
         await self._protocol.capability()  # only what the server says under TLS counts
 
-    async def _login(
-        self, username: str, password: str, oauth_token: Callable[[], Awaitable[str]] | None
-    ) -> None:
+    async def _login(self, username: str, password: str, oauth: TokenSource | None) -> None:
         if self._protocol.state == aioimaplib.NONAUTH:
-            if oauth_token is not None:
-                try:
-                    token = await oauth_token()
-                except OAuthError as exc:
-                    raise ImapError(exc.failure(Phase.IMAP_AUTH)) from None
-                self._secret = token  # scrubbed from every failure message from here on
-                what, limit = "XOAUTH2 login", min(self._timeout, _XOAUTH2_TIMEOUT)
-                login = self._protocol.xoauth2(username, token)
+            if oauth is not None:
+                what, response = "XOAUTH2 login", await self._xoauth2(username, oauth)
             elif "LOGINDISABLED" in self._protocol.capabilities:
                 raise self._error("auth_failed", Phase.IMAP_AUTH, "server disables LOGIN", False)
             else:
-                what, limit = "login", None
-                login = self._protocol.login(quote(username), password)
-            response = await self._guard(Phase.IMAP_AUTH, what.upper(), login, limit)
+                what, login = "login", self._protocol.login(quote(username), password)
+                response = await self._guard(Phase.IMAP_AUTH, "LOGIN", login)
             if response.result != "OK":
                 text = _status_text(response)
                 if "[UNAVAILABLE]" in text.upper():
@@ -175,11 +140,30 @@ class ImapSession:
         self._protocol.capabilities = {c.upper() for c in self._protocol.capabilities}
         self.capabilities = frozenset(self._protocol.capabilities)
 
+    async def _xoauth2(self, username: str, oauth: TokenSource) -> Any:
+        """AUTHENTICATE XOAUTH2. A token refused with NO before its expiry was withdrawn early
+        (a password change, an admin): it is forgotten and a freshly refreshed one tried once."""
+        token, response = await self._authenticate(username, oauth)
+        if response.result == "NO" and "[UNAVAILABLE]" not in _status_text(response).upper():
+            oauth.forget(token)
+            token, response = await self._authenticate(username, oauth)
+        return response
+
+    async def _authenticate(self, username: str, oauth: TokenSource) -> tuple[str, Any]:
+        try:
+            token = await oauth.access_token()
+        except OAuthError as exc:
+            raise ImapError(exc.failure(Phase.IMAP_AUTH)) from None
+        self._secrets.append(token)
+        login = self._protocol.xoauth2(username, token)
+        limit = min(self._timeout, _XOAUTH2_TIMEOUT)
+        return token, await self._guard(Phase.IMAP_AUTH, "XOAUTH2 LOGIN", login, limit)
+
     # ------------------------------------------------------------ the guard around every call
 
     def _failure(self, kind: str, phase: Phase, message: str, transient: bool = True) -> Failure:
-        if self._secret:
-            message = message.replace(self._secret, "***")
+        for secret in filter(None, self._secrets):
+            message = message.replace(secret, "***")
         return Failure(kind=kind, phase=phase, transient=transient, message=message)
 
     def _error(self, kind: str, phase: Phase, message: str, transient: bool = True) -> ImapError:

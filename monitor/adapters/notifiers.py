@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import ssl
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 
 from monitor.adapters import smtp
+from monitor.adapters.oauth import TokenSource
 from monitor.core import alertmsg
 from monitor.core.models import utcnow
 
@@ -70,7 +70,7 @@ async def send_email(
     to: str,
     alert: dict[str, Any],
     delivery_id: str,
-    oauth_token: Callable[[], Awaitable[str]] | None = None,
+    oauth: TokenSource | None = None,
 ) -> str | None:
     message = email_message(alert, sender=sender, to=to, delivery_id=delivery_id)
     outcome = await smtp.send_message(
@@ -81,7 +81,7 @@ async def send_email(
         mail_from=sender,
         rcpt_to=to,
         ssl_context=ssl_context,
-        oauth_token=oauth_token,
+        oauth=oauth,
     )
     failure = outcome.failure
     if failure is None:

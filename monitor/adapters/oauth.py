@@ -3,7 +3,9 @@
 Each account's tokens live in `<state_dir>/oauth/<account>.json` (mode 0600, written to a temp
 file and renamed, so a crash never leaves half a file). A `TokenProvider` hands out an access
 token, refreshing it with the refresh token ahead of expiry; a rotated refresh token is saved
-before the new access token is used. Tokens never reach a log line or an exception message.
+before the new access token is used. When a mail server refuses an access token before its
+expiry (the issuer withdrew it early), the login calls `forget(token)` and asks again: it then
+gets a freshly refreshed one. Tokens never reach a log line or an exception message.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import asyncio
 import json
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,8 +30,15 @@ from monitor.core.oauth import Grant, TokenRefused, parse_token_reply
 
 log = structlog.get_logger(__name__)
 
-TokenSource = Callable[[], Awaitable[str]]
 HTTP_TIMEOUT = 20.0
+
+
+class TokenSource(Protocol):
+    """What an XOAUTH2 login needs: an access token, and a way to drop one a server refused."""
+
+    async def access_token(self) -> str: ...
+
+    def forget(self, token: str) -> None: ...
 
 
 class OAuthError(Exception):
@@ -115,6 +124,9 @@ class TokenProvider:
         self.store = store
         self.refreshes = 0  # how many times the issuer was asked (for status and tests)
         self._grant: Grant | None = None
+        # Tokens servers refused lately: never handed out again (a few: late refusals of older
+        # tokens must not push out the newest).
+        self._refused: deque[str] = deque(maxlen=8)
         self._lock = asyncio.Lock()
 
     async def access_token(self) -> str:
@@ -123,13 +135,21 @@ class TokenProvider:
             if self._grant is None:
                 stored = self.store.load(self.account)
                 self._grant = stored.grant if stored else None
-            if self._grant is None or self._grant.refresh_due(now):
+            grant = self._grant
+            if grant is None or grant.refresh_due(now) or grant.access_token in self._refused:
                 self._grant = await self._refresh()
             return self._grant.access_token
 
-    def forget(self) -> None:
-        """Drop the cached access token (a server refused it): the next use refreshes."""
-        self._grant = None
+    def forget(self, token: str) -> None:
+        """A server refused `token`: the next `access_token()` refreshes.
+
+        Only that token is dropped. Sessions logging in at the same moment all see the same
+        refusal; the first one's refresh serves the others, so a withdrawn token costs exactly
+        one refresh. The copy on disk is skipped as well, since it is the same token.
+        """
+        self._refused.append(token)
+        if self._grant is not None and self._grant.access_token == token:
+            self._grant = None
 
     def _refresh_token(self) -> str:
         stored = self.store.load(self.account)
@@ -192,11 +212,12 @@ class TokenProvider:
 _providers: dict[tuple[Path, str], TokenProvider] = {}
 
 
-def token_provider(account: Any, state_dir: Path) -> TokenProvider | None:
-    """The shared provider for an xoauth2 account (None for password accounts).
+def token_source(account: Any, state_dir: Path) -> TokenProvider | None:
+    """The shared token provider for an xoauth2 account (None for password accounts).
 
     Shared per (state directory, account), so the sender and every watcher session reuse one
-    cached token; a changed configuration (after a reload) gets a fresh provider.
+    cached token, and one refusal makes one refresh for all of them; a changed configuration
+    (after a reload) gets a fresh provider.
     """
     if getattr(account, "auth", "password") != "xoauth2" or account.oauth is None:
         return None
@@ -206,9 +227,3 @@ def token_provider(account: Any, state_dir: Path) -> TokenProvider | None:
         provider = TokenProvider(account.name, account.oauth, TokenStore(state_dir))
         _providers[key] = provider
     return provider
-
-
-def token_source(account: Any, state_dir: Path) -> TokenSource | None:
-    """`await source()` gives a fresh access token; None for password accounts."""
-    provider = token_provider(account, state_dir)
-    return None if provider is None else provider.access_token

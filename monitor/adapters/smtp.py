@@ -12,7 +12,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 import structlog
 from aiosmtplib import (
     SMTP,
+    SMTPAuthenticationError,
     SMTPConnectError,
     SMTPConnectResponseError,
     SMTPException,
@@ -29,7 +30,7 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from monitor.adapters.oauth import OAuthError
+from monitor.adapters.oauth import OAuthError, TokenSource
 from monitor.core.failures import (
     certificate_note,
     classify_error,
@@ -107,12 +108,12 @@ async def send_message(
     mail_from: str,
     rcpt_to: str,
     ssl_context: ssl.SSLContext,
-    oauth_token: Callable[[], Awaitable[str]] | None = None,
+    oauth: TokenSource | None = None,
 ) -> SendOutcome:
     """Send `message` to one recipient; never raises except `asyncio.CancelledError`.
 
-    With `oauth_token` the login is AUTH XOAUTH2 with the token it returns (asked for only once
-    the server has offered XOAUTH2), and `password` is ignored.
+    With `oauth` the login is AUTH XOAUTH2 with its access token (asked for only once the
+    server has offered XOAUTH2), and `password` is ignored.
     """
     conversation = Conversation(timeout=endpoint.timeout)
     smtp: SMTP | None = None
@@ -134,7 +135,7 @@ async def send_message(
             message,
             mail_from,
             rcpt_to,
-            oauth_token,
+            oauth,
         )
     except asyncio.CancelledError:
         if smtp is not None:
@@ -193,7 +194,7 @@ async def _converse(
     message: bytes,
     mail_from: str,
     rcpt_to: str,
-    oauth_token: Callable[[], Awaitable[str]] | None = None,
+    oauth: TokenSource | None = None,
 ) -> SendOutcome:
     # connect() covers TCP, the implicit-TLS handshake and the greeting; each bounded by
     # aiosmtplib with our timeout. Which of them failed is read from the exception's cause.
@@ -217,8 +218,8 @@ async def _converse(
         conversation.note_tls(smtp)
         await conversation.step(Phase.EHLO, smtp.ehlo())  # RFC 3207: forget pre-TLS EHLO
 
-    if oauth_token is not None:
-        await login_xoauth2(smtp, conversation, username or mail_from, oauth_token)
+    if oauth is not None:
+        await login_xoauth2(smtp, conversation, username or mail_from, oauth)
     elif username:
         await conversation.step(Phase.AUTH, smtp.login(username, password or ""))
     await conversation.step(Phase.MAIL_FROM, smtp.mail(mail_from))
@@ -237,14 +238,28 @@ async def _converse(
 
 
 async def login_xoauth2(
-    smtp: SMTP, conversation: Conversation, username: str, oauth_token: Callable[[], Awaitable[str]]
+    smtp: SMTP, conversation: Conversation, username: str, oauth: TokenSource
 ) -> None:
-    """AUTH XOAUTH2; a refused token comes back as a 334 error challenge, then 535/534."""
+    """AUTH XOAUTH2; a refused token comes back as a 334 error challenge, then 535/534.
+
+    A 535 for a token that has not expired means the issuer withdrew it early: it is forgotten
+    and the login tried once more, on the same connection, with a freshly refreshed token.
+    A second refusal is the account's problem, not the token's age, and fails as usual.
+    """
     conversation.phase = Phase.AUTH
     if "xoauth2" not in smtp.server_auth_methods:
         offered = " ".join(smtp.server_auth_methods) or "none"
         raise _NoXoauth2(f"the server does not offer AUTH XOAUTH2 (offers: {offered})")
-    token = await oauth_token()  # OAuthError when no token can be had: judged by failure_for
+    token = await oauth.access_token()  # OAuthError when none can be had: see failure_for
+    try:
+        await conversation.step(Phase.AUTH, smtp.auth_xoauth2(username, token))
+        return
+    except SMTPAuthenticationError as refused:
+        if refused.code != 535:  # 534, 454…: a fresh token would not change the answer
+            raise
+        conversation.record(Phase.AUTH, refused.code, refused.message)  # kept in the record
+    oauth.forget(token)
+    token = await oauth.access_token()
     await conversation.step(Phase.AUTH, smtp.auth_xoauth2(username, token))
 
 

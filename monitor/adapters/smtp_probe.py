@@ -13,7 +13,7 @@ dialects: monitor/adapters/mailwire.py; the certificate is read by monitor/core/
   trust (system + ca_files) but no host-name check says whether it is trusted; the host name is
   matched separately, so "untrusted" and "not for this host" are told apart.
 
-No password is sent except by `smtp_login`, over the configured, verified connection. Every
+No password or token is sent except by `smtp_login`, over the configured, verified connection. Every
 function returns a result; only cancellation propagates.
 """
 
@@ -38,7 +38,8 @@ from monitor.adapters.mailwire import Garbled, ImapDialect, Link, Refused, SmtpD
 
 # The send adapter's phase bookkeeping and exception classifier: a login must be judged exactly
 # as a probe's would be.
-from monitor.adapters.smtp import Conversation, SmtpEndpoint, failure_for, goodbye
+from monitor.adapters.oauth import TokenSource
+from monitor.adapters.smtp import Conversation, SmtpEndpoint, failure_for, goodbye, login_xoauth2
 from monitor.core.certificate import Certificate, read_certificate
 from monitor.core.failures import classify_error
 from monitor.core.models import Failure, Phase, Security, SmtpReply, utcnow
@@ -338,9 +339,16 @@ async def inspect_port(
 
 
 async def smtp_login(
-    endpoint: SmtpEndpoint, username: str, password: str, ssl_context: ssl.SSLContext
+    endpoint: SmtpEndpoint,
+    username: str,
+    password: str,
+    ssl_context: ssl.SSLContext,
+    oauth: TokenSource | None = None,
 ) -> LoginReport:
-    """Connect exactly as a probe would (configured security, verified TLS) and AUTH; no MAIL."""
+    """Connect exactly as a probe would (configured security, verified TLS) and AUTH; no MAIL.
+
+    With `oauth` the AUTH is XOAUTH2, as a probe's would be, and `password` is ignored.
+    """
     conversation = Conversation(timeout=endpoint.timeout)
     implicit = endpoint.security is Security.TLS
     smtp = SMTP(
@@ -368,7 +376,10 @@ async def smtp_login(
             conversation.note_tls(smtp)
             await conversation.step(Phase.EHLO, smtp.ehlo())
         mechanisms = tuple(m.upper() for m in smtp.server_auth_methods)
-        await conversation.step(Phase.AUTH, smtp.login(username, password))
+        if oauth is not None:
+            await login_xoauth2(smtp, conversation, username, oauth)
+        else:
+            await conversation.step(Phase.AUTH, smtp.login(username, password))
     except asyncio.CancelledError:
         smtp.close()
         raise

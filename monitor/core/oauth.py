@@ -7,9 +7,12 @@ Token values never appear in a message or a repr: a `Grant` shows only its expir
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import quote, urlencode
 
 ISSUERS = ("google", "microsoft", "custom")
 
@@ -33,9 +36,11 @@ class IssuerEndpoints:
     scopes: tuple[str, ...]
 
 
+# No device endpoint for Google: its device flow does not grant the mail scope, so a Google
+# account signs in through the browser (the loopback flow) or imports a refresh token.
 _GOOGLE = IssuerEndpoints(
     token_url="https://oauth2.googleapis.com/token",
-    device_url="https://oauth2.googleapis.com/device/code",
+    device_url=None,
     auth_url="https://accounts.google.com/o/oauth2/v2/auth",
     scopes=("https://mail.google.com/",),
 )
@@ -173,3 +178,74 @@ def _span(seconds: int) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h"
+
+
+# -- the authorization-code flow with a loopback redirect (RFC 8252 §7.3, PKCE: RFC 7636) ----
+
+
+def pkce_challenge(verifier: str) -> str:
+    """The S256 code challenge of a PKCE code verifier (43–128 unreserved characters)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def authorization_url(
+    auth_url: str,
+    *,
+    issuer: str,
+    client_id: str,
+    redirect_uri: str,
+    scopes: tuple[str, ...] | list[str],
+    state: str,
+    code_challenge: str,
+    login_hint: str | None = None,
+) -> str:
+    """Where the browser goes to sign in; the issuer sends it back to `redirect_uri`."""
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": " ".join(scopes),
+        "state": state,
+        "code_challenge": code_challenge,
+        "code_challenge_method": "S256",
+    }
+    if issuer == "google":
+        # Google hands out a refresh token only for offline access, and a second time only
+        # when the consent screen is shown again.
+        params |= {"access_type": "offline", "prompt": "consent"}
+    if login_hint:
+        params["login_hint"] = login_hint  # preselects the mailbox's own account
+    joiner = "&" if "?" in auth_url else "?"
+    return auth_url + joiner + urlencode(params, quote_via=quote)
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectAnswer:
+    """What the browser brought back to the loopback listener.
+
+    kind: "code" (signed in), "denied" (the user refused consent), "error" (the issuer failed
+    the request) or "foreign" (not an answer to this sign-in: the state does not match).
+    """
+
+    kind: str
+    code: str | None = field(default=None, repr=False)
+    error: str | None = None
+    description: str = ""
+
+
+def judge_redirect(query: Mapping[str, str], state: str) -> RedirectAnswer:
+    """Read the redirect's query; anything without our `state` is foreign (RFC 6749 §10.12)."""
+    given = query.get("state", "").encode("utf-8", errors="replace")
+    if not hmac.compare_digest(given, state.encode("utf-8")):
+        return RedirectAnswer("foreign")
+    error = query.get("error")
+    if error:
+        kind = "denied" if error == "access_denied" else "error"
+        return RedirectAnswer(
+            kind, error=_short(error, 60), description=_short(query.get("error_description", ""))
+        )
+    code = query.get("code")
+    if not code:
+        return RedirectAnswer("error", error="invalid_response", description="no code and no error")
+    return RedirectAnswer("code", code=code)

@@ -2,12 +2,19 @@
 
 Dovecot's oauth2 passdb asks `/introspect` whether a bearer token is good; mailcanary asks
 `/token` for access tokens with a refresh token. Knobs make access tokens short-lived and
-rotate refresh tokens; `revoke` ends a grant the way a user withdrawing consent does.
+rotate refresh tokens; `revoke` ends a grant the way a user withdrawing consent does, and
+`invalidate_access` withdraws only the access tokens (the refresh token still works).
+Sign-in: the device-code flow (`/devicecode`, `approve`) and the browser flow: `/authorize`
+plays the user at the consent screen (`sign_in_as`, `consent`) and redirects back with a
+code, which `/token` exchanges once, checking the PKCE verifier (S256).
 Runs in a thread on a free loopback port (stdlib only); `stop()` ends it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import secrets
 import threading
@@ -15,7 +22,9 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+AUTHORIZATION_CODE_LIFE = 60.0  # seconds, as big issuers do (Google: minutes, single use)
 
 
 @dataclass
@@ -23,6 +32,14 @@ class _Access:
     username: str
     expires_at: float  # time.monotonic()
     refresh_token: str
+
+
+@dataclass(frozen=True)
+class _Code:
+    username: str
+    redirect_uri: str
+    challenge: str
+    expires_at: float  # time.monotonic()
 
 
 class TokenServer:
@@ -47,6 +64,10 @@ class TokenServer:
         self.refused: list[str] = []  # error codes handed out
         self.introspections: list[bool] = []  # verdicts given to Dovecot
         self.issued: list[str] = []  # every token ever handed out (tests look for leaks)
+        self.sign_in_as: str | None = None  # who is signed in at the browser's consent screen
+        self.consent = True  # False: that user refuses (the redirect carries access_denied)
+        self.authorizations: list[dict[str, str]] = []  # each /authorize query, in order
+        self._codes: dict[str, _Code] = {}  # authorization code -> what it was issued for
         self._refresh: dict[str, str] = {}  # live refresh token -> username
         self._access: dict[str, _Access] = {}
         self._lock = threading.Lock()
@@ -93,6 +114,12 @@ class TokenServer:
         """Withdraw consent: every refresh and access token of `username` stops working."""
         with self._lock:
             self._refresh = {t: u for t, u in self._refresh.items() if u != username}
+            self._access = {t: a for t, a in self._access.items() if a.username != username}
+
+    def invalidate_access(self, username: str) -> None:
+        """Withdraw the access tokens of `username` before they expire (a password change,
+        an admin's action); the refresh token keeps working."""
+        with self._lock:
             self._access = {t: a for t, a in self._access.items() if a.username != username}
 
     def live_refresh_tokens(self, username: str) -> set[str]:
@@ -152,9 +179,66 @@ class TokenServer:
             reply.setdefault("refresh_token", refresh)
         return status, reply
 
+    def authorize(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """The browser at the consent screen: 302 back to the loopback redirect URI with a
+        code (or error=access_denied when `consent` is off). A bad client or redirect URI
+        gets a page of its own, never a redirect (RFC 6749 §4.1.2.1)."""
+        with self._lock:
+            self.authorizations.append(dict(query))
+        redirect_uri = query.get("redirect_uri", "")
+        target = urlsplit(redirect_uri)
+        # RFC 8252 §7.3: any port on the loopback address, plain http.
+        if query.get("client_id") != self.client_id:
+            return self._refuse(400, "invalid_client", "unknown client")
+        if target.scheme != "http" or target.hostname != "127.0.0.1" or not target.port:
+            return self._refuse(400, "invalid_request", "redirect_uri is not a loopback URI")
+        reply = {"state": query.get("state", "")}
+        if query.get("response_type") != "code":
+            reply |= {"error": "unsupported_response_type"}
+        elif query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
+            reply |= {"error": "invalid_request", "error_description": "PKCE S256 required"}
+        elif not self.consent or self.sign_in_as is None:
+            reply |= {"error": "access_denied", "error_description": "the user said no"}
+        else:
+            code = "ac-" + secrets.token_urlsafe(18)
+            with self._lock:
+                self._codes[code] = _Code(
+                    self.sign_in_as,
+                    redirect_uri,
+                    query["code_challenge"],
+                    time.monotonic() + AUTHORIZATION_CODE_LIFE,
+                )
+                self.issued.append(code)
+            reply |= {"code": code}
+        joiner = "&" if target.query else "?"
+        return 302, {"location": redirect_uri + joiner + urlencode(reply)}
+
+    def _code_grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            found = self._codes.pop(form.get("code", ""), None)  # single use
+        if found is None or found.expires_at < time.monotonic():
+            return self._refuse(400, "invalid_grant", "unknown, used or expired code")
+        if form.get("redirect_uri") != found.redirect_uri:
+            return self._refuse(400, "invalid_grant", "redirect_uri differs from /authorize")
+        verifier = form.get("code_verifier", "").encode()
+        digest = base64.urlsafe_b64encode(hashlib.sha256(verifier).digest()).rstrip(b"=")
+        if not hmac.compare_digest(digest, found.challenge.encode()):
+            return self._refuse(400, "invalid_grant", "PKCE verification failed")
+        refresh = self.issue(found.username)
+        status, reply = self.token(
+            {**form, "grant_type": "refresh_token", "refresh_token": refresh}
+        )
+        if status == 200:  # a sign-in always hands out the refresh token
+            reply.setdefault("refresh_token", refresh)
+        return status, reply
+
     def token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:device_code":
             return self._device_grant(form)
+        if form.get("grant_type") == "authorization_code":
+            if form.get("client_id") != self.client_id:
+                return self._refuse(401, "invalid_client", "unknown client")
+            return self._code_grant(form)
         if form.get("grant_type") != "refresh_token":
             return self._refuse(400, "unsupported_grant_type", "only refresh_token is served")
         if form.get("client_id") != self.client_id:
@@ -206,6 +290,20 @@ class TokenServer:
 class _Handler(BaseHTTPRequestHandler):
     issuer: TokenServer
 
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        if path != "/authorize":
+            return self._reply(404, {"error": "not_found"})
+        fields = {key: values[0] for key, values in parse_qs(query).items()}
+        status, reply = self.issuer.authorize(fields)
+        if status != 302:
+            return self._reply(status, reply)
+        self.send_response(302)
+        self.send_header("Location", reply["location"])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return None
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         fields = parse_qs(self.rfile.read(length).decode("utf-8", errors="replace"))
@@ -218,6 +316,9 @@ class _Handler(BaseHTTPRequestHandler):
         }
         route = routes.get(self.path.split("?", 1)[0])
         status, reply = route(form) if route else (404, {"error": "not_found"})
+        self._reply(status, reply)
+
+    def _reply(self, status: int, reply: dict[str, Any]) -> None:
         body = json.dumps(reply).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

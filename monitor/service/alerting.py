@@ -331,7 +331,7 @@ async def send(
         to=target,
         alert=alert,
         delivery_id=delivery_id,
-        oauth_token=token_source(account, cfg.monitor.state_dir),
+        oauth=token_source(account, cfg.monitor.state_dir),
     )
 
 

@@ -7,6 +7,8 @@ Steps, each a ✓/✗ line (– when skipped) with a remedy under every ✗:
   imap  resolve → for the configured port and 993/143: the same four → login → folders (with
         special-use roles) → spam_folder (which, and why) → self_test (where the message landed)
 Only the account's configured hosts are contacted. Pure decisions: monitor/core/diagnosis.py.
+An auth = "xoauth2" account logs in (and sends the self-test) with XOAUTH2 and the access
+token from its token store in the state directory, exactly as its probes do.
 
 `--json` prints one document:
   {"account": str, "exit_code": int,
@@ -26,10 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -37,6 +41,7 @@ from rich.markup import escape
 
 from monitor.adapters import smtp_probe
 from monitor.adapters.imap import ImapError, ImapSession
+from monitor.adapters.oauth import OAuthError, TokenSource, token_source
 from monitor.adapters.smtp import send_message
 from monitor.adapters.tls import client_context
 from monitor.config.schema import Account, Endpoint
@@ -52,20 +57,27 @@ OTHER_PORT_TIMEOUT = 10.0  # a firewalled candidate port must not hold the diagn
 SKIPPED = "skipped: fix the ✗ above first"
 
 
-def remedy_for(failure: Failure) -> str:
-    return advise(failure).remedy
+def remedy_for(failure: Failure, account: str | None = None) -> str:
+    """The catalogue's remedy, with the account's name where it says NAME (`oauth login NAME`)."""
+    remedy = advise(failure).remedy
+    if account is None:
+        return remedy
+    return re.sub(r"login NAME`?( \(NAME: this account\))?", f"login {account}`", remedy)
 
 
 class _Section:
     """Adds the steps of one service about one target."""
 
-    def __init__(self, steps: list[Step], service: str, target: str, required: bool = True):
+    def __init__(
+        self, steps: list[Step], service: str, target: str, required: bool, account: str
+    ) -> None:
         self.steps, self.service, self.target, self.required = steps, service, target, required
+        self.account = account
 
     def add(self, step: str, ok: bool | None, detail: str, **extra: Any) -> bool:
         failure = extra.get("failure")
         if ok is False and extra.get("remedy") is None and failure is not None:
-            extra["remedy"] = remedy_for(failure)
+            extra["remedy"] = remedy_for(failure, self.account)
         extra.setdefault("required", self.required)
         self.steps.append(Step(self.service, step, self.target, ok, detail, **extra))
         return ok is not False
@@ -78,17 +90,47 @@ class _Section:
             self.add(step, None, SKIPPED)
 
 
+class _NoTokenStore:
+    """The token source when no state directory was given: every login fails with one clear
+    line rather than trying a password the account does not have."""
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+
+    async def access_token(self) -> str:
+        message = f"account {self.account} uses XOAUTH2, but no token store was given"
+        raise OAuthError(self.account, "no_token_store", message, transient=False)
+
+    def forget(self, token: str) -> None:
+        pass
+
+
+def _oauth(account: Account, state_dir: Path | None) -> TokenSource | None:
+    if account.auth != "xoauth2":
+        return None
+    found = token_source(account, state_dir) if state_dir is not None else None
+    return found or _NoTokenStore(account.name)
+
+
 class _Run:
-    def __init__(self, account: Account, ports: Mapping[str, Sequence[int]], wait: float) -> None:
+    def __init__(
+        self,
+        account: Account,
+        ports: Mapping[str, Sequence[int]],
+        wait: float,
+        state_dir: Path | None = None,
+    ) -> None:
         self.account, self.ports, self.wait = account, ports, wait
         self.steps: list[Step] = []
         self.suggestions: list[str] = []
         self.password = account.password.get_secret_value() if account.password else ""
+        self.oauth = _oauth(account, state_dir)
+        self.method = "XOAUTH2" if self.oauth is not None else "password"
         self.token: str | None = None  # of the self-test message, once the server took it
         self.sent_at = 0.0
 
     def section(self, service: str, target: str, required: bool = True) -> _Section:
-        return _Section(self.steps, service, target, required)
+        return _Section(self.steps, service, target, required, self.account.name)
 
     async def endpoint(self, service: str, endpoint: Endpoint) -> bool:
         """Resolve and look at every candidate port; True when the configured one looks usable."""
@@ -130,19 +172,27 @@ class _Run:
         if not await self.endpoint("smtp", endpoint):
             return here.skip("login", *later)
         context, user = client_context(self.account.ca_files), self.account.username
-        login = await smtp_probe.smtp_login(endpoint, user, self.password, context)
+        login = await smtp_probe.smtp_login(endpoint, user, self.password, context, self.oauth)
         data = {"username": user, "tls_version": login.tls_version, "auth": list(login.mechanisms)}
+        data["method"] = self.method
         if login.failure is not None:
             here.failed("login", login.failure, data=data)
             return here.skip(*later)
-        here.add("login", True, f"logged in as {user} ({login.tls_version or 'no TLS'})", data=data)
+        how = f" with {self.method}" if self.oauth is not None else ""
+        detail = f"logged in as {user}{how} ({login.tls_version or 'no TLS'})"
+        here.add("login", True, detail, data=data)
         if not send_test:
             return None
         token, email = secrets.token_hex(8), self.account.email
         message = decide.self_test_message(email, token, utcnow())
         envelope = {"mail_from": email, "rcpt_to": email, "ssl_context": context}
         sent = await send_message(
-            endpoint, username=user, password=self.password, message=message, **envelope
+            endpoint,
+            username=user,
+            password=self.password,
+            message=message,
+            oauth=self.oauth,
+            **envelope,
         )
         data = {"token": token, "queue_id": sent.queue_id}
         if sent.failure is not None:
@@ -159,17 +209,17 @@ class _Run:
             return here.skip("login", *later)
         user, context = self.account.username, client_context(self.account.ca_files)
         try:
-            session = await ImapSession.open(endpoint, user, self.password, context)
+            session = await ImapSession.open(endpoint, user, self.password, context, self.oauth)
         except ImapError as exc:
-            here.failed("login", exc.failure)
+            here.failed("login", exc.failure, data={"method": self.method})
             return here.skip(*later)
         step = "login"
         try:
             capabilities = sorted(session.capabilities)
-            detail = f"logged in as {user} ({session.tls_version or 'no TLS'}); "
-            here.add(
-                step, True, detail + " ".join(capabilities), data={"capabilities": capabilities}
-            )
+            how = f" with {self.method}" if self.oauth is not None else ""
+            detail = f"logged in as {user}{how} ({session.tls_version or 'no TLS'}); "
+            data = {"capabilities": capabilities, "method": self.method}
+            here.add(step, True, detail + " ".join(capabilities), data=data)
             step = "folders"
             folders = await session.list_folders()
             spam, reason = choose_spam_folder(
@@ -278,13 +328,16 @@ async def diagnose(
     send_test: bool = False,
     ports: Mapping[str, Sequence[int]] | None = None,
     wait: float = 60.0,
+    state_dir: Path | None = None,
 ) -> Diagnosis:
     """Every step for one account; never raises but for cancellation.
 
     `ports` replaces the candidate ports per service ("smtp", "imap"; the configured port is
-    always looked at); `wait` bounds how long the self-test message may take to arrive.
+    always looked at); `wait` bounds how long the self-test message may take to arrive;
+    `state_dir` holds the token store of auth = "xoauth2" accounts.
     """
-    run = _Run(account, {"smtp": SMTP_PORTS, "imap": IMAP_PORTS, **(ports or {})}, wait)
+    candidates = {"smtp": SMTP_PORTS, "imap": IMAP_PORTS, **(ports or {})}
+    run = _Run(account, candidates, wait, state_dir)
     if account.smtp is not None:
         await run.smtp(account.smtp, send_test)
     elif send_test:
@@ -328,10 +381,16 @@ def render(diagnosis: Diagnosis, out: Console) -> None:
 
 
 async def run_diagnose(
-    account: Account, *, as_json: bool, send_test: bool, wait: float, out: Console | None = None
+    account: Account,
+    *,
+    as_json: bool,
+    send_test: bool,
+    wait: float,
+    out: Console | None = None,
+    state_dir: Path | None = None,
 ) -> int:
     """What the CLI calls: diagnose, print, and return the exit code."""
-    result = await diagnose(account, send_test=send_test, wait=wait)
+    result = await diagnose(account, send_test=send_test, wait=wait, state_dir=state_dir)
     out = out or Console()
     if as_json:
         text = json.dumps(document(result), ensure_ascii=False, indent=2)

@@ -6,9 +6,11 @@ account, issuer, refresh_token (stored | env NAME | credential NAME | missing), 
 access_expires_at (ISO 8601 UTC or null), state (ok | expired | missing), file.
 
 `login` gets a refresh token and stores it in the state directory (0600): imported with
---refresh-token (read from stdin when "-", so it stays out of shell history), or through the
-issuer's device-code flow (Microsoft; any issuer with a device endpoint): it prints the code
-and the URL to open, then polls. Either way the token is tried at once with a refresh.
+--refresh-token (read from stdin when "-", so it stays out of shell history; it is tried at
+once with a refresh), through the issuer's device-code flow (it prints the code and the URL to
+open, then polls), or through a browser sign-in with a loopback redirect (oauth_loopback.py).
+Which flow: --device or --loopback; by default the device flow where the issuer has a device
+endpoint (Microsoft), else the browser (Google: its device flow does not grant mail access).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from monitor.config.load import Config
 from monitor.config.schema import Account
 from monitor.core.models import utcnow
 from monitor.core.oauth import TokenRefused, describe_expiry, parse_token_reply
+from monitor.service.oauth_loopback import loopback_login
 from monitor.service.oneshot import out
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -114,12 +117,42 @@ async def import_refresh_token(cfg: Config, account: Account, token: str) -> int
     return await _try(cfg, account)
 
 
+def choose_flow(account: Account, asked: str | None) -> str | None:
+    """ "device" or "loopback" (`asked` wins), None when the issuer offers neither."""
+    settings = account.oauth
+    assert settings is not None
+    if asked is not None:
+        return asked
+    if settings.device_url:
+        return "device"
+    return "loopback" if settings.auth_url else None
+
+
+async def login(cfg: Config, account: Account, *, flow: str | None, browser: bool) -> int:
+    """Sign in with the chosen flow (see `choose_flow`); the exit code."""
+    chosen = choose_flow(account, flow)
+    if chosen == "device":
+        return await device_login(cfg, account)
+    if chosen == "loopback":
+        return await loopback_login(cfg, account, browser=browser)
+    out.print(
+        f"[red]{account.name}:[/] the issuer has no device or authorization endpoint: set "
+        "oauth.device_url or oauth.auth_url, or import a token with --refresh-token",
+        highlight=False,
+    )
+    return 2
+
+
 async def device_login(cfg: Config, account: Account, *, timeout: float = 900.0) -> int:  # noqa: ASYNC109 - how long a person has
     """The device-code flow (RFC 8628): show the code, poll until the user has signed in."""
     settings = account.oauth
     assert settings is not None
     if not settings.device_url:
-        out.print(f"[red]{account.name}:[/] the issuer has no device endpoint; use --refresh-token")
+        out.print(
+            f"[red]{account.name}:[/] the issuer has no device endpoint (set oauth.device_url); "
+            "use --loopback or --refresh-token",
+            highlight=False,
+        )
         return 2
     form = {"client_id": settings.client_id, "scope": " ".join(settings.scopes)}
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:

@@ -78,7 +78,7 @@ class ProbeRunner:
                 verify=self.verify,
                 on_sighting=functools.partial(self._on_sighting, name),
                 on_failure=functools.partial(self._on_failure, name),
-                oauth_token=token_source(account, self.cfg.monitor.state_dir),
+                oauth=token_source(account, self.cfg.monitor.state_dir),
             )
             self.watchers[name] = watcher
             await watcher.start()
@@ -221,7 +221,7 @@ class ProbeRunner:
             mail_from=sender.email,
             rcpt_to=recipient.email,
             ssl_context=client_context(sender.ca_files),
-            oauth_token=token_source(sender, self.cfg.monitor.state_dir),
+            oauth=token_source(sender, self.cfg.monitor.state_dir),
         )
         log.info(
             "canary sent" if outcome.ok else "send failed",

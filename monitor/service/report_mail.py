@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
+from pathlib import Path
 
 from monitor.adapters import smtp
+from monitor.adapters.oauth import token_source
 from monitor.adapters.tls import client_context
 from monitor.config.schema import Account
 from monitor.core.models import Verdict, utcnow
@@ -81,10 +83,19 @@ def report_message(
     return message
 
 
-async def send_report(account: Account, to: str, message: EmailMessage) -> str | None:
-    """Through `account`'s SMTP; None on success, else one line that names no secret."""
+async def send_report(
+    account: Account, to: str, message: EmailMessage, *, state_dir: Path | None = None
+) -> str | None:
+    """Through `account`'s SMTP; None on success, else one line that names no secret.
+
+    An auth = "xoauth2" account logs in with an access token from its token store, which
+    lives in `state_dir`.
+    """
     if account.smtp is None:
         return f"account {account.name} has no smtp"
+    oauth = token_source(account, state_dir) if state_dir is not None else None
+    if account.auth == "xoauth2" and oauth is None:
+        return f"account {account.name} uses XOAUTH2, but no token store was given"
     outcome = await smtp.send_message(
         account.smtp,
         username=account.username,
@@ -93,6 +104,7 @@ async def send_report(account: Account, to: str, message: EmailMessage) -> str |
         mail_from=account.email,
         rcpt_to=to,
         ssl_context=client_context(account.ca_files),
+        oauth=oauth,
     )
     failure = outcome.failure
     if failure is None:

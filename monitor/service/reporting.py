@@ -157,7 +157,9 @@ class Reporting:
             )
             try:
                 async with asyncio.timeout(SEND_TIMEOUT):
-                    error = await send_report(account, to, message)
+                    error = await send_report(
+                        account, to, message, state_dir=self.cfg.monitor.state_dir
+                    )
             except TimeoutError:
                 error = f"not sent within {SEND_TIMEOUT:g}s"
             await self._finish(period, to, error)

@@ -16,7 +16,7 @@ import inspect
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from monitor.adapters.imap import ImapError, ImapSession
+from monitor.adapters.oauth import TokenSource
 from monitor.core.canary import TOKEN_HEADER, parse_token
 from monitor.core.folders import Folder, choose_spam_folder
 from monitor.core.imapwire import FetchedHeader
@@ -87,7 +88,7 @@ class Watcher:
         on_sighting: OnSighting,
         on_failure: OnFailure,
         idle_renew: float = 25 * 60,
-        oauth_token: Callable[[], Awaitable[str]] | None = None,
+        oauth: TokenSource | None = None,
     ) -> None:
         if account.imap is None:
             raise ValueError(f"account {account.name!r} has no IMAP endpoint to watch")
@@ -98,7 +99,7 @@ class Watcher:
         self._on_sighting = on_sighting
         self._on_failure = on_failure
         self._idle_renew = idle_renew
-        self._oauth_token = oauth_token
+        self._oauth = oauth  # the account's access tokens (xoauth2), else None
         self._log = structlog.get_logger(__name__).bind(account=account.name)
         self._tasks: dict[Role, asyncio.Task[None]] = {}
         self._up = {role: False for role in Role}
@@ -287,7 +288,7 @@ class Watcher:
             self.account.username,
             secret,
             self._ssl_context,
-            oauth_token=self._oauth_token,
+            oauth=self._oauth,
         )
 
     def _checked(self, headers: Message) -> str | None:

@@ -8,6 +8,7 @@ import os
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -17,9 +18,13 @@ from monitor.core.catalogue import advise
 from monitor.core.models import Phase
 from monitor.core.oauth import (
     Grant,
+    RedirectAnswer,
     TokenRefused,
+    authorization_url,
     issuer_endpoints,
+    judge_redirect,
     parse_token_reply,
+    pkce_challenge,
     xoauth2_base64,
     xoauth2_string,
 )
@@ -157,8 +162,8 @@ async def test_provider_refreshes_ahead_caches_rotates_and_classifies_refusal(tm
         account = cfg.account("g")
         source = token_source(account, tmp_path / "state")
         assert source is not None and token_source(cfg.account("ok"), tmp_path) is None
-        token = await source()
-        assert await source() == token  # cached: 2 s life, refreshed only after 1 s
+        token = await source.access_token()
+        assert await source.access_token() == token  # cached: 2 s life, refreshed after 1 s
         assert len(issuer.refresh_grants) == 1
         saved = TokenStore(tmp_path / "state").load("g")
         assert saved is not None and saved.refresh_token in issuer.live_refresh_tokens("u@x.test")
@@ -168,10 +173,10 @@ async def test_provider_refreshes_ahead_caches_rotates_and_classifies_refusal(tm
         # A new provider (as after a restart) reads the cached token from disk.
         provider = TokenProvider("g", account.oauth, TokenStore(tmp_path / "state"))
         assert await provider.access_token() == token
-        provider.forget()
-        saved_grant = TokenStore(tmp_path / "state").load("g")
-        assert saved_grant is not None and saved_grant.grant is not None
-        TokenStore(tmp_path / "state").save("g", saved_grant.refresh_token, None)
+        provider.forget("some older token")  # refused earlier: nothing to drop now
+        assert await provider.access_token() == token
+        # A server refused the cached token: neither the memory nor the disk copy is used again.
+        provider.forget(token)
         with pytest.raises(OAuthError) as error:
             await provider.access_token()
     failure = error.value.failure(Phase.AUTH)
@@ -191,7 +196,7 @@ async def test_provider_without_a_refresh_token_says_how_to_get_one(tmp_path):
     source = token_source(cfg.account("g"), tmp_path / "state")
     assert source is not None
     with pytest.raises(OAuthError) as error:
-        await source()
+        await source.access_token()
     failure = error.value.failure(Phase.IMAP_AUTH)
     assert failure.transient is False and "oauth login g" in failure.message
     assert "--refresh-token" in advise(failure).remedy
@@ -234,3 +239,131 @@ async def test_login_by_import_and_by_device_code_then_status(tmp_path, capsys):
     shown = capsys.readouterr().out
     assert code in shown and f"{issuer.url}/device" in shown  # what the person needs
     assert not any(token in shown for token in issuer.issued)
+
+
+def test_pkce_and_the_authorization_url():
+    # RFC 7636 Appendix B.
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert pkce_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    common = {
+        "client_id": "cid",
+        "redirect_uri": "http://127.0.0.1:4711/",
+        "state": "st",
+        "code_challenge": "ch",
+    }
+    google = issuer_endpoints("google")
+    assert google.device_url is None and google.auth_url  # Gmail signs in by browser
+    url = authorization_url(
+        google.auth_url, issuer="google", scopes=google.scopes, login_hint="u@x.test", **common
+    )
+    assert url.startswith("https://accounts.google.com/o/oauth2/v2/auth?")
+    asked = {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+    assert asked == {
+        **common,
+        "response_type": "code",
+        "scope": "https://mail.google.com/",
+        "code_challenge_method": "S256",
+        "access_type": "offline",  # else Google gives no refresh token
+        "prompt": "consent",
+        "login_hint": "u@x.test",
+    }
+    custom = authorization_url(
+        "http://127.0.0.1:1/auth?tenant=t", issuer="custom", scopes=["a", "b"], **common
+    )
+    asked = {key: values[0] for key, values in parse_qs(urlsplit(custom).query).items()}
+    assert asked["tenant"] == "t" and asked["scope"] == "a b" and "access_type" not in asked
+
+
+def test_judging_the_redirect():
+    assert judge_redirect({"code": "C", "state": "s"}, "s") == RedirectAnswer("code", code="C")
+    assert "C" not in repr(judge_redirect({"code": "C", "state": "s"}, "s"))
+    for foreign in ({"code": "C", "state": "t"}, {"code": "C"}, {"code": "C", "state": "ß"}):
+        assert judge_redirect(foreign, "s").kind == "foreign"
+    denied = judge_redirect({"error": "access_denied", "state": "s"}, "s")
+    assert (denied.kind, denied.error) == ("denied", "access_denied")
+    failed = judge_redirect(
+        {"error": "invalid_scope", "error_description": "no  such\nscope", "state": "s"}, "s"
+    )
+    assert (failed.kind, failed.error, failed.description) == (
+        "error",
+        "invalid_scope",
+        "no such scope",
+    )
+    assert judge_redirect({"state": "s"}, "s").kind == "error"
+
+
+def test_which_sign_in_flow(tmp_path):
+    from monitor.service.oauthcli import choose_flow
+
+    cfg = _config(
+        tmp_path,
+        "".join(
+            f'[[accounts]]\nname = "{name}"\nemail = "{name}@x.test"\nauth = "xoauth2"\n'
+            f"oauth = {{ {oauth} }}\n"
+            'smtp = { host = "127.0.0.1", port = 587, security = "starttls" }\n'
+            for name, oauth in (
+                ("g", 'issuer = "google", client_id = "c"'),
+                ("m", 'issuer = "microsoft", client_id = "c", tenant = "organizations"'),
+                (
+                    "a",
+                    'issuer = "custom", client_id = "c", token_url = "https://t/t", '
+                    'auth_url = "https://t/a"',
+                ),
+                ("n", 'issuer = "custom", client_id = "c", token_url = "https://t/t"'),
+            )
+        ),
+    )
+    flows = {name: choose_flow(cfg.account(name), None) for name in "gman"}
+    assert flows == {"g": "loopback", "m": "device", "a": "loopback", "n": None}
+    assert choose_flow(cfg.account("m"), "loopback") == "loopback"
+
+
+async def test_a_refused_token_is_refreshed_once_for_every_session(tmp_path):
+    with TokenServer() as issuer:
+        cfg = _issuer_config(
+            tmp_path, issuer, ', refresh_token_env = "RT"', {"RT": issuer.issue("u@x.test")}
+        )
+        provider = token_source(cfg.account("g"), tmp_path / "state")
+        assert provider is not None
+        refused = await provider.access_token()
+        issuer.invalidate_access("u@x.test")
+
+        async def session() -> str:  # each session saw the refusal and asks again
+            provider.forget(refused)
+            return await provider.access_token()
+
+        fresh = await asyncio.gather(*(session() for _ in range(3)))
+        assert len(set(fresh)) == 1 and refused not in fresh
+        assert len(issuer.refresh_grants) == 2
+        # The refused token was not taken back from the disk copy: the disk holds the fresh one.
+        saved = TokenStore(tmp_path / "state").load("g")
+        assert saved is not None and saved.grant is not None
+        assert saved.grant.access_token == fresh[0]
+
+
+async def test_the_redirect_listener_answers_only_its_get(tmp_path):
+    from monitor.adapters.oauth_redirect import RedirectListener
+
+    async def ask(port: int, request: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    async with RedirectListener() as listener:
+        port = listener.port
+        assert listener.redirect_uri == f"http://127.0.0.1:{port}/"
+        assert (await ask(port, b"POST / HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 405")
+        assert (await ask(port, b"GET /favicon.ico HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 404")
+        visiting = asyncio.ensure_future(ask(port, b"GET /?code=C&state=s HTTP/1.1\r\n\r\n"))
+        visit = await asyncio.wait_for(listener.next_visit(), 5)
+        assert visit.query == {"code": "C", "state": "s"}
+        visit.answer(200, "Signed in <ok>")
+        page = await asyncio.wait_for(visiting, 5)
+        assert page.startswith(b"HTTP/1.1 200") and b"Signed in &lt;ok&gt;" in page
+        assert b"Cache-Control: no-store" in page
+        # One left waiting when the sign-in ends is told so, not left hanging.
+        late = asyncio.ensure_future(ask(port, b"GET /?code=D&state=s HTTP/1.1\r\n\r\n"))
+        await asyncio.wait_for(listener.next_visit(), 5)
+    assert b"has ended" in await asyncio.wait_for(late, 5)
