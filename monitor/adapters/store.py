@@ -6,7 +6,6 @@ Every method is one short transaction. Times go in and come out UTC-aware; the
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from monitor.adapters import (
 )
 from monitor.adapters import rows as convert
 from monitor.adapters.tables import ProbeRow
+from monitor.adapters.writeturns import Urgency, WriteTurns
 from monitor.core.models import (
     Decision,
     PlannedProbe,
@@ -126,10 +126,10 @@ class Store:
         # SQLite has one writer at a time; pooled connections racing for it back off in
         # sleeps and, in a burst of probes (1,000 mailboxes firing together), some wait past
         # busy_timeout and fail. Taking turns here first keeps the order fair and the waits short.
-        self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._writers = WriteTurns() if engine.dialect.name == "sqlite" else None
 
-    def _write_turn(self) -> AbstractAsyncContextManager[object]:
-        return self._writers if self._writers is not None else nullcontext()
+    def _write_turn(self, urgency: Urgency) -> AbstractAsyncContextManager[object]:
+        return self._writers.turn(urgency) if self._writers is not None else nullcontext()
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -165,7 +165,7 @@ class Store:
             .on_conflict_do_nothing(index_elements=["route", "recipient", "slot"])
             .returning(ProbeRow.__table__.c.id)
         )
-        async with self._write_turn(), self._sessions.begin() as session:
+        async with self._write_turn(Urgency.PLAN), self._sessions.begin() as session:
             probe_id = (await session.execute(statement)).scalar_one_or_none()
         if probe_id is None:
             raise SlotTaken(
@@ -175,13 +175,13 @@ class Store:
         return int(probe_id)
 
     async def mark_sending(self, probe_id: int) -> None:
-        await self._update(probe_id, ("planned",), {"state": "sending"})
+        await self._update(probe_id, ("planned",), {"state": "sending"}, Urgency.PROGRESS)
 
     async def record_send(self, probe_id: int, outcome: SendOutcome) -> None:
         values = convert.send_values(outcome)
         if outcome.ok:
             values["state"] = "sent"
-        await self._update(probe_id, ("planned", "sending"), values)
+        await self._update(probe_id, ("planned", "sending"), values, Urgency.PROGRESS)
 
     async def finish(
         self, probe_id: int, decision: Decision, sighting: Sighting | None = None
@@ -189,7 +189,7 @@ class Store:
         values = convert.decision_values(decision, sighting)
         values["state"] = "final"
         values["finished_at"] = utcnow()
-        await self._update(probe_id, _UNFINISHED, values)
+        await self._update(probe_id, _UNFINISHED, values, Urgency.VERDICT)
 
     async def mark_late(self, token: str, decision: Decision, sighting: Sighting) -> bool:
         """Record a canary found after its deadline; only a `missing` verdict may change."""
@@ -201,7 +201,7 @@ class Store:
             .values(convert.decision_values(decision, sighting))
             .execution_options(synchronize_session=False)
         )
-        async with self._write_turn(), self._sessions.begin() as session:
+        async with self._write_turn(Urgency.VERDICT), self._sessions.begin() as session:
             result = cast(CursorResult[Any], await session.execute(statement))
         return result.rowcount == 1
 
@@ -235,7 +235,9 @@ class Store:
         async with self._sessions() as session:
             return (await session.scalars(statement)).all()
 
-    async def _update(self, probe_id: int, states: tuple[str, ...], values: dict[str, Any]) -> None:
+    async def _update(
+        self, probe_id: int, states: tuple[str, ...], values: dict[str, Any], urgency: Urgency
+    ) -> None:
         # The state condition makes each step a compare-and-set: a probe cannot go backwards
         # or be finished twice, even by two racing tasks.
         statement = (
@@ -244,7 +246,7 @@ class Store:
             .values(values)
             .execution_options(synchronize_session=False)
         )
-        async with self._write_turn(), self._sessions.begin() as session:
+        async with self._write_turn(urgency), self._sessions.begin() as session:
             result = cast(CursorResult[Any], await session.execute(statement))
         if result.rowcount != 1:
             raise ProbeStateError(f"probe {probe_id} does not exist or is not {'/'.join(states)}")
