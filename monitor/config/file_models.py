@@ -45,6 +45,12 @@ def _security(value: object) -> Security:
         raise problem(f'must be one of {choices}, got "{value}"{hint}') from None
 
 
+def _parallel(value: int) -> int:
+    if not 1 <= value <= 10_000:
+        raise problem(f"must be 1..10000, got {value}")
+    return value
+
+
 def _port(value: int) -> int:
     if not 1 <= value <= 65535:
         raise problem(f"must be 1..65535, got {value}")
@@ -166,6 +172,8 @@ class MonitorFile(BaseModel):
     imap_timeout: Duration = 60.0
     drain_timeout: Duration = 20.0
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:9842"
+    max_parallel_logins: Annotated[int, AfterValidator(_parallel)] = 16
+    max_parallel_sends: Annotated[int, AfterValidator(_parallel)] = 50
 
 
 class EndpointFile(BaseModel):

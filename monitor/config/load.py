@@ -180,6 +180,8 @@ class _Resolver:
             imap_timeout=found.imap_timeout,
             drain_timeout=found.drain_timeout,
             listen=found.listen,
+            max_parallel_logins=found.max_parallel_logins,
+            max_parallel_sends=found.max_parallel_sends,
         )
 
     def _dns(self, raw: object) -> DnsSettings:

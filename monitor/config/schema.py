@@ -56,6 +56,8 @@ class MonitorSettings(BaseModel):
     imap_timeout: float = 60.0
     drain_timeout: float = 20.0  # SIGTERM: how long in-flight probes may finish
     listen: str = "127.0.0.1:9842"  # /metrics and /healthz; "" turns the HTTP server off
+    max_parallel_logins: int = 16  # IMAP connects + logins at once (startup, reconnects)
+    max_parallel_sends: int = 50  # SMTP conversations at once
 
 
 class DnsSettings(BaseModel):

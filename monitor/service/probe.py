@@ -62,6 +62,9 @@ class ProbeRunner:
         self._pending: dict[str, asyncio.Future[Sighting | Failure]] = {}
         self._recipient_of: dict[str, str] = {}
         self._tasks: set[asyncio.Task[object]] = set()
+        # Read at start: 1,000 watchers must not all handshake at once, nor 1,000 probes send.
+        self._logins = asyncio.Semaphore(cfg.monitor.max_parallel_logins)
+        self._sends = asyncio.Semaphore(cfg.monitor.max_parallel_sends)
 
     # -- watchers -------------------------------------------------------------------
 
@@ -79,6 +82,7 @@ class ProbeRunner:
                 on_sighting=functools.partial(self._on_sighting, name),
                 on_failure=functools.partial(self._on_failure, name),
                 oauth=token_source(account, self.cfg.monitor.state_dir),
+                login_slots=self._logins,
             )
             self.watchers[name] = watcher
             await watcher.start()
@@ -213,16 +217,17 @@ class ProbeRunner:
             sender_name=sender.name,
             recipient_name=recipient.name,
         )
-        outcome = await smtp.send_message(
-            sender.smtp,
-            username=sender.username,
-            password=sender.password.get_secret_value() if sender.password else None,
-            message=message,
-            mail_from=sender.email,
-            rcpt_to=recipient.email,
-            ssl_context=client_context(sender.ca_files),
-            oauth=token_source(sender, self.cfg.monitor.state_dir),
-        )
+        async with self._sends:
+            outcome = await smtp.send_message(
+                sender.smtp,
+                username=sender.username,
+                password=sender.password.get_secret_value() if sender.password else None,
+                message=message,
+                mail_from=sender.email,
+                rcpt_to=recipient.email,
+                ssl_context=client_context(sender.ca_files),
+                oauth=token_source(sender, self.cfg.monitor.state_dir),
+            )
         log.info(
             "canary sent" if outcome.ok else "send failed",
             phase=outcome.phase.value,

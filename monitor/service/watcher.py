@@ -89,6 +89,7 @@ class Watcher:
         on_failure: OnFailure,
         idle_renew: float = 25 * 60,
         oauth: TokenSource | None = None,
+        login_slots: asyncio.Semaphore | None = None,
     ) -> None:
         if account.imap is None:
             raise ValueError(f"account {account.name!r} has no IMAP endpoint to watch")
@@ -100,6 +101,7 @@ class Watcher:
         self._on_failure = on_failure
         self._idle_renew = idle_renew
         self._oauth = oauth  # the account's access tokens (xoauth2), else None
+        self._login_slots = login_slots or contextlib.nullcontext()
         self._log = structlog.get_logger(__name__).bind(account=account.name)
         self._tasks: dict[Role, asyncio.Task[None]] = {}
         self._up = {role: False for role in Role}
@@ -283,13 +285,14 @@ class Watcher:
     async def _open(self) -> ImapSession:
         password = self.account.password
         secret = password.get_secret_value() if password is not None else ""
-        return await ImapSession.open(
-            self.account.imap,
-            self.account.username,
-            secret,
-            self._ssl_context,
-            oauth=self._oauth,
-        )
+        async with self._login_slots:  # held for connect, TLS and login only
+            return await ImapSession.open(
+                self.account.imap,
+                self.account.username,
+                secret,
+                self._ssl_context,
+                oauth=self._oauth,
+            )
 
     def _checked(self, headers: Message) -> str | None:
         try:

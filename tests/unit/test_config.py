@@ -139,6 +139,7 @@ def test_broken_config_reports_every_problem_at_once(tmp_path: Path) -> None:
 [monitor]
 deadline = "soon"
 cleanup = "yes"
+max_parallel_logins = 0
 
 [[accounts]]
 name = "alice"
@@ -183,6 +184,7 @@ to = ["sender", "zed"]
     assert set(caught.value.problems) == {
         "monitor.deadline: expected a duration like 90s, 5m or 1h, got 'soon'",
         "monitor.cleanup: must be true or false, got string",
+        "monitor.max_parallel_logins: must be 1..10000, got 0",
         'accounts[0] (alice).smpt: unknown key; did you mean "smtp"?',
         "accounts[0] (alice).smtp.port: must be 1..65535, got 0",
         "accounts[0] (alice).password_env: environment variable ALICE_PASSWORD is not set",
@@ -200,7 +202,7 @@ to = ["sender", "zed"]
         'routes[0].to[0]: account "sender" has no imap to watch',
         'routes[0].to[1]: unknown account "zed"',
     }
-    assert len(caught.value.problems) == 15  # nothing reported twice
+    assert len(caught.value.problems) == 16  # nothing reported twice
     assert str(caught.value) == "\n".join(caught.value.problems)
 
 
