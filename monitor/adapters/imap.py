@@ -34,6 +34,7 @@ if _library_log.level < logging.INFO:
 
 _T = TypeVar("_T")
 _FEED_BYTES = 4096  # see _Protocol
+_CAPABILITY_SETS: dict[frozenset[str], frozenset[str]] = {}
 _XOAUTH2_TIMEOUT = 20.0  # AUTHENTICATE hung forever on refused tokens (see _continuation)
 
 
@@ -137,8 +138,12 @@ class ImapSession:
                 raise self._error("auth_failed", Phase.IMAP_AUTH, f"{what} refused: {text}", False)
         # The LOGIN reply's capability list holds junk ("Logged", "in", "MOVE]"): ask again.
         await self._guard(Phase.IMAP_AUTH, "CAPABILITY", self._protocol.capability())
-        self._protocol.capabilities = {c.upper() for c in self._protocol.capabilities}
-        self.capabilities = frozenset(self._protocol.capabilities)
+        words = frozenset(c.upper() for c in self._protocol.capabilities)
+        # One shared set per server: 2,000 sessions would otherwise hold 2,000 copies of it.
+        if len(_CAPABILITY_SETS) < 64:
+            words = _CAPABILITY_SETS.setdefault(words, words)
+        self.capabilities = words
+        self._protocol.capabilities = words  # type: ignore[assignment]  # only read or replaced
 
     async def _xoauth2(self, username: str, oauth: TokenSource) -> Any:
         """AUTHENTICATE XOAUTH2. A token refused with NO before its expiry was withdrawn early
