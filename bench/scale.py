@@ -22,9 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.policy import default
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -222,9 +222,10 @@ def measure(
     window = [s for s in range(int(first // interval) + 1, int(last // interval)) if s]
     claimed = {(r[0], int(parse_time(r[2]).timestamp() // interval)) for r in rows}
     routes = {f"m{n:05d}" for n in range(1, len(users) + 1)}
-    dropped = sum((route, s) not in claimed for route in routes for s in window)
+    unclaimed = sum((route, s) not in claimed for route in routes for s in window)
     # A claimed slot whose canary never left (its task died) is dropped too.
-    dropped += sum(r[4] in ("planned", "sending") for r in rows)
+    stuck = sum(r[4] in ("planned", "sending") for r in rows)
+    dropped = unclaimed + stuck
     schedule, detection, watcher, judged, delivery = [], [], [], [], []
     for route, token, _slot, planned_at, state, detected_at, finished_at, seconds, _ in rows:
         planned = parse_time(planned_at)
@@ -246,6 +247,7 @@ def measure(
         "planned": len(rows),
         "finished": sum(r[4] == "final" for r in rows),
         "dropped": dropped,
+        "dropped_detail": {"unclaimed_slots": unclaimed, "never_sent": stuck},
         "verdicts": verdicts,
         "schedule_lag_p50": percentile(schedule, 50),
         "schedule_lag_p99": percentile(schedule, 99),
@@ -261,7 +263,7 @@ def measure(
 def report(f: dict[str, object]) -> None:
     print(f"mailboxes            {f['mailboxes']}")
     print(f"probes               planned {f['planned']}  finished {f['finished']}", end="")
-    print(f"  dropped {f['dropped']}  verdicts {f['verdicts']}")
+    print(f"  dropped {f['dropped']} {f['dropped_detail']}  verdicts {f['verdicts']}")
     print(f"schedule lag         p50 {f['schedule_lag_p50']} s  p99 {f['schedule_lag_p99']} s")
     print(
         f"detection lag        p50 {f['detection_lag_p50']} s  p95 {f['detection_lag_p95']} s"
