@@ -13,7 +13,6 @@ the rest unfinished in the database for the next start to resume.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 import signal
 from collections.abc import AsyncIterator
@@ -31,7 +30,7 @@ from monitor.adapters.store import Store
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
-from monitor.service import http, sdnotify
+from monitor.service import http, sdnotify, slots
 from monitor.service.alerting import Alerting
 from monitor.service.dnscheck import log_posture
 from monitor.service.metrics import Metrics
@@ -66,20 +65,6 @@ async def opened(cfg: Config, *, progress: Progress | None = None) -> AsyncItera
 
 def recipients(cfg: Config) -> set[str]:
     return {name for route in cfg.routes for name in route.recipients}
-
-
-def _jitter(interval: float) -> float:
-    # Spreads routes that share an interval without leaving their slot.
-    return min(interval / 10, 30.0)
-
-
-def phase(route_name: str, interval: float) -> float:
-    """Seconds into each slot at which a route fires: spread over the first 80 % of the slot,
-    so 1,000 routes with one interval do not all send in the same few seconds, and stable per
-    route name, so instances sharing a database compete for a slot at the same moment.
-    Phase (< 0.8) plus jitter (<= 0.1) keeps every run inside its own slot."""
-    digest = hashlib.blake2b(route_name.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 * 0.8 * interval
 
 
 class Daemon:
@@ -178,18 +163,13 @@ class Daemon:
 
         # The first canary soon after start; with many routes, FIRST_RUNS_PER_SECOND at most,
         # so a start does not send to 1,000 mailboxes while their watchers still log in.
-        spread = random.uniform(0, min(_jitter(route.interval), 5))
+        spread = random.uniform(0, min(slots.jitter(route.interval), 5))
         soon = 1 + queue / FIRST_RUNS_PER_SECOND + spread
         first = utcnow() + timedelta(seconds=min(soon, route.interval))
         self.scheduler.add_job(
             fire,
-            # Runs start at the route's phase in each slot (+ jitter): a late run keeps its slot.
-            IntervalTrigger(
-                seconds=route.interval,
-                start_date=slot_for(utcnow(), route.interval)
-                + timedelta(seconds=phase(route.name, route.interval)),
-                jitter=_jitter(route.interval),
-            ),
+            # One run per slot, at the route's phase in it: a late run keeps its slot.
+            slots.SlotTrigger(route.interval, slots.phase(route.name, route.interval)),
             id=f"route:{route.name}",
             name=route.name,
             replace_existing=True,
