@@ -9,9 +9,12 @@ at five providers, a few per cent spam (some with DMARC failures), lost and fail
 an afternoon outage, log-normal delivery times, realistic row widths. By default each
 mailbox gets a canary every 5 minutes (`--interval`), so N probes reach back N/60 × 5 min
 and the report reads the last two weeks of them. `--weeks 2` packs all N into the two weeks
-the report compares instead: the worst case, every row counted. Then it builds the report
-of the last full week (UTC) and prints the time, ending with one JSON line:
-{"rows": N, "database": "sqlite|postgresql", "report_seconds": S}.
+the report compares instead: the worst case, every row counted. `--instances 2` has two
+daemons take turns at the slots (a round of canaries each), as an HA pair does. Then it
+builds the report of the last full week (UTC) and prints the time, then the same report
+split by instance and one of the first instance only, ending with one JSON line:
+{"rows": N, "database": "sqlite|postgresql", "instances": K, "report_seconds": S,
+ "by_instance_seconds": S, "one_instance_seconds": S}.
 Without --database the SQLite file goes to a temporary directory, removed afterwards.
 """
 
@@ -30,6 +33,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -81,7 +85,11 @@ def pairs(count: int) -> list[tuple[str, str, str, str]]:
 
 
 def probes(
-    n: int, span: float, mailboxes: list[tuple[str, str, str, str]], seed: int
+    n: int,
+    span: float,
+    mailboxes: list[tuple[str, str, str, str]],
+    seed: int,
+    instances: list[str],
 ) -> Iterator[tuple]:
     rng = random.Random(seed)
     start = END - timedelta(seconds=span)
@@ -124,7 +132,7 @@ def probes(
             planned,
             planned + timedelta(minutes=10),
             f"<{i}.canary@example.org>",
-            "default",
+            instances[i // len(mailboxes) % len(instances)],
             "final",
             "done" if failure is None or verdict != "send_failed" else failure[1],
             250 if failure is None or verdict != "send_failed" else failure[4],
@@ -213,6 +221,7 @@ async def main() -> None:
     parser.add_argument("--interval", type=float, default=300.0, help="seconds between canaries")
     parser.add_argument("--weeks", type=float, help="put all rows in this span instead")
     parser.add_argument("--mailboxes", type=int, default=60)
+    parser.add_argument("--instances", type=int, default=1, help="daemons taking turns")
     parser.add_argument("--reset", action="store_true", help="drop mailcanary's tables first")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
@@ -232,7 +241,8 @@ async def main() -> None:
         await store.close()
         mailboxes = pairs(args.mailboxes)
         span = args.weeks * 7 * 86400 if args.weeks else args.rows / len(mailboxes) * args.interval
-        rows = probes(args.rows, span, mailboxes, args.seed)
+        names = ["default"] if args.instances == 1 else [f"site-{k}" for k in range(args.instances)]
+        rows = probes(args.rows, span, mailboxes, args.seed, names)
         began = time.perf_counter()
         if backend == "sqlite":
             await asyncio.to_thread(fill_sqlite, make_url(url).database or "", rows)
@@ -247,9 +257,18 @@ async def main() -> None:
         period = last_full_week(now, "UTC")
         shown = {to: Mailbox(provider, f"{to}@{domain}") for _, to, provider, domain in mailboxes}
         configured = [(route, to) for route, to, _, _ in mailboxes]
-        began = time.perf_counter()
-        report = await build_report(engine, period, mailboxes=shown, configured=configured, now=now)
-        seconds = time.perf_counter() - began
+        variants: list[dict[str, Any]] = [{}, {"by_instance": True}, {"instances": names[:1]}]
+        timings, reports = [], []
+        for options in variants:
+            began = time.perf_counter()
+            reports.append(
+                await build_report(
+                    engine, period, mailboxes=shown, configured=configured, now=now, **options
+                )
+            )
+            timings.append(time.perf_counter() - began)
+        seconds, split, one = timings
+        report = reports[0]  # the whole fleet's
         await engine.dispose()
         began = time.perf_counter()
         for render in (render_text, render_json):
@@ -261,13 +280,12 @@ async def main() -> None:
         print(f"rollup rows: {rollup}; probes in the two weeks compared: {counted}")
         print(
             f"report of {period.label} built in {seconds:.2f}s; "
-            f"rendered (with charts) in {rendered:.2f}s"
+            f"rendered (with charts) in {rendered:.2f}s; split by instance in {split:.2f}s; "
+            f"of {names[0]} only in {one:.2f}s"
         )
-        print(
-            json.dumps(
-                {"rows": args.rows, "database": backend, "report_seconds": round(seconds, 3)}
-            )
-        )
+        figures = {"rows": args.rows, "database": backend, "instances": len(names)}
+        figures |= {"report_seconds": round(seconds, 3), "by_instance_seconds": round(split, 3)}
+        print(json.dumps(figures | {"one_instance_seconds": round(one, 3)}))
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

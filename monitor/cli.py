@@ -204,6 +204,17 @@ def report(
     date_to: Annotated[str | None, typer.Option("--to", help="Last day (included).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="text | html | json | csv")] = "text",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE.")] = None,
+    instance: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--instance",
+            metavar="NAME",
+            help="Only the canaries this instance sent (repeat it, or a,b).",
+        ),
+    ] = None,
+    by_instance: Annotated[
+        bool, typer.Option("--by-instance", help="Each mailbox's line per instance.")
+    ] = False,
 ) -> None:
     """The deliverability report of a period, per route and mailbox, grouped by provider."""
     from monitor.service.report_cli import ReportArgsError, ReportUnavailable, run_report
@@ -214,7 +225,14 @@ def report(
     try:
         code = run_async(
             lambda: run_report(
-                cfg, since=window, date_from=date_from, date_to=date_to, fmt=fmt, output=output
+                cfg,
+                since=window,
+                date_from=date_from,
+                date_to=date_to,
+                fmt=fmt,
+                output=output,
+                instances=instance or (),
+                by_instance=by_instance,
             )
         )
     except ReportArgsError as exc:

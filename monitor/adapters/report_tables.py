@@ -1,25 +1,29 @@
 """Reporting's tables, on the same metadata as `probes` (one schema, one migration chain).
 
-`probe_rollup`: final probes counted per (route, recipient, UTC hour, verdict, delivery-time
-bucket, DMARC result). The weekly report reads it instead of `probes`: SQLite groups by
-sorting, so grouping ten million probes takes tens of seconds, while their rollup is a few
-rows per mailbox and hour. Database triggers (alembic 0005) keep it in step with `probes` in
-the same transaction as every insert, update and delete, whichever code writes the probe:
-`Store.finish`, `Store.mark_late`, a bulk import. `bucket` is `monitor.core.report.bucket_of`
-of `delivery_seconds` (-1: no delivery time); `dmarc` the receiver's DMARC result ("": none
+`probe_rollup`: final probes counted per (route, recipient, instance, UTC hour, verdict,
+delivery-time bucket, DMARC result). The weekly report reads it instead of `probes`: SQLite
+groups by sorting, so grouping ten million probes takes tens of seconds, while their rollup
+is a few rows per mailbox and hour. Database triggers (alembic 0005, with the instance since
+0006) keep it in step with `probes` in the same transaction as every insert, update and
+delete, whichever code writes the probe: `Store.finish`, `Store.mark_late`, a bulk import.
+`instance` is the `[monitor] instance` that claimed and sent the canary (several daemons may
+share a PostgreSQL database); `bucket` is `monitor.core.report.bucket_of` of
+`delivery_seconds` (-1: no delivery time); `dmarc` the receiver's DMARC result ("": none
 recorded). `max_seconds` is exact unless probes were deleted: then it is an upper bound
-within its bucket. The buckets are frozen in the migration: changing them needs a new one.
+within its bucket. The buckets are frozen in the migrations: changing them needs a new one.
 
 WARNING for later migrations: a SQLite batch migration that *recreates* `probes` (alter or
 drop a column, change a constraint) drops its triggers; such a migration must create them
-again (copy them from 0005). tests/integration/test_report.py fails when they are missing.
+again (copy them from 0006, the latest to define them). tests/integration/test_report.py
+fails when they are missing.
 
 `report_sends`: one row per (period, recipient address) of the scheduled report, so a restart
 neither sends a week's report twice nor forgets it. A row is `sending` while leased,
 then `sent` or `failed` (retried from `next_attempt_at`).
 
 `ix_probes_failed_planned_at` is a partial covering index on `probes`: the report's failure
-table reads only failed probes, however many succeeded, and only from the index.
+table reads only failed probes, however many succeeded, and only from the index (the
+instance included, for a report of some instances only).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class RollupRow(Base):
     hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     route: Mapped[str] = mapped_column(Text, primary_key=True)
     recipient: Mapped[str] = mapped_column(Text, primary_key=True)
+    instance: Mapped[str] = mapped_column(Text, primary_key=True)
     verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
     dmarc: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -49,8 +54,8 @@ class RollupRow(Base):
     max_seconds: Mapped[float | None] = mapped_column(Float)
 
     # Hour first and clustered (SQLite: WITHOUT ROWID): a period is one range of the key,
-    # new rows append at its end, and grouping by (hour, route, recipient, verdict) streams
-    # in key order instead of sorting.
+    # new rows append at its end, and grouping by (hour, route, recipient, instance, verdict)
+    # streams in key order instead of sorting.
     __table_args__ = ({"sqlite_with_rowid": False},)
 
 
@@ -79,9 +84,9 @@ class ReportSendRow(Base):
 
 # Queries must spell the same predicate with literal values (not bound parameters) for
 # SQLite to use a partial index.
-# It holds every column the failure table groups by (and `id`, to fetch one example text
-# per group afterwards), so that query never reads the wide probe rows. The server's text
-# itself stays out: PostgreSQL refuses index entries above ~2.7 kB.
+# It holds every column the failure table groups and filters by (and `id`, to fetch one
+# example text per group afterwards), so that query never reads the wide probe rows. The
+# server's text itself stays out: PostgreSQL refuses index entries above ~2.7 kB.
 FAILED_COLUMNS = (
     "planned_at",
     "route",
@@ -92,6 +97,7 @@ FAILED_COLUMNS = (
     "failure_code",
     "failure_enhanced",
     "failure_transient",
+    "instance",
     "id",
 )
 FAILED_PROBES_INDEX = Index(

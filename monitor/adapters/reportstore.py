@@ -4,6 +4,8 @@ Counts and delivery-time histograms come from `probe_rollup` (kept by triggers, 
 report_tables.py), so building a weekly report reads a few rows per mailbox and hour whatever
 the number of probes; only failed probes are read from `probes` itself, from a partial
 covering index. All queries of one report run in one transaction (a snapshot on both databases).
+Counts and histograms come per instance (the daemon that sent the canaries): the core adds
+them up, or splits the report by instance; a report of some instances only filters in SQL.
 
 Incidents come from the alert tables: the newest episode of each (route, recipient, kind) is
 in `alerts`; older episodes are known from the outbox rows they caused (`alert_deliveries`),
@@ -13,7 +15,7 @@ so with no alert channel configured only the newest episode of each alert can be
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -28,7 +30,7 @@ from monitor.adapters.report_tables import FAILED_VERDICTS, ReportSendRow, Rollu
 from monitor.adapters.tables import ProbeRow
 from monitor.core.models import Verdict
 from monitor.core.report import Histogram, Period
-from monitor.core.report_build import Aggregates, FailureCount, HourCount, Incident, Pair
+from monitor.core.report_build import Aggregates, FailureCount, HourCount, Incident, Line
 
 INCIDENT_LOOKBACK = timedelta(days=35)  # an alert that fired this long before may still be open
 _VERDICTS = {v.value: v for v in Verdict}
@@ -60,18 +62,32 @@ class ReportStore:
             async with connection.begin():
                 yield connection
 
-    async def aggregates(self, period: Period) -> Aggregates:
+    async def aggregates(self, period: Period, instances: Sequence[str] = ()) -> Aggregates:
+        """`period` and the one before; of the canaries `instances` sent (empty: all of them).
+        Incidents are the alerts of the mailboxes, whichever instance saw them."""
         previous = period.previous()
+        only = tuple(instances)
         async with self._snapshot() as db:
-            delivery, previous_delivery, daily = await _delivery(db, previous, period)
+            delivery, previous_delivery, daily = await _delivery(db, previous, period, only)
             return Aggregates(
-                hours=await _hours(db, previous.start, period.end),
+                hours=await _hours(db, previous.start, period.end, only),
                 delivery=delivery,
                 previous_delivery=previous_delivery,
                 daily_delivery=daily,
-                failures=await _failures(db, period),
+                failures=await _failures(db, period, only),
                 incidents=await _incidents(db, period),
             )
+
+    async def instances(self, start: datetime, end: datetime) -> list[str]:
+        """The instances that recorded canaries from `start` to `end`, by name."""
+        statement = (
+            select(_ROLLUP.instance)
+            .where(*_in(_ROLLUP.hour, start, end))
+            .distinct()
+            .order_by(_ROLLUP.instance)
+        )
+        async with self._engine.connect() as db:
+            return list((await db.execute(statement)).scalars())
 
     async def monitored_before(self, moment: datetime) -> bool:
         """Whether any probe was planned before `moment` (a new install has no past week)."""
@@ -202,18 +218,32 @@ def _in(column: Any, start: datetime, end: datetime) -> tuple[Any, Any]:
     return column >= start, column < end
 
 
-async def _hours(db: AsyncConnection, start: datetime, end: datetime) -> tuple[HourCount, ...]:
+def _of(db: AsyncConnection, column: Any, instances: tuple[str, ...]) -> tuple[Any, ...]:
+    """Rows of `instances` only (all rows when there are none)."""
+    if not instances:
+        return ()
+    if db.dialect.name == "sqlite":
+        # Through coalesce, a no-op (never NULL): SQLite's planner sorts for a GROUP BY
+        # that holds a key column compared with constants, instead of walking the key in
+        # order. PostgreSQL, though, would guess the rows this keeps and plan badly.
+        column = func.coalesce(column, "")
+    return (column.in_(instances),)
+
+
+async def _hours(
+    db: AsyncConnection, start: datetime, end: datetime, instances: tuple[str, ...]
+) -> tuple[HourCount, ...]:
     # In the rollup's key order: SQLite aggregates as it walks the key, without a sort.
-    keys = (_ROLLUP.hour, _ROLLUP.route, _ROLLUP.recipient, _ROLLUP.verdict)
+    keys = (_ROLLUP.hour, _ROLLUP.route, _ROLLUP.recipient, _ROLLUP.instance, _ROLLUP.verdict)
     dmarc_failed = case((func.lower(_ROLLUP.dmarc) == "fail", _ROLLUP.n), else_=0)
     statement = (
         select(*keys, func.sum(_ROLLUP.n), func.sum(dmarc_failed))
-        .where(*_in(_ROLLUP.hour, start, end))
+        .where(*_in(_ROLLUP.hour, start, end), *_of(db, _ROLLUP.instance, instances))
         .group_by(*keys)
     )
     return tuple(
-        HourCount(route, recipient, hour, _VERDICTS[verdict], int(n), int(failed))
-        for hour, route, recipient, verdict, n, failed in await db.execute(statement)
+        HourCount(route, recipient, hour, _VERDICTS[verdict], int(n), int(failed), instance)
+        for hour, route, recipient, instance, verdict, n, failed in await db.execute(statement)
         if verdict in _VERDICTS  # a verdict a newer version added: not ours to count
     )
 
@@ -222,28 +252,32 @@ Buckets = list[tuple[int, int, float | None]]
 
 
 async def _delivery(
-    db: AsyncConnection, previous: Period, period: Period
-) -> tuple[dict[Pair, Histogram], dict[Pair, Histogram], dict[date, Histogram]]:
-    """Delivery-time histograms per mailbox in both periods and per day of `period`, from
-    one pass over the rollup: rows grouped by mailbox, local day and bucket."""
+    db: AsyncConnection, previous: Period, period: Period, instances: tuple[str, ...]
+) -> tuple[dict[Line, Histogram], dict[Line, Histogram], dict[date, Histogram]]:
+    """Delivery-time histograms per mailbox and instance in both periods and per day of
+    `period`, from one pass over the rollup: rows grouped by line, local day and bucket."""
     days = [*previous.days(), *period.days()]
     day = case(*((_ROLLUP.hour < d.end, index) for index, d in enumerate(days)), else_=len(days))
-    keys = (_ROLLUP.route, _ROLLUP.recipient, day, _ROLLUP.bucket)
+    keys = (_ROLLUP.route, _ROLLUP.recipient, _ROLLUP.instance, day, _ROLLUP.bucket)
     statement = (
         select(*keys, func.sum(_ROLLUP.n), func.max(_ROLLUP.max_seconds))
-        .where(_ROLLUP.bucket >= 0, *_in(_ROLLUP.hour, previous.start, period.end))
+        .where(
+            _ROLLUP.bucket >= 0,
+            *_in(_ROLLUP.hour, previous.start, period.end),
+            *_of(db, _ROLLUP.instance, instances),
+        )
         .group_by(*keys)
     )
-    before: dict[Pair, Buckets] = defaultdict(list)
-    now: dict[Pair, Buckets] = defaultdict(list)
+    before: dict[Line, Buckets] = defaultdict(list)
+    now: dict[Line, Buckets] = defaultdict(list)
     daily: dict[date, Buckets] = defaultdict(list)
     first = len(days) - len(period.days())
-    for route, recipient, index, bucket, n, most in await db.execute(statement):
+    for route, recipient, instance, index, bucket, n, most in await db.execute(statement):
         row = (bucket, int(n), most)
         if index < first:
-            before[(route, recipient)].append(row)
+            before[(route, recipient, instance)].append(row)
         elif index < len(days):
-            now[(route, recipient)].append(row)
+            now[(route, recipient, instance)].append(row)
             daily[days[index].date].append(row)
     return _histograms(now), _histograms(before), _histograms(daily)
 
@@ -252,7 +286,9 @@ def _histograms(rows: Mapping[Any, Buckets]) -> dict[Any, Histogram]:
     return {key: Histogram.of(buckets) for key, buckets in rows.items()}
 
 
-async def _failures(db: AsyncConnection, period: Period) -> tuple[FailureCount, ...]:
+async def _failures(
+    db: AsyncConnection, period: Period, instances: tuple[str, ...]
+) -> tuple[FailureCount, ...]:
     keys = (
         _PROBES.route,
         _PROBES.recipient,
@@ -266,7 +302,11 @@ async def _failures(db: AsyncConnection, period: Period) -> tuple[FailureCount, 
     statement = (
         select(*keys, func.count(), func.max(_PROBES.id))
         # Spelled as in the partial index, with literals, so SQLite can use it.
-        .where(text(FAILED_VERDICTS), *_in(_PROBES.planned_at, period.start, period.end))
+        .where(
+            text(FAILED_VERDICTS),
+            *_in(_PROBES.planned_at, period.start, period.end),
+            *_of(db, _PROBES.instance, instances),
+        )
         .group_by(*keys)
     )
     groups = (await db.execute(statement)).all()

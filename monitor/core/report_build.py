@@ -1,8 +1,11 @@
 """From the store's aggregates to a `Report`: per mailbox, grouped by provider, per day, the
 worst hours, failures with the catalogue's words, incidents, and what to fix.
 
-Every input row is already a group (a mailbox's verdict count in one hour, a histogram
-bucket…); the loops here run over groups, never over probes.
+Every input row is already a group (a mailbox's verdict count of one instance in one hour,
+a histogram bucket…); the loops here run over groups, never over probes. The aggregates
+come per instance (the daemon that claimed and sent the canary); a mailbox's line adds its
+instances up, and a report split by instance also keeps each instance's line. Everything
+else (providers, days, worst hours, what to fix) is of the mailbox lines, split or not.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from monitor.core.report import HOUR, Day, Histogram, Period, Summary, Tally
 from monitor.core.report_fix import Fix, what_to_fix
 
 Pair = tuple[str, str]  # (route, recipient account)
+Line = tuple[str, str, str]  # (route, recipient account, instance)
+DEFAULT_INSTANCE = "default"  # `[monitor] instance` when the config names none
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,7 @@ class HourCount:
     verdict: Verdict
     n: int
     dmarc_failed: int = 0  # of these, canaries whose DMARC result the receiver wrote as fail
+    instance: str = DEFAULT_INSTANCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +71,8 @@ class Aggregates:
     """What the store counted in SQL for a period and the one before it."""
 
     hours: tuple[HourCount, ...] = ()  # both periods
-    delivery: Mapping[Pair, Histogram] = field(default_factory=dict)
-    previous_delivery: Mapping[Pair, Histogram] = field(default_factory=dict)
+    delivery: Mapping[Line, Histogram] = field(default_factory=dict)
+    previous_delivery: Mapping[Line, Histogram] = field(default_factory=dict)
     daily_delivery: Mapping[date, Histogram] = field(default_factory=dict)  # all mailboxes
     failures: tuple[FailureCount, ...] = ()
     incidents: tuple[Incident, ...] | None = None  # None: no alert data to read
@@ -87,13 +93,15 @@ class PairReport:
     first_seen: datetime | None  # the first hour with a canary in the period
     new: bool  # nothing in the previous period and the first canary after the period began
     configured: bool
+    instance: str | None = None  # a split report's line of one instance; None: all of them
 
 
 @dataclass(frozen=True)
 class ProviderReport:
     provider: str
-    pairs: tuple[PairReport, ...]
+    pairs: tuple[PairReport, ...]  # one per mailbox, all instances added up
     summary: Summary
+    by_instance: tuple[PairReport, ...] = ()  # a split report: each mailbox's instance lines
 
 
 @dataclass(frozen=True)
@@ -133,10 +141,22 @@ class Report:
     failures: tuple[FailureGroup, ...]
     incidents: tuple[Incident, ...] | None
     fixes: tuple[Fix, ...] = ()
+    instances: tuple[str, ...] = ()  # whose canaries it counts (either period), by name
+    only: tuple[str, ...] = ()  # the instances it was limited to; () for the whole fleet
+    split: bool = False  # asked to split each mailbox's line by instance
 
     @property
     def pairs(self) -> list[PairReport]:
         return [pair for provider in self.providers for pair in provider.pairs]
+
+    @property
+    def shows_instances(self) -> bool:
+        """Whether tables split by instance: asked for, and there is more than one."""
+        return self.split and len(self.instances) > 1
+
+    def lines(self, provider: ProviderReport) -> tuple[PairReport, ...]:
+        """A provider's mailbox lines as tables show them: per instance when split."""
+        return provider.by_instance if self.shows_instances else provider.pairs
 
 
 def build(
@@ -148,43 +168,67 @@ def build(
     now: datetime,
     slow_after: float = 300.0,
     worst: int = 5,
+    split: bool = False,
+    only: Iterable[str] = (),
 ) -> Report:
+    """`split`: keep each mailbox's line per instance too; `only`: the instances the store
+    limited the aggregates to, for the report to say so."""
     previous = period.previous()
-    now_counts: dict[Pair, dict[Verdict, int]] = defaultdict(dict)
-    before_counts: dict[Pair, dict[Verdict, int]] = defaultdict(dict)
+    now_counts: dict[Line, dict[Verdict, int]] = defaultdict(dict)
+    before_counts: dict[Line, dict[Verdict, int]] = defaultdict(dict)
     hourly: dict[datetime, dict[Verdict, int]] = defaultdict(dict)
-    first_seen: dict[Pair, datetime] = {}
-    dmarc: dict[Pair, dict[Verdict, int]] = defaultdict(dict)
+    first_seen: dict[Line, datetime] = {}
+    dmarc: dict[Line, dict[Verdict, int]] = defaultdict(dict)
     for row in aggregates.hours:
-        pair = (row.route, row.recipient)
+        line = (row.route, row.recipient, row.instance)
         if period.start <= row.hour < period.end:
-            _add(now_counts[pair], row.verdict, row.n)
+            _add(now_counts[line], row.verdict, row.n)
             _add(hourly[row.hour], row.verdict, row.n)
             if row.dmarc_failed:
-                _add(dmarc[pair], row.verdict, row.dmarc_failed)
-            if pair not in first_seen or row.hour < first_seen[pair]:
-                first_seen[pair] = row.hour
+                _add(dmarc[line], row.verdict, row.dmarc_failed)
+            if line not in first_seen or row.hour < first_seen[line]:
+                first_seen[line] = row.hour
         elif previous.start <= row.hour < previous.end:
-            _add(before_counts[pair], row.verdict, row.n)
+            _add(before_counts[line], row.verdict, row.n)
 
     wanted = set(configured)
     seen = {*now_counts, *before_counts, *aggregates.delivery, *aggregates.previous_delivery}
-    by_provider: dict[str, list[PairReport]] = defaultdict(list)
-    for pair in sorted(wanted | seen):
+    lines: dict[Pair, list[PairReport]] = defaultdict(list)
+    for line in sorted(seen):
+        route, recipient, instance = line
         summary = Summary(
-            Tally(now_counts.get(pair, {})),
-            aggregates.delivery.get(pair, Histogram()),
-            Tally(before_counts.get(pair, {})),
-            aggregates.previous_delivery.get(pair, Histogram()),
-            dmarc.get(pair, {}),
+            Tally(now_counts.get(line, {})),
+            aggregates.delivery.get(line, Histogram()),
+            Tally(before_counts.get(line, {})),
+            aggregates.previous_delivery.get(line, Histogram()),
+            dmarc.get(line, {}),
         )
+        mailbox = mailboxes.get(recipient, Mailbox("unknown"))
+        started = first_seen.get(line)
+        new = started is not None and started > period.start and line not in before_counts
+        listed = (route, recipient) in wanted
+        shown = PairReport(route, recipient, mailbox, summary, started, new, listed, instance)
+        lines[(route, recipient)].append(shown)
+
+    by_provider: dict[str, list[PairReport]] = defaultdict(list)
+    split_lines: dict[str, list[PairReport]] = defaultdict(list)
+    for pair in sorted(wanted | set(lines)):
+        own = lines.get(pair, [])
         mailbox = mailboxes.get(pair[1], Mailbox("unknown"))
-        started = first_seen.get(pair)
-        new = started is not None and started > period.start and pair not in before_counts
-        shown = PairReport(*pair, mailbox, summary, started, new, pair in wanted)
-        by_provider[mailbox.provider].append(shown)
+        started = min((o.first_seen for o in own if o.first_seen is not None), default=None)
+        earlier = any((*pair, o.instance) in before_counts for o in own)
+        new = started is not None and started > period.start and not earlier
+        summary = _sum(o.summary for o in own)
+        whole = PairReport(*pair, mailbox, summary, started, new, pair in wanted)
+        by_provider[mailbox.provider].append(whole)
+        split_lines[mailbox.provider] += own or [whole]
     providers = tuple(
-        ProviderReport(name, tuple(pairs), _sum(p.summary for p in pairs))
+        ProviderReport(
+            name,
+            tuple(pairs),
+            _sum(p.summary for p in pairs),
+            tuple(split_lines[name]) if split else (),
+        )
         for name, pairs in sorted(by_provider.items())
     )
 
@@ -209,6 +253,9 @@ def build(
         worst_hours=tuple(_worst_hours(period, hourly, worst)),
         failures=failures,
         incidents=incidents,
+        instances=tuple(sorted({instance for _, _, instance in seen})),
+        only=tuple(only),
+        split=split,
     )
     return replace(report, fixes=tuple(what_to_fix(report, slow_after=slow_after)))
 

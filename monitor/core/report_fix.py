@@ -38,10 +38,11 @@ def pct(rate: float | None) -> str:
 
 def what_to_fix(report: Report, *, slow_after: float, limit: int = LIMIT) -> list[Fix]:
     if report.total.tally.total == 0:
+        sent_by = f" sent by {', '.join(report.only)}" if report.only else ""
         return [
             Fix(
                 "high",
-                f"No canaries were recorded in {report.period.label}.",
+                f"No canaries{sent_by} were recorded in {report.period.label}.",
                 "Check that the daemon runs and has routes: mailcanary status.",
             )
         ]

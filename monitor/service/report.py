@@ -13,9 +13,12 @@ there were no canaries: 0/0 is not 0 %), and every "summary" object is
 with the verdicts inbox, spam, missing, late, send_failed, check_failed. The document:
     schema, generated_at, timezone,
     period / previous_period: {"start", "end", "label", "hours"},
+    instances: [name], the instances whose canaries it counts (either period),
+    instance_filter: [name], the instances it was limited to ([]: the whole fleet),
+    by_instance: bool, whether each mailbox has one entry per instance,
     total: summary,
     providers: [{"provider", "summary", "mailboxes": [{"route", "recipient", "mailbox",
-                 "first_seen", "new", "configured", "summary"}]}],
+                 "instance", "first_seen", "new", "configured", "summary"}]}],
     days: [{"date", "start", "end", "hours", "canaries", "counts",
             "delivery": {"count", "p50", "p95", "max"}}],
     worst_hours: [{"start", "label", "canaries", "not_inbox", "counts"}],
@@ -26,6 +29,9 @@ with the verdicts inbox, spam, missing, late, send_failed, check_failed. The doc
                  "duration_seconds", "open"}],
     what_to_fix: [{"severity": "high"|"medium"|"low", "text", "remedy"}]
 Percentiles come from log-scale histograms (monitor.core.report): within a few per cent.
+A mailbox's "instance" is the instance whose canaries its entry counts, or null when it adds
+up all of them (`by_instance` false, or a configured mailbox with no canaries at all).
+Text, HTML and CSV show an instance column only when split and there is more than one.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +51,7 @@ from monitor.config.schema import Config
 from monitor.core.durations import format_duration
 from monitor.core.models import Verdict
 from monitor.core.report import VERDICTS, Histogram, Period, Summary, Tally, Trend
-from monitor.core.report_build import Mailbox, Pair, Report, build
+from monitor.core.report_build import Mailbox, Pair, PairReport, ProviderReport, Report, build
 
 SCHEMA = "mailcanary.report/1"
 SHOWN_FAILURES = 15  # text and HTML; JSON has them all
@@ -74,6 +80,10 @@ def configured_of(cfg: Config) -> list[Pair]:
     return [(route.name, recipient) for route in cfg.routes for recipient in route.recipients]
 
 
+class UnknownInstance(ValueError):
+    """An instance the report was limited to recorded no canaries in either period."""
+
+
 async def build_report(
     engine: AsyncEngine,
     period: Period,
@@ -82,8 +92,25 @@ async def build_report(
     configured: Iterable[Pair],
     now: datetime,
     slow_after: float = 300.0,
+    instances: Sequence[str] = (),
+    by_instance: bool = False,
 ) -> Report:
-    aggregates = await ReportStore(engine).aggregates(period)
+    """`instances`: only the canaries these sent (empty: the whole fleet); `by_instance`:
+    split each mailbox's line per instance."""
+    store = ReportStore(engine)
+    only = tuple(dict.fromkeys(instances))
+    aggregates = await store.aggregates(period, only)
+    if only:
+        counted = {row.instance for row in aggregates.hours}
+        if missing := [name for name in only if name not in counted]:
+            known = await store.instances(period.previous().start, period.end)
+            raise UnknownInstance(
+                f"no canaries of {', '.join(missing)} in {period.label} or the period before; "
+                f"instances with canaries then: {', '.join(known) or 'none'}"
+            )
+        # Each slot goes to the instance that claims it first: a configured mailbox these
+        # instances did not send to may well have had its canaries from another one.
+        configured = ()
     return build(
         period,
         aggregates,
@@ -91,10 +118,23 @@ async def build_report(
         configured=configured,
         now=now,
         slow_after=slow_after,
+        split=by_instance,
+        only=only,
     )
 
 
-async def report_for(cfg: Config, engine: AsyncEngine, period: Period, now: datetime) -> Report:
+async def report_for(
+    cfg: Config,
+    engine: AsyncEngine,
+    period: Period,
+    now: datetime,
+    *,
+    instances: Sequence[str] = (),
+    by_instance: bool = False,
+) -> Report:
+    """The report of `period`, mailboxes named as in `cfg`. The weekly email asks for
+    neither `instances` nor `by_instance`: it is the whole fleet's report, the same whichever
+    instance claims the week's send."""
     return await build_report(
         engine,
         period,
@@ -102,6 +142,8 @@ async def report_for(cfg: Config, engine: AsyncEngine, period: Period, now: date
         configured=configured_of(cfg),
         now=now,
         slow_after=cfg.alerts.slow_after,
+        instances=instances,
+        by_instance=by_instance,
     )
 
 
@@ -198,6 +240,9 @@ def report_json(report: Report) -> dict[str, Any]:
         "timezone": report.period.timezone,
         "period": _period(report.period),
         "previous_period": _period(report.previous_period),
+        "instances": list(report.instances),
+        "instance_filter": list(report.only),
+        "by_instance": report.split,
         "total": _summary(report.total),
         "providers": [
             {
@@ -208,12 +253,13 @@ def report_json(report: Report) -> dict[str, Any]:
                         "route": pair.route,
                         "recipient": pair.recipient,
                         "mailbox": pair.mailbox.address,
+                        "instance": pair.instance,
                         "first_seen": _iso(pair.first_seen),
                         "new": pair.new,
                         "configured": pair.configured,
                         "summary": _summary(pair.summary),
                     }
-                    for pair in provider.pairs
+                    for pair in (provider.by_instance if report.split else provider.pairs)
                 ],
             }
             for provider in report.providers
@@ -280,7 +326,7 @@ def render_json(report: Report) -> str:
     return json.dumps(report_json(report), ensure_ascii=False, indent=2) + "\n"
 
 
-# -- CSV: one row per mailbox, provider and the total ------------------------------------------
+# -- CSV: one row per mailbox (and instance, when split), provider and the total ---------------
 
 CSV_COLUMNS = (
     "level",
@@ -301,16 +347,12 @@ CSV_COLUMNS = (
 )
 
 
-def _csv_row(
-    level: str, provider: str, route: str, recipient: str, mailbox: str, s: Summary
-) -> list[object]:
+def _csv_row(level: str, names: Sequence[str], s: Summary) -> list[object]:
+    """`names`: provider, route, recipient, mailbox (and instance when split)."""
     trends = s.trends()
     return [
         level,
-        provider,
-        route,
-        recipient,
-        mailbox,
+        *names,
         s.tally.total,
         *(s.tally.count(v) for v in VERDICTS),
         *(_num(s.tally.rate(v)) for v in VERDICTS),
@@ -329,15 +371,24 @@ def _num(value: float | None) -> str:
 
 
 def render_csv(report: Report) -> str:
+    split = report.shows_instances
+    columns = list(CSV_COLUMNS)
+    if split:
+        columns.insert(columns.index("mailbox") + 1, "instance")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for provider in report.providers:
-        for p in provider.pairs:
-            address = p.mailbox.address or ""
-            writer.writerow(
-                _csv_row("mailbox", provider.provider, p.route, p.recipient, address, p.summary)
-            )
-        writer.writerow(_csv_row("provider", provider.provider, "", "", "", provider.summary))
-    writer.writerow(_csv_row("total", "", "", "", "", report.total))
+        for line in report.lines(provider):
+            writer.writerow(_csv_row("mailbox", _csv_names(provider, line, split), line.summary))
+        writer.writerow(_csv_row("provider", _csv_names(provider, None, split), provider.summary))
+    writer.writerow(_csv_row("total", [""] * (5 if split else 4), report.total))
     return out.getvalue()
+
+
+def _csv_names(provider: ProviderReport, line: PairReport | None, split: bool) -> list[str]:
+    names = [provider.provider, "", "", ""]
+    if line is not None:
+        names[1:] = [line.route, line.recipient, line.mailbox.address or ""]
+    instance = line.instance if line is not None else None
+    return [*names, instance or ""] if split else names

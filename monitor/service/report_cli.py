@@ -3,6 +3,8 @@
 Safe beside a running daemon: reads only, never migrates. Periods are local to
 `[reports] timezone` (default UTC): the last full week (Monday to Sunday) by default,
 `--since 7d` for the last seven days up to now, `--from/--to` for whole days (both included).
+`--instance NAME` (repeated, or a comma list) counts only what those instances sent;
+`--by-instance` splits each mailbox's line per instance.
 """
 
 from __future__ import annotations
@@ -10,19 +12,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 
 from monitor.adapters.store import Store
 from monitor.config.load import Config
 from monitor.core.models import utcnow
 from monitor.core.report import Period, days_period, last_full_week, recent
-from monitor.service.report import FORMATS, render_csv, render_json, report_for
+from monitor.service.report import (
+    FORMATS,
+    UnknownInstance,
+    render_csv,
+    render_json,
+    report_for,
+)
 from monitor.service.report_charts import render_charts, use_cache_dir
 from monitor.service.report_html import render_html
 from monitor.service.report_text import render_text
@@ -66,6 +75,14 @@ def choose_period(
     return last_full_week(now, timezone)
 
 
+def instance_names(values: Iterable[str]) -> tuple[str, ...]:
+    """`--instance a,b --instance c`: each name once, in the order given."""
+    names = [name.strip() for value in values for name in value.split(",")]
+    if "" in names:
+        raise ReportArgsError("--instance: expected instance names like eu-1 or a,b")
+    return tuple(dict.fromkeys(names))
+
+
 async def run_report(
     cfg: Config,
     *,
@@ -75,9 +92,12 @@ async def run_report(
     fmt: str = "text",
     output: Path | None = None,
     out: TextIO | None = None,
+    instances: Iterable[str] = (),
+    by_instance: bool = False,
 ) -> int:
     if fmt not in FORMATS:
         raise ReportArgsError(f"--format: one of {', '.join(FORMATS)}, got {fmt!r}")
+    only = instance_names(instances)
     now = utcnow()
     period = choose_period(
         now, cfg.reports.timezone, since=since, date_from=date_from, date_to=date_to
@@ -86,12 +106,18 @@ async def run_report(
     store = await Store.open(cfg.monitor.database)
     try:
         async with store.engine.connect() as connection:
-            ready = await connection.run_sync(lambda c: inspect(c).has_table("probe_rollup"))
+            ready = await connection.run_sync(_rollup_by_instance)
         if not ready:
             raise ReportUnavailable(
-                "the database predates reports: run `mailcanary db upgrade` or restart the daemon"
+                "the database predates this version's reports: run `mailcanary db upgrade` "
+                "or restart the daemon"
             )
-        report = await report_for(cfg, store.engine, period, now)
+        try:
+            report = await report_for(
+                cfg, store.engine, period, now, instances=only, by_instance=by_instance
+            )
+        except UnknownInstance as exc:
+            raise ReportArgsError(f"--instance: {exc}") from None
     finally:
         await store.close()
     if fmt == "html":
@@ -109,6 +135,14 @@ async def run_report(
     else:
         (out or sys.stdout).write(document)
     return 0
+
+
+def _rollup_by_instance(connection: Connection) -> bool:
+    """Whether the schema has the rollup with its instance (alembic 0006)."""
+    found = inspect(connection)
+    if not found.has_table("probe_rollup"):
+        return False
+    return "instance" in {column["name"] for column in found.get_columns("probe_rollup")}
 
 
 def _require_database(url: str) -> None:

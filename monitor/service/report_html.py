@@ -2,8 +2,9 @@
 drop <style> blocks and never run scripts), layout by tables, images by `src` given by the
 caller: `cid:` references in an email, `data:` URIs in a file opened in a browser.
 
-Cells carry `data-field` (and rows `data-route`/`data-recipient`/`data-provider`) so
-programs, and the tests, can find a number without depending on the layout.
+Cells carry `data-field` (and rows `data-route`/`data-recipient`/`data-provider`, and
+`data-instance` on a mailbox's line of one instance) so programs, and the tests, can find a
+number without depending on the layout.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from monitor.core.models import Verdict
 from monitor.core.report import VERDICTS, Summary, Tally
 from monitor.core.report_build import Report
 from monitor.service.report import SHORT, SHOWN_FAILURES, percent, seconds, trend_text
+from monitor.service.report_text import instances_line
 
 FONT = "font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;"
 TABLE = "border-collapse:collapse;font-size:13px;margin:4px 0 16px 0;"
@@ -77,12 +79,15 @@ def render_html(report: Report, images: Mapping[str, str] | None = None) -> str:
     title = f"mailcanary deliverability report {period.label}"
     summary_head = ["", "canaries", *(SHORT[v] for v in VERDICTS), "p50", "p95", "max"]
     summary_head += ["inbox vs before", "p95 vs before"]
+    whose = instances_line(report)
     parts = [
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f'</head><body style="{FONT}color:#222;margin:16px;">',
         f'<h1 style="font-size:20px;margin:0 0 4px 0;">{escape(title)}</h1>',
         f'<p style="margin:0 0 12px 0;color:#555;">{escape(period.timezone)}, '
-        f"{period.hours} hours; compared with {escape(report.previous_period.label)}</p>",
+        f"{period.hours} hours; compared with {escape(report.previous_period.label)}"
+        + (f"; {escape(whose)}" if whose else "")
+        + "</p>",
         _table(
             "total",
             summary_head,
@@ -98,25 +103,32 @@ def render_html(report: Report, images: Mapping[str, str] | None = None) -> str:
                     f'<img src="{escape(images[name])}" alt="{name} chart" width="720" '
                     'height="280" style="display:block;max-width:100%;height:auto;">'
                 )
+    split = report.shows_instances
     rows = []
     for provider in report.providers:
         name = escape(provider.provider)
         rows.append(
             f'<tr data-provider="{name}" style="background:#fafafa;font-weight:bold;">'
-            f"{_td(provider.provider, first=True)}{_summary_cells(provider.summary)}</tr>"
+            f"{_td(provider.provider, first=True)}{_td('', first=True) if split else ''}"
+            f"{_summary_cells(provider.summary)}</tr>"
         )
-        for pair in provider.pairs:
+        for pair in report.lines(provider):
             label = f"{pair.route} → {pair.mailbox.address or pair.recipient}"
             if pair.new:
                 label += " (new)"
+            keys = f'data-route="{escape(pair.route)}" data-recipient="{escape(pair.recipient)}"'
+            instance = ""
+            if split:
+                keys += f' data-instance="{escape(pair.instance or "")}"'
+                instance = _td(pair.instance or "–", "instance", first=True)
             rows.append(
-                f'<tr data-route="{escape(pair.route)}" data-recipient="{escape(pair.recipient)}">'
-                f"{_td(label, first=True, style='padding-left:20px;')}"
+                f"<tr {keys}>{_td(label, first=True, style='padding-left:20px;')}{instance}"
                 f"{_summary_cells(pair.summary)}</tr>"
             )
+    mailbox_head = [summary_head[0], "instance", *summary_head[1:]] if split else summary_head
     parts += [
         f'<h2 style="{H2}">Mailboxes by provider</h2>',
-        _table("mailboxes", summary_head, rows),
+        _table("mailboxes", mailbox_head, rows),
     ]
     parts += [_days(report), _worst(report), _failures(report), _incidents(report)]
     parts.append(

@@ -55,28 +55,43 @@ def headline(summary: Summary) -> str:
     return ", ".join(parts)
 
 
+def instances_line(report: Report) -> str | None:
+    """Whose canaries the report counts, unless simply those of its only instance."""
+    if report.only:
+        plural = "s" if len(report.only) > 1 else ""
+        return f"only the canaries of instance{plural} {', '.join(report.only)}"
+    if len(report.instances) > 1:
+        return f"canaries of {len(report.instances)} instances: {', '.join(report.instances)}"
+    return None
+
+
 def render_text(report: Report) -> str:
     period, previous = report.period, report.previous_period
     out = [
         f"mailcanary deliverability report: {period.label} "
         f"({period.timezone}, {period.hours} hours)",
         f"compared with {previous.label}",
+        *filter(None, [instances_line(report)]),
         "",
         f"Total: {headline(report.total)}",
         "",
     ]
-    headers = ["provider / route → mailbox", "canaries", *(SHORT[v] for v in VERDICTS)]
-    headers += ["p50", "p95", "max", "inbox trend"]
+    split = report.shows_instances
+    headers = ["provider / route → mailbox", *(["instance"] if split else []), "canaries"]
+    headers += [*(SHORT[v] for v in VERDICTS), "p50", "p95", "max", "inbox trend"]
     rows = []
     for provider in report.providers:
-        rows.append([provider.provider, *_summary_cells(provider.summary)])
-        for pair in provider.pairs:
+        rows.append(
+            [provider.provider, *([""] if split else []), *_summary_cells(provider.summary)]
+        )
+        for pair in report.lines(provider):
             name = f"  {pair.route} → {pair.mailbox.address or pair.recipient}"
             if pair.new and pair.first_seen is not None:
                 since = pair.first_seen.astimezone(period.zone)
                 name += f" (new since {since:%a %H:%M})"
-            rows.append([name, *_summary_cells(pair.summary)])
-    out += [*_table(headers, rows), ""]
+            instance = [pair.instance or "–"] if split else []
+            rows.append([name, *instance, *_summary_cells(pair.summary)])
+    out += [*_table(headers, rows, left=2 if split else 1), ""]
 
     out.append(f"Days ({period.timezone})")
     day_rows = [

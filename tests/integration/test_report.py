@@ -10,16 +10,10 @@ import base64
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
-from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -35,145 +29,28 @@ from monitor.core.alerts import AlertKind, AlertState, Event, Status, Transition
 from monitor.core.durations import parse_duration
 from monitor.core.models import (
     Decision,
-    Failure,
-    Phase,
     PlannedProbe,
-    Role,
-    SendOutcome,
-    Sighting,
-    SmtpReply,
     Verdict,
 )
-from monitor.core.receipt import AuthResults, Check, Receipt
-from monitor.core.report import EDGES, bucket_bounds, bucket_of, days_period
+from monitor.core.report import EDGES, bucket_bounds
 from monitor.harness.demo import write_config
 from monitor.service.reporting import Reporting
-from tests.integration.support import REPO, wait_for
+from tests.integration.support import wait_for
+from tests.integration.test_report_support import (
+    ATHENS,
+    IMAP_AUTH,
+    REFUSED,
+    WEEK,
+    Cells,
+    mailcanary,
+    record,
+    report_config,
+    report_store,  # noqa: F401 - the `store` fixture: a test on SQLite and on PostgreSQL
+    rollup_matches_probes,
+    sighting,
+)
 
-ATHENS = "Europe/Athens"
-WEEK = days_period(datetime(2026, 10, 19).date(), datetime(2026, 10, 25).date(), ATHENS)
-REFUSED = Failure("rejected", Phase.RCPT_TO, False, "5.7.1 Client host rejected", 550, "5.7.1")
-IMAP_AUTH = Failure("imap_auth_failed", Phase.IMAP_AUTH, False, "NO [AUTHENTICATIONFAILED]")
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/mc.db"
-    else:  # a fresh database of its own on the harness's private PostgreSQL
-        url = str(request.getfixturevalue("postgres").create_database())
-    opened = await Store.open(url)
-    await opened.upgrade()
-    yield opened
-    await opened.close()
-
-
-async def record(
-    store: Store,
-    n: int,
-    at: datetime,
-    verdict: Verdict,
-    *,
-    route: str = "seeds",
-    to: str = "g",
-    seconds: float | None = None,
-    dmarc: str | None = None,
-    failure: Failure | None = None,
-) -> PlannedProbe:
-    """One probe through the Store API, as the runner records it."""
-    probe = PlannedProbe(
-        token=f"{n:020d}.{int(at.timestamp())}.mac",
-        route=route,
-        sender="alice",
-        recipient=to,
-        slot=at,
-        planned_at=at,
-        deadline_at=at + timedelta(minutes=10),
-        message_id=f"<{n}.canary@example.org>",
-    )
-    probe_id = await store.plan(probe)
-    if verdict is Verdict.SEND_FAILED:
-        await store.record_send(probe_id, SendOutcome(phase=Phase.RCPT_TO, failure=failure))
-        await store.finish(probe_id, Decision(verdict, failure=failure))
-        return probe
-    reply = SmtpReply(Phase.DATA, 250, "2.0.0", "Ok: queued")
-    await store.record_send(probe_id, SendOutcome(Phase.DONE, (reply,), handoff_at=at))
-    sighting = None
-    if seconds is not None:
-        sighting = _sighting(probe, n, verdict, seconds, dmarc)
-    decision = Decision(
-        verdict,
-        folder=sighting.folder if sighting else None,
-        role=sighting.role if sighting else None,
-        arrived_at=at + timedelta(seconds=seconds) if seconds is not None else None,
-        delivery_seconds=seconds,
-        failure=failure,
-    )
-    await store.finish(probe_id, decision, sighting)
-    return probe
-
-
-def _sighting(
-    probe: PlannedProbe, uid: int, verdict: Verdict, seconds: float, dmarc: str | None
-) -> Sighting:
-    auth = AuthResults("mx.example", spf=Check("pass"), dmarc=Check(dmarc) if dmarc else None)
-    spam = verdict is Verdict.SPAM
-    return Sighting(
-        token=probe.token,
-        folder="Junk" if spam else "INBOX",
-        role=Role.SPAM if spam else Role.INBOX,
-        uid=uid,
-        uidvalidity=1,
-        detected_at=probe.planned_at + timedelta(seconds=seconds),
-        receipt=Receipt(auth=auth),
-    )
-
-
-async def rollup_matches_probes(store: Store) -> int:
-    """Compare the trigger-kept rollup with one computed here from the probes themselves."""
-    async with store.engine.connect() as db:
-        probes = (
-            await db.execute(
-                text(
-                    "SELECT route, recipient, planned_at, verdict, delivery_seconds, auth_results "
-                    "FROM probes WHERE verdict IS NOT NULL"
-                )
-            )
-        ).all()
-        rollup = (
-            await db.execute(
-                text(
-                    "SELECT hour, route, recipient, verdict, bucket, dmarc, n, max_seconds "
-                    "FROM probe_rollup"
-                )
-            )
-        ).all()
-    expected: Counter[tuple] = Counter()
-    longest: dict[tuple, float] = {}
-    for route, recipient, planned, verdict, seconds, auth in probes:
-        auth = json.loads(auth) if isinstance(auth, str) else auth
-        dmarc = ((auth or {}).get("dmarc") or {}).get("result") or ""
-        key = (
-            _hour(planned),
-            route,
-            recipient,
-            verdict,
-            -1 if seconds is None else bucket_of(seconds),
-            dmarc,
-        )
-        expected[key] += 1
-        if seconds is not None:
-            longest[key] = max(longest.get(key, seconds), seconds)
-    found = {(_hour(h), r, t, v, b, d): (n, m) for h, r, t, v, b, d, n, m in rollup}
-    assert found == {key: (n, longest.get(key)) for key, n in expected.items()}
-    return len(found)
-
-
-def _hour(value: object) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 async def test_the_rollup_follows_every_write_to_probes(store: Store) -> None:
@@ -196,7 +73,7 @@ async def test_the_rollup_follows_every_write_to_probes(store: Store) -> None:
     assert await rollup_matches_probes(store) == 96 + 4  # edges share their bucket's row
 
     # A missing canary turns up late: it moves from missing to late, with its time.
-    late = _sighting(lost, 77, Verdict.INBOX, 1234.0, "pass")
+    late = sighting(lost, 77, Verdict.INBOX, 1234.0, "pass")
     assert await store.mark_late(lost.token, Decision(Verdict.LATE, delivery_seconds=1234.0), late)
     async with store.engine.begin() as db:
         await db.execute(text("DELETE FROM probes WHERE token = :t"), {"t": spam.token})
@@ -261,72 +138,17 @@ async def record_alerts(store: Store) -> None:
         await alerts.commit([(version or None, state)], [email], at)
 
 
-class Cells(HTMLParser):
-    """Texts of the cells that carry data-field, per row (keyed by its data-* attributes)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: dict[tuple[str, ...], dict[str, str]] = {}
-        self.images: list[str] = []
-        self._row: dict[str, str] | None = None
-        self._field: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = {k: v or "" for k, v in attrs}
-        if tag == "tr":
-            key = tuple(f"{k}={v}" for k, v in found.items() if k.startswith("data-"))
-            self._row = self.rows.setdefault(key, {})
-        elif tag == "td" and "data-field" in found:
-            self._field = found["data-field"]
-        elif tag == "img":
-            self.images.append(found["src"])
-
-    def handle_data(self, data: str) -> None:
-        if self._row is not None and self._field is not None:
-            self._row[self._field] = self._row.get(self._field, "") + data
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "td":
-            self._field = None
-
-
 def report_command(config: Path, fmt: str, output: Path) -> None:
     args = ["report", "--from", "2026-10-19", "--to", "2026-10-25", "--format", fmt]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monitor.cli",
-            "--config",
-            str(config),
-            *args,
-            "--output",
-            str(output),
-        ],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = mailcanary(config, *args, "--output", str(output))
     assert done.returncode == 0, done.stderr
 
 
 async def test_report_command_writes_html_json_csv_and_text_with_the_same_numbers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tmp_path / "mailcanary.toml"
-    config.write_text(
-        f'[monitor]\ndatabase = "sqlite:///{tmp_path}/mc.db"\nstate_dir = "{tmp_path}/state"\n'
-        f'[reports]\ntimezone = "{ATHENS}"\n'
-        '[[accounts]]\nname = "alice"\nemail = "alice@example.org"\npassword_env = "PW"\n'
-        'smtp = { host = "127.0.0.1", port = 2525, security = "none" }\n'
-        '[[accounts]]\nname = "g"\nemail = "seed@gmail.com"\nprovider = "gmail"\n'
-        'password_env = "PW"\n'
-        '[[accounts]]\nname = "o"\nemail = "seed@outlook.com"\nprovider = "outlook"\n'
-        'password_env = "PW"\n'
-        '[[routes]]\nname = "seeds"\nfrom = "alice"\nto = ["g", "o"]\n'
-    )
-    monkeypatch.setenv("PW", "not-used")  # the command reads it too
+    config = report_config(tmp_path, f"sqlite:///{tmp_path}/mc.db")
+    monkeypatch.setenv("PW", "not-used")
     store = await Store.open(load_config(config).monitor.database)
     await store.upgrade()
     await fill_week(store, "seeds", "g", "o")

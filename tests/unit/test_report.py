@@ -27,6 +27,7 @@ from monitor.core.report import (
     recent,
 )
 from monitor.core.report_build import (
+    DEFAULT_INSTANCE,
     Aggregates,
     FailureCount,
     HourCount,
@@ -36,6 +37,7 @@ from monitor.core.report_build import (
 )
 
 ATHENS = "Europe/Athens"
+D = DEFAULT_INSTANCE
 # The week that leaves summer time: Sunday 25 October 2026, 04:00 EEST becomes 03:00 EET.
 DST_WEEK = days_period(date(2026, 10, 19), date(2026, 10, 25), ATHENS)
 MAILBOXES = {
@@ -193,8 +195,8 @@ def test_counts_rates_percentiles_and_trends_per_mailbox_provider_and_total() ->
     ]
     aggregates = Aggregates(
         hours=tuple(rows),
-        delivery={("r", "g1"): histogram(times), ("r", "g2"): histogram([1.0, 1.5])},
-        previous_delivery={("r", "g1"): histogram([1.0] * 4)},
+        delivery={("r", "g1", D): histogram(times), ("r", "g2", D): histogram([1.0, 1.5])},
+        previous_delivery={("r", "g1", D): histogram([1.0] * 4)},
     )
     configured = [("r", "g1"), ("r", "g2"), ("r", "o1")]
     report = build(DST_WEEK, aggregates, mailboxes=MAILBOXES, configured=configured, now=NOW)
