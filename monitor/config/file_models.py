@@ -174,6 +174,7 @@ class MonitorFile(BaseModel):
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:9842"
     max_parallel_logins: Annotated[int, AfterValidator(_parallel)] = 16
     max_parallel_sends: Annotated[int, AfterValidator(_parallel)] = 50
+    look_out: bool = True
 
 
 class EndpointFile(BaseModel):

@@ -182,6 +182,7 @@ class _Resolver:
             listen=found.listen,
             max_parallel_logins=found.max_parallel_logins,
             max_parallel_sends=found.max_parallel_sends,
+            look_out=found.look_out,
         )
 
     def _dns(self, raw: object) -> DnsSettings:

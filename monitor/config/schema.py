@@ -58,6 +58,7 @@ class MonitorSettings(BaseModel):
     listen: str = "127.0.0.1:9842"  # /metrics and /healthz; "" turns the HTTP server off
     max_parallel_logins: int = 16  # IMAP connects + logins at once (startup, reconnects)
     max_parallel_sends: int = 50  # SMTP conversations at once
+    look_out: bool = True  # look for a canary on its way, not only wait for the IDLE push
 
 
 class DnsSettings(BaseModel):

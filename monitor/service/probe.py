@@ -191,7 +191,8 @@ class ProbeRunner:
                 await self.store.mark_sending(probe_id)
                 self._emit(planned, "sending")
                 outcome = await self._send(planned, sender, recipient, token)
-                if outcome.ok and (watcher := self.watchers.get(planned.recipient)) is not None:
+                watcher = self.watchers.get(planned.recipient)
+                if outcome.ok and watcher is not None and self.cfg.monitor.look_out:
                     watcher.expect(planned.token)  # before the write: the look-out starts now
                 await self.store.record_send(probe_id, outcome)
                 if not outcome.ok:

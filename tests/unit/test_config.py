@@ -37,6 +37,8 @@ deadline = "1h"
 poll_interval = "90s"
 ca_file = "ca/root.pem"
 smtp_timeout = "45s"
+look_out = false
+max_parallel_sends = 8
 
 [[accounts]]
 name = "alice"
@@ -93,6 +95,8 @@ interval = "1h"
         90,
     )
     assert cfg.monitor.cleanup is True and cfg.monitor.instance == "default"
+    assert cfg.monitor.look_out is False and cfg.monitor.max_parallel_sends == 8
+    assert cfg.monitor.max_parallel_logins == 16  # the default
 
     alice = cfg.account("alice")
     assert alice.smtp == Endpoint(host="smtp.gmail.com", port=465, security="tls", timeout=45)
