@@ -1,11 +1,12 @@
 """When a watcher looks at its folders again while canaries are on their way.
 
-Servers delay their IDLE pushes: Dovecot coalesces changes for a fixed 0.5 s, Exchange and Gmail
-for seconds. Waiting for the push alone would add that delay to every verdict and to every
-measured delivery time. A watcher that knows a canary was just handed off looks for itself:
-soon after the hand-off, then ever less often (a quarter of the canary's age), and not at all
-once the canary is older than `WINDOW` — by then it is late, and the push (or polling) serves.
-A mailbox with nothing on its way is never looked at outside IDLE: no busy polling.
+Servers delay their IDLE pushes: Dovecot coalesces changes for a fixed 0.5 s, and big providers
+have delays of their own (not measured here). Waiting for the push alone would add that delay
+to every verdict and to every measured delivery time. A watcher that knows a canary was just
+handed off looks for itself: soon after the hand-off, then ever less often (a quarter of the
+canary's age), and not at all once the canary is older than `WINDOW` — by then it is late,
+and the push (or polling) serves. A mailbox with nothing on its way is never looked at
+outside IDLE: no busy polling.
 """
 
 from __future__ import annotations
