@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, SecretStr
+from pydantic import AfterValidator, BaseModel
 
 from monitor.config.oauth_settings import OAuthSettings
+from monitor.config.passwords import SecretReader
 from monitor.config.schema import (
     _FILE,
     _credential_name,
@@ -99,7 +100,7 @@ def resolve_oauth(
         if "issuer" not in checked.dropped and "token_url" not in checked.dropped:
             problems.append(f"{where}.{exc}")
         return None, problems
-    secrets = _Secrets(where, env, path, problems)
+    secrets = SecretReader(where, env, path, problems)
     client_secret, client_source = secrets.one(
         "client_secret",
         env_key=found.client_secret_env,
@@ -128,65 +129,3 @@ def resolve_oauth(
         refresh_token_source=refresh_source,
     )
     return settings, []
-
-
-class _Secrets:
-    """Reads one secret from an environment variable, a file or a systemd credential."""
-
-    def __init__(
-        self, where: str, env: Mapping[str, str], path: Callable[[str], Path], problems: list[str]
-    ) -> None:
-        self.where, self.env, self.path, self.problems = where, env, path, problems
-
-    def one(
-        self,
-        name: str,
-        *,
-        env_key: str | None,
-        file_key: str | None,
-        credential_key: str | None,
-    ) -> tuple[SecretStr | None, str | None]:
-        given = {
-            f"{name}_env": env_key,
-            f"{name}_file": file_key,
-            f"{name}_credential": credential_key,
-        }
-        set_keys = [key for key, value in given.items() if value is not None]
-        if len(set_keys) > 1:
-            self.problems.append(f"{self.where}: set only one of {', '.join(set_keys)}")
-            return None, None
-        if env_key is not None:
-            value = self.env.get(env_key)
-            if not value:
-                state = "is not set" if value is None else "is empty"
-                self.problems.append(
-                    f"{self.where}.{name}_env: environment variable {env_key} {state}"
-                )
-                return None, None
-            return SecretStr(value), f"env {env_key}"
-        if file_key is not None:
-            file = self.path(file_key)
-            return self._file(file, f"{self.where}.{name}_file"), f"file {file}"
-        if credential_key is not None:
-            directory = self.env.get("CREDENTIALS_DIRECTORY")
-            if not directory:
-                self.problems.append(
-                    f"{self.where}.{name}_credential: CREDENTIALS_DIRECTORY is not set "
-                    "(systemd sets it for LoadCredential=)"
-                )
-                return None, None
-            file = Path(directory) / credential_key
-            secret = self._file(file, f"{self.where}.{name}_credential")
-            return secret, f"credential {credential_key}"
-        return None, None
-
-    def _file(self, file: Path, where: str) -> SecretStr | None:
-        try:
-            text = file.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
-        except (OSError, UnicodeDecodeError):
-            self.problems.append(f"{where}: cannot read {file} as UTF-8 text")
-            return None
-        if not text:
-            self.problems.append(f"{where}: {file} is empty")
-            return None
-        return SecretStr(text)

@@ -1,4 +1,5 @@
 """An account's password: found inline, in an environment variable, a file or a systemd credential.
+SecretReader reads the OAuth client secrets and refresh tokens the same way.
 
 Problem lines name the key, the variable or the file, never the value. `source` says where the
 password came from ("env ALICE_PASSWORD", "file /…", "credential x", "inline"): safe to show,
@@ -74,33 +75,69 @@ class _Search:
             if not found.password.get_secret_value():
                 self.problems.append(f"{label}.password: is empty")
             return found.password, "inline"
-        if found.password_env is not None:
-            variable = found.password_env
-            value = self.env.get(variable)
-            if value is None:
-                self.problems.append(
-                    f"{label}.password_env: environment variable {variable} is not set"
-                )
-            elif not value:
-                self.problems.append(
-                    f"{label}.password_env: environment variable {variable} is empty"
-                )
-            return SecretStr(value or ""), f"env {variable}"
-        if found.password_file is not None:
-            path = self.path(found.password_file)
-            return self._secret_file(path, f"{label}.password_file"), f"file {path}"
-        credential = found.password_credential or ""
-        directory = self.env.get("CREDENTIALS_DIRECTORY")
-        if not directory:
-            self.problems.append(
-                f"{label}.password_credential: CREDENTIALS_DIRECTORY is not set "
-                "(systemd sets it for LoadCredential=)"
-            )
-            return None, None
-        path = Path(directory) / credential
-        return self._secret_file(path, f"{label}.password_credential"), f"credential {credential}"
+        reader = SecretReader(label, self.env, self.path, self.problems)
+        return reader.one(
+            "password",
+            env_key=found.password_env,
+            file_key=found.password_file,
+            credential_key=found.password_credential,
+        )
 
-    def _secret_file(self, path: Path, where: str) -> SecretStr | None:
+
+@dataclass
+class SecretReader:
+    """Reads one secret named by `<name>_env`, `<name>_file` or `<name>_credential` (a systemd
+    credential), adding a problem line under `where` when it cannot; the same for passwords and
+    OAuth client secrets and refresh tokens."""
+
+    where: str
+    env: Mapping[str, str]
+    path: Callable[[str], Path]
+    problems: list[str]
+
+    def one(
+        self,
+        name: str,
+        *,
+        env_key: str | None = None,
+        file_key: str | None = None,
+        credential_key: str | None = None,
+    ) -> tuple[SecretStr | None, str | None]:
+        given = {
+            f"{name}_env": env_key,
+            f"{name}_file": file_key,
+            f"{name}_credential": credential_key,
+        }
+        set_keys = [key for key, value in given.items() if value is not None]
+        if len(set_keys) > 1:
+            self.problems.append(f"{self.where}: set only one of {', '.join(set_keys)}")
+            return None, None
+        if env_key is not None:
+            value = self.env.get(env_key)
+            if not value:
+                state = "is not set" if value is None else "is empty"
+                self.problems.append(
+                    f"{self.where}.{name}_env: environment variable {env_key} {state}"
+                )
+                return None, None
+            return SecretStr(value), f"env {env_key}"
+        if file_key is not None:
+            file = self.path(file_key)
+            return self._file(file, f"{self.where}.{name}_file"), f"file {file}"
+        if credential_key is not None:
+            directory = self.env.get("CREDENTIALS_DIRECTORY")
+            if not directory:
+                self.problems.append(
+                    f"{self.where}.{name}_credential: CREDENTIALS_DIRECTORY is not set "
+                    "(systemd sets it for LoadCredential=)"
+                )
+                return None, None
+            file = Path(directory) / credential_key
+            secret = self._file(file, f"{self.where}.{name}_credential")
+            return secret, f"credential {credential_key}"
+        return None, None
+
+    def _file(self, path: Path, where: str) -> SecretStr | None:
         try:
             text = path.read_bytes().decode("utf-8")
         except OSError as exc:
@@ -109,8 +146,9 @@ class _Search:
         except UnicodeDecodeError:
             self.problems.append(f"{where}: {path} is not UTF-8 text")
             return None
-        # Editors and `echo` end files with a newline; it is never part of the password.
+        # Editors and `echo` end files with a newline; it is never part of the secret.
         text = text.removesuffix("\n").removesuffix("\r")
         if not text:
             self.problems.append(f"{where}: {path} is empty")
+            return None
         return SecretStr(text)
