@@ -73,6 +73,30 @@ async def send_email(
     oauth: TokenSource | None = None,
 ) -> str | None:
     message = email_message(alert, sender=sender, to=to, delivery_id=delivery_id)
+    return await send_mail(
+        endpoint,
+        username=username,
+        password=password,
+        ssl_context=ssl_context,
+        sender=sender,
+        to=to,
+        message=message,
+        oauth=oauth,
+    )
+
+
+async def send_mail(
+    endpoint: smtp.SmtpEndpoint,
+    *,
+    username: str | None,
+    password: str | None,
+    ssl_context: ssl.SSLContext,
+    sender: str,
+    to: str,
+    message: EmailMessage,
+    oauth: TokenSource | None = None,
+) -> str | None:
+    """Send `message`; None on success, else one line (kind, phase, codes) naming no secret."""
     outcome = await smtp.send_message(
         endpoint,
         username=username,

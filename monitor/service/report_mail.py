@@ -20,7 +20,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 
-from monitor.adapters import smtp
+from monitor.adapters import notifiers
 from monitor.adapters.oauth import token_source
 from monitor.adapters.tls import client_context
 from monitor.config.schema import Account
@@ -96,18 +96,13 @@ async def send_report(
     oauth = token_source(account, state_dir) if state_dir is not None else None
     if account.auth == "xoauth2" and oauth is None:
         return f"account {account.name} uses XOAUTH2, but no token store was given"
-    outcome = await smtp.send_message(
+    return await notifiers.send_mail(
         account.smtp,
         username=account.username,
         password=account.password.get_secret_value() if account.password else None,
-        message=message.as_bytes(),
-        mail_from=account.email,
-        rcpt_to=to,
         ssl_context=client_context(account.ca_files),
+        sender=account.email,
+        to=to,
+        message=message,
         oauth=oauth,
     )
-    failure = outcome.failure
-    if failure is None:
-        return None
-    code = " ".join(str(part) for part in (failure.code, failure.enhanced) if part)
-    return f"{failure.kind} during {failure.phase.value}: {code} {failure.message}".strip()
