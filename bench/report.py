@@ -42,12 +42,12 @@ from sqlalchemy.engine import make_url
 
 from monitor.adapters.report_tables import RollupRow
 from monitor.adapters.store import Store, make_engine
-from monitor.core.report import last_full_week
-from monitor.core.report_build import Mailbox
-from monitor.service.report import build_report, render_json
-from monitor.service.report_charts import draw_charts
-from monitor.service.report_html import render_html
-from monitor.service.report_text import render_text
+from monitor.reports.build import Mailbox
+from monitor.reports.charts import draw_charts
+from monitor.reports.html import render_html
+from monitor.reports.model import last_full_week
+from monitor.reports.query import build_report, render_json
+from monitor.reports.text import render_text
 
 END = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday: the data ends where a week ends
 PROVIDERS = (  # name, domain, spam share

@@ -44,8 +44,8 @@ def run_daemon(config: str) -> None:
     """The daemon as `mailcanary run`, plus APScheduler's per-run line for schedule lag."""
     import logging
 
-    from monitor import cli
-    from monitor.service import logging as logsetup
+    from monitor import logs as logsetup
+    from monitor.cli import app as cli
 
     configure = logsetup.configure
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from monitor.adapters.alert_tables import AlertRow, DeliveryRow
-from monitor.core.alerts import AlertKind, AlertState, Evidence, Key, Status
+from monitor.alerts.state import AlertKind, AlertState, Evidence, Key, Status
 from monitor.core.models import Failure, Phase, Verdict
 
 

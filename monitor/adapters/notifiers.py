@@ -26,7 +26,7 @@ import httpx
 
 from monitor.adapters import smtp
 from monitor.adapters.oauth import TokenSource
-from monitor.core import alertmsg
+from monitor.alerts import message as alertmsg
 from monitor.core.models import utcnow
 
 SIGNATURE_HEADER = "X-Mailcanary-Signature"

@@ -163,7 +163,7 @@ async def _with_certificate(failure: Failure, endpoint: SmtpEndpoint) -> Failure
     separate connection (the diagnosis's port inspector: nothing is sent but EHLO/STARTTLS).
     Whatever goes wrong there leaves the failure as it was.
     """
-    from monitor.adapters import smtp_probe  # it imports this module
+    from monitor.adapters import smtp_inspect as smtp_probe  # it imports this module
 
     timeout = min(endpoint.timeout, _CERTIFICATE_TIMEOUT)
     try:

@@ -13,12 +13,12 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr
 
+from monitor.alerts.message import FORMATS
+from monitor.alerts.state import AlertKind
 from monitor.config.alert_settings import AlertSettings, EmailChannel, WebhookChannel
 from monitor.config.file_models import _FILE, Duration, Name, _email, _env_name
 from monitor.config.problems import check_table, problem, toml_type
 from monitor.config.schema import Account
-from monitor.core.alertmsg import FORMATS
-from monitor.core.alerts import AlertKind
 from monitor.core.durations import parse_duration
 
 

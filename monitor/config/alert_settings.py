@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from monitor.core.alerts import AlertKind, Policy
+from monitor.alerts.state import AlertKind, Policy
 
 _RESOLVED = ConfigDict(frozen=True, extra="forbid")
 

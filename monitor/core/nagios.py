@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from monitor.core.models import ProbeRecord, Verdict
-from monitor.core.verdict import exit_code
+from monitor.probe.verdict import exit_code
 
 STATUS_WORDS = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 UNKNOWN = 3

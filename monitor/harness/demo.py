@@ -126,7 +126,7 @@ def write_config(
 
 
 async def run_demo(*, deadline: float) -> int:
-    from monitor.service.oneshot import probe_once
+    from monitor.probe.oneshot import probe_once
 
     reason = missing_requirements()
     if reason is not None:

@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.alerts.dispatch import send_test_alerts
 from monitor.config.load import load_config
 from monitor.core.models import Verdict
 from monitor.harness.demo import write_config
-from monitor.service.alerting import send_test_alerts
 from tests.integration.support import REPO, free_port, rows, wait_for
 
 pytestmark = pytest.mark.mailstack

@@ -19,8 +19,8 @@ from rich.console import Console
 from monitor.config.load import load_config
 from monitor.config.schema import Account, Endpoint
 from monitor.core.models import Security
+from monitor.diagnose.run import TEST_HEADER, Diagnosis, diagnose, document, remedy_for, render
 from monitor.harness.demo import write_config
-from monitor.service.diagnose import TEST_HEADER, Diagnosis, diagnose, document, remedy_for, render
 from tests.integration.test_smtp_faults import PASSWORD, Mailbox, aiosmtpd_server, raw_server
 
 STACK_WAIT = 20.0  # seconds the self-test may take to land (it takes ~0.1 s)

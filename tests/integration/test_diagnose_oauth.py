@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from monitor.config.load import load_config
+from monitor.diagnose.run import run_diagnose
 from monitor.harness.tokenserver import TokenServer
-from monitor.service.diagnose import run_diagnose
 from tests.integration.test_oauth import ACCOUNT, write_config
 
 pytestmark = pytest.mark.mailstack

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from monitor.config.load import Config, load_config
-from monitor.core.dnspolicy import Status, exit_code
+from monitor.dnscheck.policy import Status, exit_code
+from monitor.dnscheck.run import check_account, report_account
 from monitor.harness.dnsserver import (
     BAD,
     CLEAN_ZONE,
@@ -26,7 +27,6 @@ from monitor.harness.dnsserver import (
     fixture_records,
     missing_requirements,
 )
-from monitor.service.dnscheck import check_account, report_account
 
 OK, WARN, FAIL, ERROR = Status.OK, Status.WARN, Status.FAIL, Status.ERROR
 

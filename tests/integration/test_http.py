@@ -26,8 +26,8 @@ from monitor.core.models import (
     SmtpReply,
     Verdict,
 )
-from monitor.service.http import Server, parse_listen, serve
-from monitor.service.metrics import Metrics
+from monitor.daemon.http import Server, parse_listen, serve
+from monitor.daemon.metrics import Metrics
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 READ_TIMEOUT = 0.5

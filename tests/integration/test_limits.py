@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from monitor.adapters.tls import client_context
 from monitor.config.schema import Account, Endpoint
 from monitor.core.models import Security
-from monitor.service.watcher import Watcher
+from monitor.probe.watcher import Watcher
 
 SLOTS, WATCHERS = 2, 5
 

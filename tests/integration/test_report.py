@@ -23,18 +23,18 @@ from sqlalchemy import text
 from monitor.adapters.alertstore import AlertStore, Outgoing
 from monitor.adapters.reportstore import ReportStore
 from monitor.adapters.store import Store
+from monitor.alerts.message import describe
+from monitor.alerts.state import AlertKind, AlertState, Event, Status, Transition
 from monitor.config.load import load_config
-from monitor.core.alertmsg import describe
-from monitor.core.alerts import AlertKind, AlertState, Event, Status, Transition
 from monitor.core.durations import parse_duration
 from monitor.core.models import (
     Decision,
     PlannedProbe,
     Verdict,
 )
-from monitor.core.report import EDGES, bucket_bounds
 from monitor.harness.demo import write_config
-from monitor.service.reporting import Reporting
+from monitor.reports.model import EDGES, bucket_bounds
+from monitor.reports.weekly import Reporting
 from tests.integration.support import wait_for
 from tests.integration.test_report_support import (
     ATHENS,

@@ -31,7 +31,7 @@ from monitor.core.models import (
     Verdict,
 )
 from monitor.core.receipt import AuthResults, Check, Receipt
-from monitor.core.report import bucket_of, days_period
+from monitor.reports.model import bucket_of, days_period
 from tests.integration.support import REPO
 
 ATHENS = "Europe/Athens"

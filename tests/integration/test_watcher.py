@@ -24,7 +24,7 @@ from monitor.core import canary
 from monitor.core.models import Failure, Role, Security, Sighting, utcnow
 from monitor.harness.dovecot import DOVEADM
 from monitor.harness.mailstack import MailStack
-from monitor.service.watcher import Watcher
+from monitor.probe.watcher import Watcher
 
 pytestmark = pytest.mark.mailstack
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.core import alertmsg
-from monitor.core.alerts import (
+from monitor.alerts import message as alertmsg
+from monitor.alerts.state import (
     AlertKind,
     AlertState,
     Event,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.alerts.state import AlertKind
 from monitor.config.load import ConfigError, load_config
-from monitor.core.alerts import AlertKind
 
 ACCOUNTS = """
 [[accounts]]

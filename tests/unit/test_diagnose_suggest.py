@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from monitor.core.certificate import host_matches
-from monitor.core.diagnosis import Step, exit_code, suggest, works_as_configured
 from monitor.core.models import Security
+from monitor.diagnose.steps import Step, exit_code, suggest, works_as_configured
 
 TLS, STARTTLS, NONE = Security.TLS, Security.STARTTLS, Security.NONE
 PROVIDER = {25: STARTTLS, 465: TLS, 587: STARTTLS}  # what a typical provider's ports speak

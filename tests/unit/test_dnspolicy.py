@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from monitor.core.dnspolicy import (
+from monitor.dnscheck.policy import (
     Finding,
     Status,
     evaluate_dkim,
@@ -21,13 +21,7 @@ from monitor.core.dnspolicy import (
     reverse_name,
     rsa_bits,
 )
-from monitor.core.spf import (
-    SpfFacts,
-    SpfSyntaxError,
-    evaluate_spf,
-    parse_spf,
-    spf_lookups,
-)
+from monitor.dnscheck.spf import SpfFacts, SpfSyntaxError, evaluate_spf, parse_spf, spf_lookups
 
 OK, WARN, FAIL, ERROR = Status.OK, Status.WARN, Status.FAIL, Status.ERROR
 

@@ -1,4 +1,4 @@
-from monitor.core.lookout import FIRST_LOOK, MAX_GAP, WINDOW, gap, pause_before_look
+from monitor.probe.lookout import FIRST_LOOK, MAX_GAP, WINDOW, gap, pause_before_look
 
 
 def test_nothing_on_its_way_means_wait_for_the_server():

@@ -25,7 +25,7 @@ from monitor.core.nagios import (
     plugin_error,
     plugin_output,
 )
-from monitor.core.verdict import exit_code
+from monitor.probe.verdict import exit_code
 
 # A perfdata item as the guidelines define it: 'label'=value[UOM];warn;crit;min;max, where a
 # quoted label may hold anything but a lone quote, and a bare one no space, quote or `=`.

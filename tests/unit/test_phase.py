@@ -2,7 +2,7 @@ import math
 import random
 from datetime import UTC, datetime
 
-from monitor.service.slots import SlotTrigger, jitter, next_run, phase
+from monitor.daemon.slots import SlotTrigger, jitter, next_run, phase
 
 
 def test_phases_are_stable_inside_the_slot_and_spread() -> None:

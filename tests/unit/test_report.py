@@ -11,7 +11,16 @@ import pytest
 
 from monitor.core.catalogue import advise
 from monitor.core.models import Failure, Phase, Verdict
-from monitor.core.report import (
+from monitor.reports.build import (
+    DEFAULT_INSTANCE,
+    Aggregates,
+    FailureCount,
+    HourCount,
+    Incident,
+    Mailbox,
+    build,
+)
+from monitor.reports.model import (
     BUCKETS,
     EDGES,
     HOUR,
@@ -25,15 +34,6 @@ from monitor.core.report import (
     due_week,
     last_full_week,
     recent,
-)
-from monitor.core.report_build import (
-    DEFAULT_INSTANCE,
-    Aggregates,
-    FailureCount,
-    HourCount,
-    Incident,
-    Mailbox,
-    build,
 )
 
 ATHENS = "Europe/Athens"
@@ -159,7 +159,7 @@ def test_a_weekly_report_is_due_from_its_moment_on() -> None:
 
 def test_the_weekly_email_fires_at_local_time_after_the_clocks_change() -> None:
     from monitor.config.report_settings import ReportSettings
-    from monitor.service.reporting import weekly_trigger
+    from monitor.reports.weekly import weekly_trigger
 
     settings = ReportSettings(weekday=0, at=time(8, 0), timezone=ATHENS)
     fires = weekly_trigger(settings).get_next_fire_time(None, datetime(2026, 10, 21, tzinfo=UTC))

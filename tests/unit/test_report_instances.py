@@ -11,13 +11,13 @@ from dataclasses import replace
 
 import pytest
 
+from monitor.cli.report import ReportArgsError, instance_names
 from monitor.core.models import Verdict
-from monitor.core.report import HOUR, Summary
-from monitor.core.report_build import Aggregates, HourCount, Report, build
-from monitor.service.report import render_csv, render_json
-from monitor.service.report_cli import ReportArgsError, instance_names
-from monitor.service.report_html import render_html
-from monitor.service.report_text import render_text
+from monitor.reports.build import Aggregates, HourCount, Report, build
+from monitor.reports.html import render_html
+from monitor.reports.model import HOUR, Summary
+from monitor.reports.query import render_csv, render_json
+from monitor.reports.text import render_text
 from tests.unit.test_report import DST_WEEK, MAILBOXES, NOW, histogram
 
 EU, US = "eu-1", "us-1"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from monitor.service.sdnotify import Notifier, watchdog_loop
+from monitor.daemon.sdnotify import Notifier, watchdog_loop
 
 WAIT = 5.0
 

@@ -2,7 +2,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.core import verdict
 from monitor.core.models import (
     ArrivalSource,
     Failure,
@@ -12,6 +11,7 @@ from monitor.core.models import (
     Sighting,
     Verdict,
 )
+from monitor.probe import verdict
 
 T0 = datetime(2026, 11, 28, 12, 0, 0, 400000, tzinfo=UTC)
 DEADLINE = T0 + timedelta(minutes=10)

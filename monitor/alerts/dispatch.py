@@ -1,0 +1,363 @@
+"""The alerting loop: verdicts in, state changes and deliveries out, never in the probes' way.
+
+`on_progress` is a `ProbeRunner` progress callback: it only puts the final record on a
+bounded queue and returns. One task turns records into state changes (`monitor.core.alerts`)
+and writes each change together with its outbox rows in one transaction; another sends what
+is due, with exponential backoff (5 s doubling to 10 min, given up after a day) and a lease
+per row; a third ticks reminders. A dead webhook or SMTP server only ever delays its own
+outbox rows. At start, leases this instance held when it died are freed (those rows go out
+again, with the same delivery id) and probes finished while alerting was not looking are
+replayed (the state machine ignores what it has already seen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from monitor.adapters import notifiers
+from monitor.adapters.alertstore import AlertStore, Conflict, Delivery, Outgoing, StoredAlert
+from monitor.adapters.oauth import token_source
+from monitor.adapters.store import Store
+from monitor.adapters.tls import client_context
+from monitor.alerts import message as alertmsg
+from monitor.alerts.state import AlertState, Key, Observation, Transition, observe, step
+from monitor.config.alert_settings import EmailChannel, WebhookChannel
+from monitor.config.load import Config
+from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
+
+log = structlog.get_logger(__name__)
+
+QUEUE_SIZE = 1000
+LEASE_SECONDS = 300.0
+SEND_TIMEOUT = 120.0  # well inside the lease: a row is never sent twice at once
+IDLE_POLL = 30.0  # look for due rows (e.g. another instance's) at least this often
+REMIND_TICK = 30.0
+CATCH_UP_LIMIT = timedelta(days=2)
+
+Channel = EmailChannel | WebhookChannel
+
+
+class Alerting:
+    def __init__(
+        self,
+        cfg: Config,
+        engine: AsyncEngine,
+        *,
+        backoff: tuple[float, float] = (5.0, 600.0),
+        give_up_after: float = 86400.0,
+    ) -> None:
+        self.cfg = cfg
+        self.store = AlertStore(engine)
+        self.owner = cfg.monitor.instance
+        self.backoff = backoff
+        self.give_up_after = timedelta(seconds=give_up_after)
+        self._queue: asyncio.Queue[ProbeRecord] = asyncio.Queue(QUEUE_SIZE)
+        self._states: dict[Key, StoredAlert] = {}
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+
+    # -- the face towards the runner and the daemon ------------------------------------------
+
+    def on_progress(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
+        """A progress callback: O(1), never blocks, never raises."""
+        # "late" revisions are left out on purpose: see monitor.core.alerts.
+        if stage != "final" or record is None or record.decision is None:
+            return
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            log.warning("alert queue full; verdict not evaluated", route=planned.route)
+
+    async def start(self, probes: Store | None = None) -> None:
+        """Free stale leases, load states, replay missed verdicts, start the loops."""
+        freed = await self.store.release(self.owner)
+        if freed:
+            log.info("resending alert deliveries a stop interrupted", count=freed)
+        self._states = await self.store.load()
+        if probes is not None:
+            await self._catch_up(probes)
+        self._client = httpx.AsyncClient(follow_redirects=False)
+        self._tasks = [
+            self._spawn(self._observe_loop()),
+            self._spawn(self._deliver_loop()),
+            self._spawn(self._remind_loop()),
+        ]
+
+    async def stop(self, drain: float = 5.0) -> None:
+        """Evaluate what is queued (for at most `drain` seconds), then stop the loops."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain):
+                await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def reconfigure(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._wake.set()
+
+    def states(self) -> list[AlertState]:
+        """Known states of configured routes and watched kinds (for /metrics and status)."""
+        pairs = {(r.name, to) for r in self.cfg.routes for to in r.recipients}
+        watched = set(self.cfg.alerts.on)
+        return [
+            s.state
+            for s in self._states.values()
+            if (s.state.route, s.state.recipient) in pairs and s.state.kind in watched
+        ]
+
+    def open_alerts(self) -> list[AlertState]:
+        return [state for state in self.states() if state.open]
+
+    async def idle(self) -> None:
+        """Wait until every queued verdict is evaluated (tests, shutdown)."""
+        await self._queue.join()
+
+    # -- verdicts → states --------------------------------------------------------------------
+
+    async def observe(self, record: ProbeRecord) -> list[Transition]:
+        observations = observe(record, self.cfg.alerts.policy())
+        key = (record.planned.route, record.planned.recipient)
+        return await self._advance([((*key, o.kind), o) for o in observations])
+
+    async def remind(self) -> list[Transition]:
+        firing = [key for key, stored in self._states.items() if stored.state.open]
+        return await self._advance([(key, None) for key in firing])
+
+    async def _advance(self, inputs: list[tuple[Key, Observation | None]]) -> list[Transition]:
+        if not inputs:
+            return []
+        async with self._lock:
+            for _ in range(3):
+                now = utcnow()
+                policy = self.cfg.alerts.policy()
+                changes: list[tuple[int | None, AlertState]] = []
+                transitions: list[Transition] = []
+                for key, observation in inputs:
+                    stored = self._states.get(key)
+                    state = stored.state if stored else AlertState(*key)
+                    new, moved = step(state, observation, policy, now)
+                    if new != state:
+                        changes.append((stored.version if stored else None, new))
+                    transitions += moved
+                if not changes:
+                    return []
+                outgoing = [item for t in transitions for item in self._outgoing(t)]
+                try:
+                    versions = await self.store.commit(changes, outgoing, now)
+                except Conflict:
+                    # Another instance moved these states: take its view and step again.
+                    self._states = await self.store.load()
+                    continue
+                for _, state in changes:
+                    self._states[state.key] = StoredAlert(state, versions[state.key])
+                for transition in transitions:
+                    route, recipient, kind = transition.state.key
+                    log.info(
+                        f"alert {transition.event.value}",
+                        route=route,
+                        recipient=recipient,
+                        kind=kind.value,
+                        deliveries=len(outgoing),
+                    )
+                if outgoing:
+                    self._wake.set()
+                return transitions
+        log.error("alert states kept changing under us; verdict not evaluated")
+        return []
+
+    def _outgoing(self, transition: Transition) -> list[Outgoing]:
+        route, recipient, kind = transition.state.key
+        try:
+            mailbox: str | None = self.cfg.account(recipient).email
+        except KeyError:
+            mailbox = None
+        alert = alertmsg.describe(transition, mailbox=mailbox, instance=self.cfg.monitor.instance)
+        common = {
+            "transition_id": transition.id,
+            "event": transition.event.value,
+            "payload": alert,
+            "route": route,
+            "recipient": recipient,
+            "kind": kind.value,
+        }
+        items = [
+            Outgoing(channel=c.name, target=to, **common)
+            for c in self.cfg.alerts.email
+            for to in c.to
+        ]
+        return items + [
+            Outgoing(channel=c.name, target="", **common) for c in self.cfg.alerts.webhook
+        ]
+
+    async def _catch_up(self, probes: Store) -> None:
+        seen = [s.state.last_seen_at for s in self._states.values() if s.state.last_seen_at]
+        if not seen:
+            return  # never ran before: alerting starts from now, not from old history
+        since = max(min(seen), utcnow() - CATCH_UP_LIMIT)
+        records = await probes.history(since=since, limit=5000)
+        for record in reversed(records):  # oldest first, as they happened
+            if record.state == "final":
+                await self.observe(record)
+
+    # -- the loops ------------------------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return asyncio.ensure_future(work)
+
+    async def _observe_loop(self) -> None:
+        while True:
+            record = await self._queue.get()
+            try:
+                await self.observe(record)
+            except Exception as exc:  # a database hiccup must not end alerting
+                log.error("alert evaluation failed", error=_first_line(exc))
+            finally:
+                self._queue.task_done()
+
+    async def _remind_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REMIND_TICK)
+            try:
+                await self.remind()
+            except Exception as exc:
+                log.error("alert reminders failed", error=_first_line(exc))
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            wait = IDLE_POLL
+            try:
+                batch = await self.store.claim(self.owner, utcnow(), lease=LEASE_SECONDS)
+                if batch:
+                    results = await asyncio.gather(
+                        *(self._deliver(d) for d in batch), return_exceptions=True
+                    )
+                    for result in results:
+                        if isinstance(result, Exception):
+                            log.error("alert delivery failed", error=_first_line(result))
+                    continue
+                due = await self.store.next_due()
+                if due is not None:
+                    # At least a second: rows leased by another instance are due but not ours.
+                    wait = min(max((due - utcnow()).total_seconds(), 1.0), IDLE_POLL)
+            except Exception as exc:
+                log.error("alert delivery loop failed", error=_first_line(exc))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        channel = self._channel(delivery.channel)
+        if channel is None:
+            await self.store.give_up(delivery, self.owner, "channel no longer configured")
+            return
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                error = await self.send(channel, delivery.target, delivery.payload, delivery)
+        except TimeoutError:
+            error = f"not sent within {SEND_TIMEOUT:g}s"
+        now = utcnow()
+        fields = {"channel": channel.name, "transition": delivery.transition_id}
+        if error is None:
+            await self.store.sent(delivery, self.owner, now)
+            log.info("alert delivered", attempts=delivery.attempts + 1, **fields)
+        elif now - delivery.created_at >= self.give_up_after:
+            await self.store.give_up(delivery, self.owner, error)
+            log.error("alert delivery given up", error=error, **fields)
+        else:
+            first, most = self.backoff
+            delay = min(first * 2**delivery.attempts, most)
+            await self.store.retry(delivery, self.owner, now + timedelta(seconds=delay), error)
+            log.warning("alert delivery failed; will retry", error=error, retry_in=delay, **fields)
+
+    def _channel(self, name: str) -> Channel | None:
+        return next((c for c in self.cfg.alerts.channels if c.name == name), None)
+
+    async def send(
+        self, channel: Channel, target: str, alert: dict[str, Any], delivery: Delivery
+    ) -> str | None:
+        return await send(self.cfg, channel, target, alert, delivery.delivery_id, self._client)
+
+
+async def send(
+    cfg: Config,
+    channel: Channel,
+    target: str,
+    alert: dict[str, Any],
+    delivery_id: str,
+    client: httpx.AsyncClient | None = None,
+) -> str | None:
+    """Send one alert through one channel now; None on success, else the error line."""
+    if isinstance(channel, WebhookChannel):
+        own = client or httpx.AsyncClient(follow_redirects=False)
+        try:
+            return await notifiers.post_webhook(
+                own,
+                webhook(channel),
+                alert,
+                delivery_id=delivery_id,
+                remind_every=cfg.alerts.remind_every,
+            )
+        finally:
+            if own is not client:
+                await own.aclose()
+    try:
+        account = cfg.account(channel.account)
+    except KeyError:
+        return f"account {channel.account} is no longer in the config"
+    if account.smtp is None:
+        return f"account {account.name} has no smtp"
+    return await notifiers.send_email(
+        account.smtp,
+        username=account.username,
+        password=account.password.get_secret_value() if account.password else None,
+        ssl_context=client_context(account.ca_files),
+        sender=account.email,
+        to=target,
+        alert=alert,
+        delivery_id=delivery_id,
+        oauth=token_source(account, cfg.monitor.state_dir),
+    )
+
+
+async def send_test_alerts(cfg: Config) -> list[tuple[str, str, str | None]]:
+    """One test message through every channel and target now: (channel, target, error)."""
+    at = utcnow()
+    targets = [(c, to) for c in cfg.alerts.email for to in c.to]
+    targets += [(c, "") for c in cfg.alerts.webhook]
+
+    async def one(channel: Channel, target: str) -> tuple[str, str, str | None]:
+        alert = alertmsg.describe_test(instance=cfg.monitor.instance, at=at, channel=channel.name)
+        delivery_id = f"{alert['id']}#{channel.name}" + (f"/{target}" if target else "")
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                error = await send(cfg, channel, target, alert, delivery_id)
+        except TimeoutError:
+            error = f"not sent within {SEND_TIMEOUT:g}s"
+        return channel.name, target, error
+
+    return list(await asyncio.gather(*(one(c, t) for c, t in targets)))
+
+
+def webhook(channel: WebhookChannel) -> notifiers.Webhook:
+    secret = channel.secret.get_secret_value().encode() if channel.secret else None
+    return notifiers.Webhook(channel.name, channel.url, channel.format, secret, channel.timeout)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,345 @@
+"""`mailcanary`: the face. Each command loads the config, calls the service, renders.
+
+Exit codes: probe follows Nagios (0 inbox, 1 spam/late, 2 missing/send_failed,
+3 check_failed); 78 bad config (EX_CONFIG); 74 database or state trouble (EX_IOERR);
+69 the demo's mail stack is unavailable (EX_UNAVAILABLE); 70 an internal error.
+A user never sees a traceback: every failure is one line naming the culprit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor import logs as logsetup
+from monitor.cli.common import (
+    EX_CONFIG,
+    EX_IOERR,
+    EX_SOFTWARE,
+    EX_UNAVAILABLE,
+    config,
+    duration_option,
+    err,
+    fail,
+    known_account,
+    run_async,
+    state,
+)
+from monitor.cli.oauth import oauth_app
+from monitor.core.models import ProbeRecord
+
+app = typer.Typer(
+    help="Watches whether email really arrives: canaries through SMTP, found over IMAP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(oauth_app, name="oauth")
+
+
+@app.callback()
+def main_options(
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (default: $MAILCANARY_CONFIG, "
+            "$CONFIGURATION_DIRECTORY/mailcanary.toml, /etc/mailcanary/mailcanary.toml, "
+            "./mailcanary.toml).",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
+) -> None:
+    state.config_path = config_file
+    state.verbose = verbose
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Validate the config; print one line per problem (exit 78) or a summary (exit 0)."""
+    cfg = config()
+    typer.echo(
+        f"{cfg.path}: ok — {len(cfg.accounts)} accounts, {len(cfg.routes)} routes, "
+        f"{sum(len(r.recipients) for r in cfg.routes)} canaries per round"
+    )
+
+
+@app.command()
+def probe(
+    route: Annotated[
+        list[str] | None, typer.Option("--route", "-r", help="Only this route (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    deadline: Annotated[
+        str | None, typer.Option(help="Wait this long per canary, e.g. 2m.")
+    ] = None,
+    nagios: Annotated[
+        bool, typer.Option("--nagios", help="One Nagios plugin line with perfdata; exit 0-3.")
+    ] = False,
+) -> None:
+    """Send one canary per (route, recipient) now and wait for every verdict."""
+    from monitor.core.nagios import plugin_error
+    from monitor.probe.oneshot import probe_once
+
+    try:
+        cfg = config()
+    except typer.Exit:
+        if not nagios:
+            raise
+        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
+        line, code = plugin_error("bad config (see stderr)")
+        typer.echo(line)
+        raise typer.Exit(code) from None
+    wanted = set(route or [])
+    unknown = wanted - {r.name for r in cfg.routes}
+    if unknown:
+        fail(
+            f"--route: unknown route(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(r.name for r in cfg.routes)}",
+            EX_CONFIG,
+        )
+    routes = [r for r in cfg.routes if not wanted or r.name in wanted]
+    # The verdict table already says why a mailbox could not be watched; -v shows the retries.
+    logsetup.configure("INFO" if state.verbose else "ERROR")
+    if nagios:
+        from monitor.core.nagios import canaries, plugin_output
+
+        records: list[ProbeRecord] = []
+        wait = duration_option(deadline, "--deadline")
+        run_async(
+            lambda: probe_once(
+                cfg, routes, deadline=wait, as_json=False, collect=records, quiet=True
+            )
+        )
+        line, code = plugin_output(canaries(records))
+        typer.echo(line)
+        raise typer.Exit(code)
+    code = run_async(
+        lambda: probe_once(
+            cfg, routes, deadline=duration_option(deadline, "--deadline"), as_json=as_json
+        )
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def run() -> None:
+    """Run the daemon: every route on its interval until SIGTERM or SIGINT."""
+    from monitor.daemon.main import Daemon
+
+    cfg = config()
+    logsetup.configure("DEBUG" if state.verbose else "INFO")
+    raise typer.Exit(run_async(Daemon(cfg).run))
+
+
+@app.command()
+def history(
+    since: Annotated[
+        str | None, typer.Option(help="Only probes planned in the last …, e.g. 1h.")
+    ] = None,
+    route: Annotated[str | None, typer.Option("--route", "-r", help="Only this route.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many probes.")] = 200,
+) -> None:
+    """Recorded probes, newest first."""
+    from monitor.probe.oneshot import show_history
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    window = duration_option(since, "--since")
+    run_async(lambda: show_history(cfg, since=window, route=route, as_json=as_json, limit=limit))
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Where each route's mailboxes stand: last verdict, last inbox, canaries in flight."""
+    from monitor.cli.status import show_status
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    raise typer.Exit(run_async(lambda: show_status(cfg, as_json=as_json)))
+
+
+@app.command()
+def diagnose(
+    account: Annotated[str, typer.Argument(help="The account's name in the config.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    send_test: Annotated[
+        bool, typer.Option("--send-test", help="Also send a message to itself and find it.")
+    ] = False,
+) -> None:
+    """Check one account step by step: DNS, ports, TLS, certificate, login, IMAP folders."""
+    from monitor.diagnose.run import run_diagnose
+
+    cfg = config()
+    chosen = known_account(cfg, account)
+    logsetup.configure("INFO" if state.verbose else "ERROR")
+    wait = min(cfg.monitor.deadline, 120.0)  # an interactive command: not the full deadline
+    state_dir = cfg.monitor.state_dir
+    code = run_async(
+        lambda: run_diagnose(
+            chosen, as_json=as_json, send_test=send_test, wait=wait, state_dir=state_dir
+        )
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def report(
+    since: Annotated[
+        str | None, typer.Option(help="The last …, e.g. 7d (default: last week).")
+    ] = None,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="First day, e.g. 2026-11-02.")
+    ] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last day (included).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | html | json | csv")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE.")] = None,
+    instance: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--instance",
+            metavar="NAME",
+            help="Only the canaries this instance sent (repeat it, or a,b).",
+        ),
+    ] = None,
+    by_instance: Annotated[
+        bool, typer.Option("--by-instance", help="Each mailbox's line per instance.")
+    ] = False,
+) -> None:
+    """The deliverability report of a period, per route and mailbox, grouped by provider."""
+    from monitor.cli.report import ReportArgsError, ReportUnavailable, run_report
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    window = duration_option(since, "--since")
+    try:
+        code = run_async(
+            lambda: run_report(
+                cfg,
+                since=window,
+                date_from=date_from,
+                date_to=date_to,
+                fmt=fmt,
+                output=output,
+                instances=instance or (),
+                by_instance=by_instance,
+            )
+        )
+    except ReportArgsError as exc:
+        fail(str(exc), 2)
+    except ReportUnavailable as exc:
+        fail(str(exc), EX_IOERR)
+    raise typer.Exit(code)
+
+
+@app.command("dns")
+def dns_check(
+    account: Annotated[str, typer.Argument(help="Account name from the config.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per finding and line.")
+    ] = False,
+) -> None:
+    """DNS posture of ACCOUNT's sending domain: MX, SPF, DMARC, DKIM, PTR, DNSBL. Exit 0-3."""
+    from monitor.dnscheck.run import report_account
+
+    cfg = config()
+    target = known_account(cfg, account)
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    raise typer.Exit(run_async(lambda: report_account(target, cfg.dns, as_json=as_json)))
+
+
+@app.command()
+def providers(
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+) -> None:
+    """The provider presets: hosts, ports, security, spam folder, how programs log in."""
+    from monitor.probe.oneshot import show_providers
+
+    show_providers(as_json=as_json)
+
+
+@app.command()
+def alerts(
+    include_all: Annotated[
+        bool,
+        typer.Option("--all", help="Also pending and resolved alerts, and removed routes'."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Alerts firing now (--all: recent ones too) and how their messages went out."""
+    from monitor.cli.alerts import show_alerts
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    raise typer.Exit(run_async(lambda: show_alerts(cfg, include_all=include_all, as_json=as_json)))
+
+
+@app.command("test-alert")
+def test_alert() -> None:
+    """Send one test alert through every channel and say how each went (exit 1: one failed)."""
+    from monitor.cli.alerts import run_test_alert
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+    raise typer.Exit(run_async(lambda: run_test_alert(cfg)))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema (the daemon also does this on start)."""
+    from monitor.adapters.store import Store
+
+    cfg = config()
+    logsetup.configure("INFO" if state.verbose else "WARNING")
+
+    async def work() -> None:
+        store = await Store.open(cfg.monitor.database)
+        try:
+            await store.upgrade()
+        finally:
+            await store.close()
+
+    run_async(work)
+    typer.echo(f"database at head: {cfg.monitor.database}")
+
+
+@app.command()
+def demo(
+    deadline: Annotated[str, typer.Option(help="How long each demo canary may take.")] = "20s",
+) -> None:
+    """Start a private Postfix + Dovecot on 127.0.0.1 and probe it: verdicts live."""
+    try:
+        from monitor.harness.demo import run_demo
+    except ImportError as exc:
+        fail(f"demo: {exc.name} is not installed; pip install 'mailcanary[demo]'", EX_UNAVAILABLE)
+    logsetup.configure("INFO" if state.verbose else "ERROR")
+    seconds = duration_option(deadline, "--deadline") or 20.0
+    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds)))
+
+
+def main() -> None:
+    try:
+        app()
+    except Exception as exc:  # the last line of defence: never a traceback for a user
+        if os.environ.get("MAILCANARY_DEBUG"):
+            raise
+        err.print(
+            f"[bold red]mailcanary: internal error:[/] {type(exc).__name__}: {exc} "
+            "(set MAILCANARY_DEBUG=1 for a traceback; please report it)",
+            highlight=False,
+        )
+        sys.exit(EX_SOFTWARE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""`mailcanary report`: choose the period, build the report, write it in one format.
+
+Safe beside a running daemon: reads only, never migrates. Periods are local to
+`[reports] timezone` (default UTC): the last full week (Monday to Sunday) by default,
+`--since 7d` for the last seven days up to now, `--from/--to` for whole days (both included).
+`--instance NAME` (repeated, or a comma list) counts only what those instances sent;
+`--by-instance` splits each mailbox's line per instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sys
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection, make_url
+
+from monitor.adapters.store import Store
+from monitor.config.load import Config
+from monitor.core.models import utcnow
+from monitor.reports.charts import render_charts, use_cache_dir
+from monitor.reports.html import render_html
+from monitor.reports.model import Period, days_period, last_full_week, recent
+from monitor.reports.query import FORMATS, UnknownInstance, render_csv, render_json, report_for
+from monitor.reports.text import render_text
+
+
+class ReportArgsError(Exception):
+    """The command line asks for something impossible; the message is the line to show."""
+
+
+class ReportUnavailable(Exception):
+    """There is nothing to report from (no database, an old schema)."""
+
+
+def _date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ReportArgsError(f"{option}: expected a date like 2026-11-02, got {value!r}") from None
+
+
+def choose_period(
+    now: datetime,
+    timezone: str,
+    *,
+    since: float | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+) -> Period:
+    if since is not None and (date_from or date_to):
+        raise ReportArgsError("--since and --from/--to cannot be combined")
+    if since is not None:
+        return recent(now, since, timezone)
+    if date_to and not date_from:
+        raise ReportArgsError("--to needs --from")
+    if date_from:
+        first = _date(date_from, "--from")
+        last = _date(date_to, "--to") if date_to else now.astimezone(ZoneInfo(timezone)).date()
+        if last < first:
+            raise ReportArgsError(f"--to {last} is before --from {first}")
+        return days_period(first, last, timezone)
+    return last_full_week(now, timezone)
+
+
+def instance_names(values: Iterable[str]) -> tuple[str, ...]:
+    """`--instance a,b --instance c`: each name once, in the order given."""
+    names = [name.strip() for value in values for name in value.split(",")]
+    if "" in names:
+        raise ReportArgsError("--instance: expected instance names like eu-1 or a,b")
+    return tuple(dict.fromkeys(names))
+
+
+async def run_report(
+    cfg: Config,
+    *,
+    since: float | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    fmt: str = "text",
+    output: Path | None = None,
+    out: TextIO | None = None,
+    instances: Iterable[str] = (),
+    by_instance: bool = False,
+) -> int:
+    if fmt not in FORMATS:
+        raise ReportArgsError(f"--format: one of {', '.join(FORMATS)}, got {fmt!r}")
+    only = instance_names(instances)
+    now = utcnow()
+    period = choose_period(
+        now, cfg.reports.timezone, since=since, date_from=date_from, date_to=date_to
+    )
+    _require_database(cfg.monitor.database)
+    store = await Store.open(cfg.monitor.database)
+    try:
+        async with store.engine.connect() as connection:
+            ready = await connection.run_sync(_rollup_by_instance)
+        if not ready:
+            raise ReportUnavailable(
+                "the database predates this version's reports: run `mailcanary db upgrade` "
+                "or restart the daemon"
+            )
+        try:
+            report = await report_for(
+                cfg, store.engine, period, now, instances=only, by_instance=by_instance
+            )
+        except UnknownInstance as exc:
+            raise ReportArgsError(f"--instance: {exc}") from None
+    finally:
+        await store.close()
+    if fmt == "html":
+        use_cache_dir(cfg.monitor.state_dir)
+        charts = await render_charts(report)
+        images = {
+            name: "data:image/png;base64," + base64.b64encode(png).decode()
+            for name, png in charts.items()
+        }
+        document = render_html(report, images)
+    else:
+        document = {"text": render_text, "json": render_json, "csv": render_csv}[fmt](report)
+    if output is not None:
+        await asyncio.to_thread(output.write_text, document, encoding="utf-8")
+    else:
+        (out or sys.stdout).write(document)
+    return 0
+
+
+def _rollup_by_instance(connection: Connection) -> bool:
+    """Whether the schema has the rollup with its instance (alembic 0006)."""
+    found = inspect(connection)
+    if not found.has_table("probe_rollup"):
+        return False
+    return "instance" in {column["name"] for column in found.get_columns("probe_rollup")}
+
+
+def _require_database(url: str) -> None:
+    # Opening a missing SQLite file would create it: a report must not leave one behind.
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri") == "true":
+        return
+    if parsed.database not in (None, "", ":memory:") and not Path(parsed.database).exists():
+        raise ReportUnavailable(f"no probes recorded yet: {parsed.database} does not exist")

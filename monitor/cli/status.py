@@ -1,0 +1,125 @@
+"""`mailcanary status`: where each configured mailbox stands, read from the database.
+
+Safe beside a running daemon: one read-only SELECT (`Store.latest_per_pair`) in one short
+transaction, and no migration; SQLite's WAL mode lets this reader in while the daemon writes.
+Only the (route, recipient) pairs of the config are shown, in config order; a pair with no
+decided probe yet shows as "never". Pairs dropped from the config stay in `history`.
+
+With --json, one object per (route, recipient) per line; these field names are a stable
+interface (times are ISO 8601 in UTC, null when there is none):
+
+    route             the route's name
+    to                the recipient account's name
+    last_verdict      verdict of the newest decided probe (newest by planned time);
+                      null: never decided
+    last_at           when that probe was planned (as in `history`)
+    last_success_at   when the newest probe whose verdict is `inbox` was planned. Planned
+                      rather than arrival time: every probe has one and it is how probes are
+                      ordered. Spam and late are not successes: the canary did not land where
+                      and when it should have.
+    delivery_seconds  hand-off to arrival of the newest decided probe; null when it did not
+                      arrive (missing, send_failed, check_failed) or had no hand-off
+    failure           that probe's failure kind (rejected, auth_failed, connect_failed, …)
+    in_flight         probes planned, sending or sent and not decided yet
+    open_alerts       the pair's firing alerts: [{kind, since, fired_at}] (see
+                      `mailcanary alerts` for the details)
+
+The exit code follows `probe`: the worst of the last verdicts (0 inbox, 1 spam/late,
+2 missing/send_failed, 3 check_failed); pairs never decided do not count.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+
+from monitor.adapters.store import PairLatest, Store
+from monitor.alerts.state import AlertState
+from monitor.cli import tables as render
+from monitor.cli.alerts import load_alerts
+from monitor.config.load import Config
+from monitor.probe import verdict
+from monitor.probe.oneshot import out
+
+
+async def show_status(cfg: Config, *, as_json: bool) -> int:
+    database = _sqlite_file(cfg.monitor.database)
+    missing = database is not None and not database.exists()
+    # Opening a missing SQLite file would create it: a status query must not leave one behind.
+    latest = {} if missing else {(p.route, p.recipient): p for p in await _latest(cfg)}
+    firing: dict[tuple[str, str], list[AlertState]] = {}
+    for state, _ in [] if missing else await load_alerts(cfg, include_all=False):
+        firing.setdefault((state.route, state.recipient), []).append(state)
+    pairs = [
+        latest.get((route.name, to)) or PairLatest(route.name, to, None, None, 0)
+        for route in cfg.routes
+        for to in route.recipients
+    ]
+    if as_json:
+        for pair in pairs:
+            alerts = firing.get((pair.route, pair.recipient), [])
+            sys.stdout.write(json.dumps(status_dict(pair, alerts), ensure_ascii=False) + "\n")
+    else:
+        rows = [
+            (
+                p.route,
+                p.recipient,
+                p.last,
+                p.last_inbox_at,
+                p.in_flight,
+                sorted(a.kind.value for a in firing.get((p.route, p.recipient), [])),
+            )
+            for p in pairs
+        ]
+        caption = f"no probes recorded yet: {database} does not exist" if missing else None
+        out.print(render.status_table(rows, title="mailcanary status", caption=caption))
+    decided = [p.last.decision.verdict for p in pairs if p.last and p.last.decision]
+    return verdict.exit_code(decided)
+
+
+def status_dict(pair: PairLatest, open_alerts: list[AlertState] | None = None) -> dict[str, Any]:
+    last = pair.last
+    decision = last.decision if last else None
+    failure = render.failure_of(last) if last else None
+    return {
+        "route": pair.route,
+        "to": pair.recipient,
+        "last_verdict": decision.verdict.value if decision else None,
+        "last_at": last.planned.planned_at.isoformat() if last else None,
+        "last_success_at": pair.last_inbox_at.isoformat() if pair.last_inbox_at else None,
+        "delivery_seconds": decision.delivery_seconds if decision else None,
+        "failure": failure.kind if failure else None,
+        "in_flight": pair.in_flight,
+        "open_alerts": [
+            {
+                "kind": a.kind.value,
+                "since": a.since.isoformat() if a.since else None,
+                "fired_at": a.fired_at.isoformat() if a.fired_at else None,
+            }
+            for a in sorted(open_alerts or [], key=lambda a: a.kind.value)
+        ],
+    }
+
+
+async def _latest(cfg: Config) -> list[PairLatest]:
+    store = await Store.open(cfg.monitor.database)
+    try:
+        # Before the daemon's first start there is no table yet; that is "never", not an error.
+        async with store.engine.connect() as connection:
+            if not await connection.run_sync(lambda c: inspect(c).has_table("probes")):
+                return []
+        return await store.latest_per_pair()
+    finally:
+        await store.close()
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri") == "true":
+        return None
+    return Path(parsed.database) if parsed.database not in (None, "", ":memory:") else None

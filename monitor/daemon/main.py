@@ -1,0 +1,296 @@
+"""The daemon: migrate, resume what a crash left, then fire each route on its interval.
+
+APScheduler keeps its jobs in memory and they are rebuilt from the config at every start
+(stable ids, replace_existing); our own tables are the record. A job only *launches* the
+probes of its route and returns at once, so a slow or hung server never delays the next
+route, and max_instances=1 never has to skip a run.
+
+Signals: SIGHUP re-reads the config (an invalid one keeps the old running and says why),
+SIGTERM/SIGINT stop scheduling, give in-flight probes `drain_timeout` to finish and leave
+the rest unfinished in the database for the next start to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import text
+
+from monitor.adapters import keyfile, tls
+from monitor.adapters.store import Store
+from monitor.alerts.dispatch import Alerting
+from monitor.config.load import Config, ConfigError, load_config
+from monitor.config.schema import Route
+from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
+from monitor.daemon import http, sdnotify, slots
+from monitor.daemon.metrics import Metrics
+from monitor.dnscheck.run import log_posture
+from monitor.probe.runner import ProbeRunner, Progress, slot_for
+from monitor.reports.weekly import Reporting
+
+log = structlog.get_logger(__name__)
+
+SWEEP_EVERY = timedelta(hours=6)
+SWEEP_OLDER_THAN = 86400.0
+READY_TIMEOUT = 15.0
+HEARTBEAT_SECONDS = 15.0
+FIRST_RUNS_PER_SECOND = 20
+
+
+@asynccontextmanager
+async def opened(cfg: Config, *, progress: Progress | None = None) -> AsyncIterator[ProbeRunner]:
+    """Store migrated, key loaded, runner built; everything closed on the way out."""
+    tls.trim_read_buffers()
+    store = await Store.open(cfg.monitor.database)
+    try:
+        await store.upgrade()
+        key = keyfile.load_or_create(cfg.monitor.state_dir)
+        runner = ProbeRunner(cfg, store, key, progress=progress)
+        try:
+            yield runner
+        finally:
+            await runner.stop()
+    finally:
+        await store.close()
+
+
+def recipients(cfg: Config) -> set[str]:
+    return {name for route in cfg.routes for name in route.recipients}
+
+
+class Daemon:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.stopping = asyncio.Event()
+        self.notifier = sdnotify.Notifier()
+        self.metrics = Metrics()
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.database_ok = True
+        self.runner: ProbeRunner | None = None
+        self.alerting: Alerting | None = None
+        self.reporting: Reporting | None = None
+        self._reloading = asyncio.Lock()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        try:
+            async with opened(self.cfg, progress=self._progress) as runner:
+                self.runner = runner
+                return await self._serve(runner)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            self.notifier.close()
+            log.info("stopped")
+
+    def _progress(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
+        self.metrics.on_progress(planned, stage, record)
+        if self.alerting is not None:
+            self.alerting.on_progress(planned, stage, record)
+
+    async def _serve(self, runner: ProbeRunner) -> int:
+        # Last verdicts and successes survive a restart in /metrics.
+        pairs = await runner.store.latest_per_pair()
+        self.metrics.seed(pair.last for pair in pairs if pair.last is not None)
+        for pair in pairs:
+            self.metrics.seed_success(pair.route, pair.recipient, pair.last_inbox_at)
+        self.metrics.watch_watchers(lambda: {n: w.connected for n, w in runner.watchers.items()})
+        # Before recover(): verdicts of resumed probes must be evaluated too.
+        self.alerting = Alerting(self.cfg, runner.store.engine)
+        await self.alerting.start(runner.store)
+        self.metrics.watch_alerts(self.alerting.states)
+        await runner.start_watchers(recipients(self.cfg))
+        await runner.wait_watchers_ready(READY_TIMEOUT)
+        await runner.recover()
+        for index, route in enumerate(self.cfg.routes):
+            self._schedule_route(route, index)
+        self._schedule_housekeeping()
+        # The weekly report: each week sent once, even across restarts; a missed one on start.
+        self.reporting = Reporting(self.cfg, runner.store.engine)
+        await self.reporting.start(self.scheduler)
+        self.scheduler.start()
+        self.metrics.scheduler_running(True)
+        server = (
+            await http.serve(self.cfg.monitor.listen, self.metrics, self.health)
+            if (self.cfg.monitor.listen)
+            else None
+        )
+        watchdog = asyncio.ensure_future(sdnotify.watchdog_loop(self.notifier, self.healthy))
+        self.notifier.ready(self.summary())
+        log.info(
+            "mailcanary running",
+            routes=len(self.cfg.routes),
+            watchers=len(runner.watchers),
+            listen=self.cfg.monitor.listen or None,
+        )
+        await self.stopping.wait()
+
+        self.notifier.stopping()
+        drain = self.cfg.monitor.drain_timeout
+        log.info("stopping", in_flight=runner.in_flight, drain_seconds=drain)
+        self.scheduler.shutdown(wait=False)
+        self.metrics.scheduler_running(False)
+        watchdog.cancel()
+        with suppress(asyncio.CancelledError):
+            await watchdog
+        if server is not None:
+            await server.close()
+        # What does not finish in time stays unfinished in the database: the next start resumes it.
+        await runner.stop(drain=drain)
+        await self.alerting.stop()
+        return 0
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def _schedule_route(self, route: Route, queue: int) -> None:
+        runner = self.runner
+        assert runner is not None
+
+        async def fire() -> None:
+            runner.launch(route, slot=slot_for(utcnow(), route.interval))
+
+        # The first canary soon after start; with many routes, FIRST_RUNS_PER_SECOND at most,
+        # so a start does not send to 1,000 mailboxes while their watchers still log in.
+        spread = random.uniform(0, min(slots.jitter(route.interval), 5))
+        soon = 1 + queue / FIRST_RUNS_PER_SECOND + spread
+        first = utcnow() + timedelta(seconds=min(soon, route.interval))
+        self.scheduler.add_job(
+            fire,
+            # One run per slot, at the route's phase in it: a late run keeps its slot.
+            slots.SlotTrigger(route.interval, slots.phase(route.name, route.interval)),
+            id=f"route:{route.name}",
+            name=route.name,
+            replace_existing=True,
+            misfire_grace_time=int(min(max(route.interval / 2, 60), 300)),
+            coalesce=True,
+            max_instances=1,
+            next_run_time=first,
+        )
+
+    def _schedule_housekeeping(self) -> None:
+        runner = self.runner
+        assert runner is not None
+
+        async def sweep() -> None:
+            log.info("sweep done", removed=await runner.sweep(SWEEP_OLDER_THAN))
+
+        async def heartbeat() -> None:
+            try:
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    async with runner.store.engine.connect() as conn:
+                        await conn.execute(text("SELECT 1"))
+                self.database_ok = True
+            except Exception as exc:  # any failure means the record cannot be written
+                self.database_ok = False
+                log.error("database unreachable", error=str(exc).splitlines()[0])
+            self.notifier.status(self.summary())
+
+        async def dns_posture() -> None:
+            await log_posture(self.cfg)
+
+        now = utcnow()
+        self.scheduler.add_job(
+            dns_posture,
+            IntervalTrigger(weeks=1, jitter=3600),
+            id="dns-posture",
+            replace_existing=True,
+            misfire_grace_time=3600,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=now + timedelta(minutes=5),
+        )
+        self.scheduler.add_job(
+            sweep,
+            IntervalTrigger(seconds=SWEEP_EVERY.total_seconds()),
+            id="sweep",
+            replace_existing=True,
+            misfire_grace_time=600,
+            coalesce=True,
+            next_run_time=now + timedelta(minutes=1),
+        )
+        self.scheduler.add_job(
+            heartbeat,
+            IntervalTrigger(seconds=HEARTBEAT_SECONDS),
+            id="heartbeat",
+            replace_existing=True,
+            coalesce=True,
+            misfire_grace_time=int(HEARTBEAT_SECONDS),
+            next_run_time=now,
+        )
+
+    # -- reload -------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """SIGHUP: adopt a changed config; keep the running one if the new one is invalid."""
+        async with self._reloading:
+            self.notifier.reloading()
+            try:
+                new = await asyncio.to_thread(load_config, self.cfg.path)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    log.error("reload refused; the running config stays", problem=problem)
+                self.notifier.ready(
+                    f"reload refused ({len(exc.problems)} problems); " + self.summary()
+                )
+                return False
+            if new.monitor.database != self.cfg.monitor.database:
+                log.warning("monitor.database changes only at restart; keeping the old one")
+            old, self.cfg = self.cfg, new
+            assert self.runner is not None
+            await self.runner.reconfigure(new, recipients(new))
+            if self.alerting is not None:
+                self.alerting.reconfigure(new)
+            if self.reporting is not None:
+                self.reporting.reconfigure(new, self.scheduler)
+            old_routes = {r.name: r for r in old.routes}
+            new_routes = {r.name: r for r in new.routes}
+            for name in old_routes.keys() - new_routes.keys():
+                self.scheduler.remove_job(f"route:{name}")
+            for name, route in new_routes.items():
+                if old_routes.get(name) != route:
+                    self._schedule_route(route, 0)
+            log.info(
+                "config reloaded",
+                routes=len(new.routes),
+                added=sorted(new_routes.keys() - old_routes.keys()),
+                removed=sorted(old_routes.keys() - new_routes.keys()),
+            )
+            self.notifier.ready(self.summary())
+            return True
+
+    # -- health -------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return self.scheduler.running and self.database_ok and not self.stopping.is_set()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        runner = self.runner
+        watchers = {n: w.connected for n, w in runner.watchers.items()} if runner else {}
+        return self.healthy(), {
+            "scheduler": "running" if self.scheduler.running else "stopped",
+            "database": "ok" if self.database_ok else "unreachable",
+            "watchers": watchers,
+            "in_flight": runner.in_flight if runner else 0,
+        }
+
+    def summary(self) -> str:
+        runner = self.runner
+        if runner is None:
+            return "starting"
+        up = sum(w.connected for w in runner.watchers.values())
+        return (
+            f"{len(self.cfg.routes)} routes, {up}/{len(runner.watchers)} mailboxes watched, "
+            f"{runner.in_flight} probes in flight"
+        )

@@ -1,0 +1,236 @@
+"""What the daemon exposes to Prometheus, kept in a private registry.
+
+A private `CollectorRegistry`, never the process-global one: two daemons (or a test and a
+daemon) in one process must not see each other's series.
+
+Series (label values are config names, so cardinality is bounded by the config):
+- mailcanary_probes_total{route,recipient,verdict}: counts each probe once, by the verdict
+  it was first given. A missing canary that turns up later changes the last-verdict gauges,
+  not this counter, so a rate never counts one canary twice.
+- mailcanary_delivery_seconds{route,recipient}: hand-off to arrival, for every canary that
+  arrived (inbox, spam or late) and whose hand-off time is known. Buckets double from
+  50 ms to ~27 min.
+- mailcanary_last_verdict{route,recipient,verdict}: one-hot: 1 for the latest probe's
+  verdict, 0 for the five others (every verdict is always present, so
+  `mailcanary_last_verdict{verdict="spam"} == 1` is an alert rule and no series appears or
+  vanishes when the verdict changes).
+- mailcanary_last_verdict_timestamp_seconds{route,recipient}: when that verdict was reached.
+- mailcanary_last_success_timestamp_seconds{route,recipient}: planned (sending) time of the
+  newest canary that reached the inbox in time. Success is `inbox` only: spam, late and
+  missing are exactly the failures this tool exists to catch. The planned time, not the
+  arrival, because that is what the store can answer cheaply when seeding, and the two differ
+  by a delivery time only. Absent until a first success is known.
+- mailcanary_smtp_replies_total{phase,code}: every SMTP reply of every send.
+- mailcanary_watcher_connected{account}: 1 while the account's IMAP watcher is connected.
+- mailcanary_scheduler_running: 1 while the scheduler runs.
+
+Counters start at zero at each start (Prometheus' rate() handles resets); the last-verdict and
+last-success gauges are seeded from the database (`seed`) so they survive a restart.
+
+- mailcanary_alert_firing{route,recipient,kind}: 1 while that alert fires, 0 for every other
+  (route, recipient, kind) alerting has seen a canary of; read from the alerting service at
+  scrape time (`watch_alerts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from monitor.alerts.state import AlertState
+from monitor.core.models import PlannedProbe, ProbeRecord, SendOutcome, Verdict
+
+# 0.05 s × 2^n up to ~1638 s: a local relay answers in under a second, a greylisting
+# provider in many minutes; past the top bucket a canary is late or missing anyway.
+DELIVERY_BUCKETS = tuple(0.05 * 2**n for n in range(16))
+
+Key = tuple[str, str]  # (route, recipient)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ("route", "recipient")
+        self._probes = Counter(
+            "mailcanary_probes",
+            "Probes finished, by the verdict first given.",
+            (*labels, "verdict"),
+            registry=self.registry,
+        )
+        self._delivery = Histogram(
+            "mailcanary_delivery_seconds",
+            "Seconds from SMTP hand-off to arrival in the recipient's mailbox.",
+            labels,
+            buckets=DELIVERY_BUCKETS,
+            registry=self.registry,
+        )
+        self._last_verdict = Gauge(
+            "mailcanary_last_verdict",
+            "1 for the verdict of the latest probe of a route and recipient, 0 for the others.",
+            (*labels, "verdict"),
+            registry=self.registry,
+        )
+        self._last_verdict_at = Gauge(
+            "mailcanary_last_verdict_timestamp_seconds",
+            "Unix time the latest probe of a route and recipient got its verdict.",
+            labels,
+            registry=self.registry,
+        )
+        self._last_success_at = Gauge(
+            "mailcanary_last_success_timestamp_seconds",
+            "Unix time the newest canary that reached the inbox in time was planned.",
+            labels,
+            registry=self.registry,
+        )
+        self._replies = Counter(
+            "mailcanary_smtp_replies",
+            "SMTP replies received, by protocol phase and reply code.",
+            ("phase", "code"),
+            registry=self.registry,
+        )
+        self._scheduler = Gauge(
+            "mailcanary_scheduler_running",
+            "1 while the probe scheduler is running.",
+            registry=self.registry,
+        )
+        self._watchers = _WatcherCollector()
+        self.registry.register(self._watchers)
+        self._alerts = _AlertCollector()
+        self.registry.register(self._alerts)
+        # Planned times of the probes the gauges show, so an older record never overwrites.
+        self._latest: dict[Key, datetime] = {}
+        self._latest_success: dict[Key, datetime] = {}
+
+    # -- probes ---------------------------------------------------------------------------
+
+    def probe_finished(self, record: ProbeRecord) -> None:
+        """A probe got its final verdict in this process: count it and update the gauges."""
+        decision = record.decision
+        if decision is None:
+            return
+        key = _key(record.planned)
+        self._probes.labels(*key, decision.verdict.value).inc()
+        if decision.delivery_seconds is not None and decision.arrived_at is not None:
+            self._delivery.labels(*key).observe(max(decision.delivery_seconds, 0.0))
+        self._show(record)
+
+    def probe_revised(self, record: ProbeRecord) -> None:
+        """A verdict changed after the fact (a missing canary arrived): gauges only."""
+        self._show(record)
+
+    def seed(self, records: Iterable[ProbeRecord]) -> None:
+        """Restore the last-verdict and last-success gauges from stored records (any order).
+
+        Give it enough history to contain each route's last success, not only its last probe.
+        """
+        for record in sorted(records, key=lambda r: r.planned.planned_at):
+            self._show(record)
+
+    def seed_success(self, route: str, recipient: str, planned_at: datetime | None) -> None:
+        """Restore a last success known only by its planned time (`Store.latest_per_pair`)."""
+        if planned_at is not None:
+            self._success((route, recipient), planned_at)
+
+    def on_progress(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
+        """A `ProbeRunner` progress callback: all the probe metrics from the runner's events."""
+        if record is None:
+            return
+        if stage == "watching" and record.send is not None:
+            self.smtp_replies(record.send)
+        elif stage == "final":
+            # A failed send goes straight to final; a good one was counted at "watching".
+            if record.send is not None and not record.send.ok:
+                self.smtp_replies(record.send)
+            self.probe_finished(record)
+        elif stage == "late":
+            self.probe_revised(record)
+
+    def _show(self, record: ProbeRecord) -> None:
+        decision = record.decision
+        if decision is None:
+            return
+        key = _key(record.planned)
+        planned_at = record.planned.planned_at
+        if planned_at >= self._latest.get(key, planned_at):
+            self._latest[key] = planned_at
+            for verdict in Verdict:
+                self._last_verdict.labels(*key, verdict.value).set(
+                    1 if verdict is decision.verdict else 0
+                )
+            reached = record.finished_at or decision.arrived_at or planned_at
+            self._last_verdict_at.labels(*key).set(reached.timestamp())
+        if decision.verdict is Verdict.INBOX:
+            self._success(key, planned_at)
+
+    def _success(self, key: Key, planned_at: datetime) -> None:
+        if planned_at >= self._latest_success.get(key, planned_at):
+            self._latest_success[key] = planned_at
+            self._last_success_at.labels(*key).set(planned_at.timestamp())
+
+    # -- sending, watching, scheduling -----------------------------------------------------
+
+    def smtp_replies(self, outcome: SendOutcome) -> None:
+        for reply in outcome.replies:
+            self._replies.labels(reply.phase.value, str(reply.code)).inc()
+
+    def watcher_state(self, account: str, connected: bool) -> None:
+        self._watchers.states[account] = connected
+
+    def watch_watchers(self, source: Callable[[], Mapping[str, bool]]) -> None:
+        """Read watcher states at scrape time instead (e.g. from `runner.watchers`)."""
+        self._watchers.source = source
+
+    def watch_alerts(self, source: Callable[[], Iterable[AlertState]]) -> None:
+        """Alert states, read at scrape time (e.g. `Alerting.states`)."""
+        self._alerts.source = source
+
+    def scheduler_running(self, running: bool) -> None:
+        self._scheduler.set(1 if running else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _WatcherCollector(Collector):
+    """Watcher states are read when scraped, so a state is never stale between events."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, bool] = {}
+        self.source: Callable[[], Mapping[str, bool]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mailcanary_watcher_connected",
+            "1 while the account's IMAP watcher is connected and watching.",
+            labels=("account",),
+        )
+        states = dict(self.states)
+        if self.source is not None:
+            states.update(self.source())
+        for account, connected in sorted(states.items()):
+            family.add_metric((account,), 1 if connected else 0)
+        yield family
+
+
+class _AlertCollector(Collector):
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[AlertState]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mailcanary_alert_firing",
+            "1 while the alert of a route, recipient and kind is firing.",
+            labels=("route", "recipient", "kind"),
+        )
+        states = list(self.source()) if self.source is not None else []
+        for state in sorted(states, key=lambda s: s.key):
+            family.add_metric((state.route, state.recipient, state.kind.value), int(state.open))
+        yield family
+
+
+def _key(planned: PlannedProbe) -> Key:
+    return (planned.route, planned.recipient)

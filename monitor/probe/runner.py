@@ -1,0 +1,393 @@
+"""A probe's whole life: plan → send → watch → verdict → record → cleanup.
+
+The row is written before the canary leaves, so a crash at any point leaves a record
+that `resume` can bring to a final verdict. Watching is done by long-lived per-account
+watchers; a probe only registers its token and waits for the watcher to call back.
+At the deadline an explicit search confirms the absence: a probe whose mailbox could
+not be looked into becomes `check_failed`, never `missing`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import structlog
+
+from monitor.adapters import smtp
+from monitor.adapters.imap import ImapError
+from monitor.adapters.oauth import token_source
+from monitor.adapters.store import SlotTaken, Store
+from monitor.adapters.tls import client_context
+from monitor.config.load import Config
+from monitor.config.schema import Account, Route
+from monitor.core import canary
+from monitor.core.models import (
+    Decision,
+    Failure,
+    Phase,
+    PlannedProbe,
+    ProbeRecord,
+    SendOutcome,
+    Sighting,
+    Verdict,
+    utcnow,
+)
+from monitor.probe import verdict
+from monitor.probe.watcher import Watcher
+
+log = structlog.get_logger(__name__)
+
+# Called with (token, stage, record-so-far) so a face can show live progress.
+Progress = Callable[[PlannedProbe, str, ProbeRecord | None], None]
+
+
+def slot_for(moment: datetime, interval: float) -> datetime:
+    """The start of the interval `moment` falls in: one canary per route, recipient, slot."""
+    epoch = moment.timestamp()
+    return datetime.fromtimestamp(math.floor(epoch / interval) * interval, moment.tzinfo)
+
+
+class ProbeRunner:
+    def __init__(self, cfg: Config, store: Store, key: bytes, *, progress: Progress | None = None):
+        self.cfg = cfg
+        self.store = store
+        self.key = key
+        self.progress = progress
+        self.watchers: dict[str, Watcher] = {}
+        self._pending: dict[str, asyncio.Future[Sighting | Failure]] = {}
+        self._recipient_of: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+        # Read at start: 1,000 watchers must not all handshake at once, nor 1,000 probes send.
+        self._logins = asyncio.Semaphore(cfg.monitor.max_parallel_logins)
+        self._sends = asyncio.Semaphore(cfg.monitor.max_parallel_sends)
+
+    # -- watchers -------------------------------------------------------------------
+
+    def verify(self, headers: object) -> str | None:
+        return canary.verify_message(self.key, headers)  # type: ignore[arg-type]
+
+    async def start_watchers(self, names: Iterable[str]) -> None:
+        for name in sorted(set(names) - set(self.watchers)):
+            account = self.cfg.account(name)
+            watcher = Watcher(
+                account,
+                ssl_context=client_context(account.ca_files),
+                poll_interval=self.cfg.monitor.poll_interval,
+                verify=self.verify,
+                on_sighting=functools.partial(self._on_sighting, name),
+                on_failure=functools.partial(self._on_failure, name),
+                oauth=token_source(account, self.cfg.monitor.state_dir),
+                login_slots=self._logins,
+            )
+            self.watchers[name] = watcher
+            await watcher.start()
+
+    async def reconfigure(self, cfg: Config, wanted: set[str]) -> None:
+        """Adopt a reloaded config without dropping in-flight probes.
+
+        A watcher whose account changed is restarted with the new settings; one no longer
+        wanted is stopped unless a probe still waits on it (the next reload retires it).
+        """
+        self.cfg = cfg
+        busy = set(self._recipient_of.values())
+        known = {account.name: account for account in cfg.accounts}
+        for name, watcher in list(self.watchers.items()):
+            changed = name in known and known[name] != watcher.account
+            unwanted = name not in wanted and name not in busy
+            if changed or unwanted:
+                del self.watchers[name]
+                await watcher.stop()
+        await self.start_watchers(wanted)
+
+    async def wait_watchers_ready(self, timeout: float) -> None:  # noqa: ASYNC109 - a bounded wait
+        """Give watchers a moment to take their baseline, so no canary lands unseen."""
+        await asyncio.gather(
+            *(w.wait_ready(timeout) for w in self.watchers.values()), return_exceptions=True
+        )
+
+    async def stop(self, drain: float = 0.0) -> None:
+        if self._tasks and drain > 0:
+            await asyncio.wait(set(self._tasks), timeout=drain)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in self.watchers.values()), return_exceptions=True)
+
+    def _on_sighting(self, recipient: str, sighting: Sighting) -> None:
+        # Only the probe's own recipient account counts: its UIDs and folders are the ones
+        # we judge and delete, even when another account watches the same address.
+        future = self._pending.get(sighting.token)
+        if future is None:
+            self.spawn(self._late(recipient, sighting))
+        elif self._recipient_of.get(sighting.token) == recipient and not future.done():
+            future.set_result(sighting)
+
+    def _on_failure(self, recipient: str, failure: Failure) -> None:
+        if failure.transient:
+            return  # the final search at the deadline decides; a blip is not a verdict
+        for token, future in self._pending.items():
+            if self._recipient_of.get(token) == recipient and not future.done():
+                future.set_result(failure)
+
+    # -- scheduling -------------------------------------------------------------------
+
+    def spawn(self, coro: object) -> asyncio.Task[object]:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def launch(self, route: Route, *, slot: datetime | None = None) -> list[asyncio.Task[object]]:
+        """Start one probe per recipient without waiting: a hung server delays nobody."""
+        slot = slot or slot_for(utcnow(), route.interval)
+        return [self.spawn(self.probe(route, to, slot=slot)) for to in route.recipients]
+
+    # -- one probe --------------------------------------------------------------------
+
+    async def probe(
+        self,
+        route: Route,
+        recipient_name: str,
+        *,
+        slot: datetime | None = None,
+        deadline: float | None = None,
+    ) -> ProbeRecord | None:
+        sender, recipient = self.cfg.account(route.sender), self.cfg.account(recipient_name)
+        now = utcnow()
+        token = canary.new_token(self.key, route.name, now)
+        planned = PlannedProbe(
+            token=str(token),
+            route=route.name,
+            sender=sender.name,
+            recipient=recipient.name,
+            slot=slot or now,
+            planned_at=now,
+            deadline_at=now + timedelta(seconds=deadline or self.cfg.monitor.deadline),
+            message_id=canary.new_message_id(sender.email),
+            instance=self.cfg.monitor.instance,
+        )
+        with structlog.contextvars.bound_contextvars(
+            route=route.name, recipient=recipient.name, token=planned.token
+        ):
+            try:
+                probe_id = await self.store.plan(planned)
+            except SlotTaken:
+                log.info("slot already claimed", slot=planned.slot.isoformat())
+                return None
+            # Each probe runs in its own task, so this binding stays with this probe's lines.
+            structlog.contextvars.bind_contextvars(probe_id=probe_id)
+            self._emit(planned, "planned")
+            self._expect(planned)
+            try:
+                await self.store.mark_sending(probe_id)
+                self._emit(planned, "sending")
+                outcome = await self._send(planned, sender, recipient, token)
+                watcher = self.watchers.get(planned.recipient)
+                if outcome.ok and watcher is not None and self.cfg.monitor.look_out:
+                    watcher.expect(planned.token)  # before the write: the look-out starts now
+                await self.store.record_send(probe_id, outcome)
+                if not outcome.ok:
+                    return await self._record(
+                        probe_id, planned, outcome, verdict.send_failed(outcome)
+                    )
+                self._emit(planned, "watching", ProbeRecord(probe_id, planned, "sent", outcome))
+                decision, sighting = await self._watch(planned, outcome)
+                return await self._record(probe_id, planned, outcome, decision, sighting)
+            finally:
+                self._forget(planned.token)
+
+    async def _send(
+        self, planned: PlannedProbe, sender: Account, recipient: Account, token: canary.Token
+    ) -> SendOutcome:
+        assert sender.smtp is not None  # config validation guarantees it
+        message = canary.build_message(
+            token=token,
+            route=planned.route,
+            sender=sender.email,
+            recipient=recipient.email,
+            message_id=planned.message_id,
+            sender_name=sender.name,
+            recipient_name=recipient.name,
+        )
+        async with self._sends:
+            outcome = await smtp.send_message(
+                sender.smtp,
+                username=sender.username,
+                password=sender.password.get_secret_value() if sender.password else None,
+                message=message,
+                mail_from=sender.email,
+                rcpt_to=recipient.email,
+                ssl_context=client_context(sender.ca_files),
+                oauth=token_source(sender, self.cfg.monitor.state_dir),
+            )
+        log.info(
+            "canary sent" if outcome.ok else "send failed",
+            phase=outcome.phase.value,
+            code=outcome.last_reply.code if outcome.last_reply else None,
+            failure=outcome.failure.kind if outcome.failure else None,
+            queue_id=outcome.queue_id,
+        )
+        return outcome
+
+    def _expect(self, planned: PlannedProbe) -> asyncio.Future[Sighting | Failure]:
+        # Registered before the canary leaves: a fast server must not beat us to it.
+        future: asyncio.Future[Sighting | Failure] = asyncio.get_running_loop().create_future()
+        self._pending[planned.token] = future
+        self._recipient_of[planned.token] = planned.recipient
+        watcher = self.watchers.get(planned.recipient)
+        if watcher is not None and watcher.last_failure and not watcher.connected:
+            if not watcher.last_failure.transient:
+                future.set_result(watcher.last_failure)
+        return future
+
+    def _forget(self, token: str) -> None:
+        self._pending.pop(token, None)
+        recipient = self._recipient_of.pop(token, None)
+        if (watcher := self.watchers.get(recipient or "")) is not None:
+            watcher.settled(token)
+
+    async def _watch(
+        self, planned: PlannedProbe, outcome: SendOutcome | None
+    ) -> tuple[Decision, Sighting | None]:
+        future = self._pending[planned.token]
+        remaining = (planned.deadline_at - utcnow()).total_seconds()
+        seen: Sighting | Failure | None = None
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(remaining, 0)):
+                seen = await asyncio.shield(future)
+        if isinstance(seen, Failure):
+            return verdict.check_failed(seen), None
+        if seen is None:
+            # The deadline passed unseen: look once more, explicitly, before saying missing.
+            try:
+                seen = await self._find(planned)
+            except ImapError as exc:
+                return verdict.check_failed(exc.failure), None
+            if seen is None:
+                return verdict.missing(), None
+        return verdict.found(outcome, seen, planned.deadline_at), seen
+
+    async def _find(self, planned: PlannedProbe) -> Sighting | None:
+        watcher = self.watchers.get(planned.recipient)
+        if watcher is None:
+            if planned.recipient not in {a.name for a in self.cfg.accounts}:
+                message = f"account {planned.recipient!r} is no longer in the config"
+                raise ImapError(Failure("account_removed", Phase.SEARCH, False, message))
+            await self.start_watchers([planned.recipient])
+            watcher = self.watchers[planned.recipient]
+        return await watcher.find(planned.token)
+
+    async def _record(
+        self,
+        probe_id: int,
+        planned: PlannedProbe,
+        outcome: SendOutcome | None,
+        decision: Decision,
+        sighting: Sighting | None = None,
+    ) -> ProbeRecord:
+        await self.store.finish(probe_id, decision, sighting)
+        log.info(
+            "probe finished",
+            verdict=decision.verdict.value,
+            folder=decision.folder,
+            delivery_seconds=decision.delivery_seconds,
+            failure=decision.failure.kind if decision.failure else None,
+            reason=decision.reason,
+        )
+        record = ProbeRecord(
+            probe_id, planned, "final", outcome, sighting, decision, finished_at=utcnow()
+        )
+        self._emit(planned, "final", record)
+        if sighting is not None:
+            await self._cleanup(sighting, planned.recipient)
+        return record
+
+    async def _cleanup(self, sighting: Sighting, recipient: str) -> None:
+        watcher = self.watchers.get(recipient)
+        if not self.cfg.monitor.cleanup or watcher is None:
+            return
+        try:
+            await watcher.delete(sighting)
+        except ImapError as exc:
+            log.warning("cleanup failed; the daily sweep will retry", failure=exc.failure.kind)
+
+    def _emit(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None = None) -> None:
+        if self.progress is not None:
+            self.progress(planned, stage, record)
+
+    # -- after the fact -----------------------------------------------------------------
+
+    async def _late(self, recipient: str, sighting: Sighting) -> None:
+        """A canary nobody waits for: one that turned up after its probe said missing."""
+        record = await self.store.by_token(sighting.token)
+        if record is None or record.decision is None:
+            return  # still in flight here or at another instance: that probe decides
+        if record.planned.recipient != recipient:
+            return
+        if record.decision.verdict is not Verdict.MISSING:
+            return
+        decision = verdict.found(record.send, sighting, record.planned.deadline_at)
+        if await self.store.mark_late(sighting.token, decision, sighting):
+            log.info(
+                "missing canary arrived",
+                token=sighting.token,
+                verdict=decision.verdict.value,
+                folder=sighting.folder,
+            )
+            await self._cleanup(sighting, record.planned.recipient)
+            self._emit(
+                record.planned, "late", replace(record, sighting=sighting, decision=decision)
+            )
+
+    async def recover(self) -> list[asyncio.Task[object]]:
+        """Bring every probe a crash left unfinished to a final verdict."""
+        # On a shared database each instance resumes only what it started itself.
+        records = await self.store.unfinished(instance=self.cfg.monitor.instance)
+        if records:
+            log.info("resuming unfinished probes", count=len(records))
+            await self.start_watchers({r.planned.recipient for r in records})
+        return [self.spawn(self.resume(r)) for r in records]
+
+    async def resume(self, record: ProbeRecord) -> ProbeRecord:
+        planned = record.planned
+        with structlog.contextvars.bound_contextvars(
+            route=planned.route,
+            recipient=planned.recipient,
+            token=planned.token,
+            probe_id=record.id,
+        ):
+            future = self._expect(planned)
+            try:
+                # It may have landed while we were down, before the watcher's baseline.
+                try:
+                    early = await self._find(planned)
+                except ImapError:
+                    early = None
+                if early is not None and not future.done():
+                    future.set_result(early)
+                decision, sighting = await self._watch(planned, record.send)
+            finally:
+                self._forget(planned.token)
+            if decision.verdict is Verdict.MISSING:
+                decision = verdict.missing("restart")
+            return await self._record(record.id, planned, record.send, decision, sighting)
+
+    async def sweep(self, older_than: float = 86400.0) -> int:
+        removed = 0
+        for name, watcher in self.watchers.items():
+            try:
+                removed += await watcher.sweep(older_than)
+            except ImapError as exc:
+                log.warning("sweep failed", account=name, failure=exc.failure.kind)
+        return removed

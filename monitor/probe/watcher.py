@@ -1,0 +1,397 @@
+"""Watching one account's INBOX and spam folder for canaries.
+
+One long-lived IMAP session per watched folder, each supervised by its own task: IDLE where
+the server offers it (renewed before servers drop idle clients at 30 minutes), polling
+otherwise. New mail is found by FETCHing the headers of new UIDs, not by SEARCH, which can lag
+behind delivery on big providers. Any error drops the session; the task reconnects with
+exponential backoff and tells the caller through `on_failure`. Explicit searches, deletions
+and sweeps use their own short-lived session so they never disturb an IDLE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import structlog
+
+from monitor.adapters.imap import ImapError, ImapSession
+from monitor.adapters.oauth import TokenSource
+from monitor.core.canary import TOKEN_HEADER, parse_token
+from monitor.core.folders import Folder, choose_spam_folder
+from monitor.core.imapwire import FetchedHeader
+from monitor.core.models import Failure, Phase, Role, Sighting, utcnow
+from monitor.core.receipt import parse_receipt
+from monitor.probe.lookout import pause_before_look
+
+Verify = Callable[[Message], str | None]
+OnSighting = Callable[[Sighting], Any]  # may return an awaitable
+OnFailure = Callable[[Failure], Any]
+
+INBOX = "INBOX"
+FIRST_BACKOFF = 1.0
+MAX_BACKOFF = 60.0
+_REMEMBERED_TOKENS = 10_000
+_CLOSE_GRACE = 5.0
+_LOOK_SLACK = 0.01  # a look due this soon is due now
+
+
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """How far a folder loop has read; survives reconnects so an outage loses no mail."""
+
+    folder: str
+    uidvalidity: int
+    next_uid: int
+
+
+def received_at(headers: Message) -> datetime | None:
+    """The date of the top Received header (the last hop: the recipient's own server)."""
+    received = headers.get_all("Received") or []
+    if not received:
+        return None
+    _, _, date = str(received[0]).rpartition(";")
+    try:
+        when = parsedate_to_datetime(" ".join(date.split()))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _message_id(headers: Message) -> str | None:
+    value = headers.get("Message-ID")
+    if value is None:
+        return None
+    return " ".join(str(value).split()) or None
+
+
+class Watcher:
+    """Sees canaries arrive in one account's INBOX and spam folder."""
+
+    def __init__(
+        self,
+        account: Any,
+        *,
+        ssl_context: ssl.SSLContext,
+        poll_interval: float,
+        verify: Verify,
+        on_sighting: OnSighting,
+        on_failure: OnFailure,
+        idle_renew: float = 25 * 60,
+        oauth: TokenSource | None = None,
+        login_slots: asyncio.Semaphore | None = None,
+    ) -> None:
+        if account.imap is None:
+            raise ValueError(f"account {account.name!r} has no IMAP endpoint to watch")
+        self.account = account
+        self._ssl_context = ssl_context
+        self._poll_interval = poll_interval
+        self._verify = verify
+        self._on_sighting = on_sighting
+        self._on_failure = on_failure
+        self._idle_renew = idle_renew
+        self._oauth = oauth  # the account's access tokens (xoauth2), else None
+        self._login_slots = login_slots or contextlib.nullcontext()
+        self._log = structlog.get_logger(__name__).bind(account=account.name)
+        self._tasks: dict[Role, asyncio.Task[None]] = {}
+        self._up = {role: False for role in Role}
+        self._positions: dict[Role, _Position] = {}
+        self._reported: OrderedDict[str, None] = OrderedDict()
+        self._settled: set[Role] = set()  # folder loops that came up or failed at least once
+        self._changed = asyncio.Event()
+        self.last_failure: Failure | None = None
+        self._on_its_way: dict[str, float] = {}  # canary token -> hand-off (monotonic)
+        self._wake = {role: asyncio.Event() for role in Role}
+        self._looked = dict.fromkeys(Role, 0.0)
+
+    @property
+    def connected(self) -> bool:
+        """Every folder session is up (logged in, folder selected)."""
+        return bool(self._tasks) and all(self._up.values())
+
+    # ------------------------------------------------------------ life cycle
+
+    async def wait_ready(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait
+        """Wait until every folder loop is watching or has failed once; True when connected."""
+
+        async def settled() -> None:
+            while len(self._settled) < len(Role):
+                self._changed.clear()
+                await self._changed.wait()
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await settled()
+        return self.connected
+
+    def expect(self, token: str) -> None:
+        """A canary to this mailbox was just handed off: look for it without waiting for the
+        server's push (see core.lookout), until `settled`."""
+        self._on_its_way[token] = time.monotonic()
+        for wake in self._wake.values():
+            wake.set()
+
+    def settled(self, token: str) -> None:
+        self._on_its_way.pop(token, None)
+
+    def _pause(self, role: Role) -> float | None:
+        now = time.monotonic()
+        ages = [now - handed_off for handed_off in self._on_its_way.values()]
+        return pause_before_look(ages, now - self._looked[role])
+
+    def _settle(self, role: Role) -> None:
+        self._settled.add(role)
+        self._changed.set()
+
+    async def start(self) -> None:
+        for role in Role:
+            if role not in self._tasks:
+                self._settled.discard(role)
+                name = f"watch {self.account.name} {role.value}"
+                self._tasks[role] = asyncio.create_task(self._supervise(role), name=name)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------ the folder loops
+
+    async def _supervise(self, role: Role) -> None:
+        log = self._log.bind(folder=role.value)
+        backoff = FIRST_BACKOFF
+        while True:
+            session: ImapSession | None = None
+            try:
+                session = await self._open()
+                await self._watch(session, role, log)
+            except ImapError as exc:
+                await self._fail(exc.failure, log)
+                self._settle(role)
+            except Exception as exc:  # a bug must not end the watch for good
+                log.exception("watcher error")
+                await self._fail(Failure("watcher_error", Phase.FETCH, True, repr(exc)), log)
+                self._settle(role)
+            finally:
+                if self._up[role]:
+                    backoff = FIRST_BACKOFF  # it worked for a while: retry quickly
+                self._up[role] = False
+                if session is not None:
+                    await session.close(_CLOSE_GRACE)
+            log.info("reconnecting", in_seconds=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _watch(self, session: ImapSession, role: Role, log: Any) -> None:
+        folder = await self._folder(session, role, log)
+        _, uidvalidity, next_uid = await session.select(folder)
+        name = folder.name if isinstance(folder, Folder) else folder
+        known = self._positions.get(role)
+        if known is not None and (known.folder, known.uidvalidity) == (name, uidvalidity):
+            next_uid = known.next_uid  # read what arrived while we were away
+        self._up[role] = True
+        self._settle(role)
+        log.info("watching", imap_folder=name, idle=session.can_idle, next_uid=next_uid)
+        pushed, look = True, True  # SELECT has just shown the folder as it is
+        while True:
+            self._wake[role].clear()  # a hand-off from here on wakes the wait below
+            if look:
+                self._looked[role] = time.monotonic()
+                if not pushed:
+                    await session.noop()  # a look of our own: let the server catch up first
+                detected_at = utcnow()
+                for fetched in await session.fetch_since(next_uid):
+                    next_uid = max(next_uid, fetched.uid + 1)
+                    await self._consider(fetched, role, name, uidvalidity, detected_at, log)
+                self._positions[role] = _Position(name, uidvalidity, next_uid)
+            pause = self._pause(role)
+            if pause is not None and pause < _LOOK_SLACK:
+                pushed, look = False, True  # overdue: an IDLE now would end at once
+                continue
+            if session.can_idle:
+                renew = self._idle_renew if pause is None else pause
+                pushed = await session.idle(renew, wake=self._wake[role])
+            else:
+                rest = self._poll_interval if pause is None else min(pause, self._poll_interval)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(rest):
+                        await self._wake[role].wait()
+                pushed = False
+            # Woken by a hand-off: that canary's first look is still ahead, so just wait again.
+            ahead = self._pause(role)
+            look = pushed or ahead is None or ahead < _LOOK_SLACK
+
+    async def _folder(self, session: ImapSession, role: Role, log: Any) -> Folder | str:
+        if role is Role.INBOX:
+            return INBOX
+        folder, reason = choose_spam_folder(
+            await session.list_folders(), self.account.spam_folder, self.account.spam_folder_hint
+        )
+        if folder is None:
+            raise ImapError(Failure("spam_folder_missing", Phase.IMAP_SELECT, False, reason))
+        log.info("spam folder chosen", imap_folder=folder.name, reason=reason)
+        return folder
+
+    async def _consider(
+        self,
+        fetched: FetchedHeader,
+        role: Role,
+        folder: str,
+        uidvalidity: int,
+        detected_at: datetime,
+        log: Any,
+    ) -> None:
+        token = self._checked(fetched.headers)
+        if token is None or token in self._reported:
+            return
+        self._reported[token] = None
+        self.settled(token)
+        if len(self._reported) > _REMEMBERED_TOKENS:
+            self._reported.popitem(last=False)
+        sighting = self._sighting(token, fetched, role, folder, uidvalidity, detected_at)
+        log.info("canary seen", canary=token, role=role.value, uid=fetched.uid)
+        await self._call(self._on_sighting, sighting, log)
+
+    async def _fail(self, failure: Failure, log: Any) -> None:
+        self.last_failure = failure
+        log.warning(
+            "cannot watch", kind=failure.kind, transient=failure.transient, message=failure.message
+        )
+        await self._call(self._on_failure, failure, log)
+
+    @staticmethod
+    async def _call(callback: Callable[[Any], Any], argument: Any, log: Any) -> None:
+        try:
+            result = callback(argument)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # the caller's bug must not kill the watch
+            log.exception("callback failed", callback=getattr(callback, "__name__", "?"))
+
+    # ------------------------------------------------------------ one-off looks
+
+    async def _open(self) -> ImapSession:
+        password = self.account.password
+        secret = password.get_secret_value() if password is not None else ""
+        async with self._login_slots:  # held for connect, TLS and login only
+            return await ImapSession.open(
+                self.account.imap,
+                self.account.username,
+                secret,
+                self._ssl_context,
+                oauth=self._oauth,
+            )
+
+    def _checked(self, headers: Message) -> str | None:
+        try:
+            return self._verify(headers)
+        except Exception:  # an odd message must not stop the watch
+            self._log.exception("verify failed")
+            return None
+
+    @staticmethod
+    def _sighting(
+        token: str,
+        fetched: FetchedHeader,
+        role: Role,
+        folder: str,
+        uidvalidity: int,
+        detected_at: datetime,
+    ) -> Sighting:
+        return Sighting(
+            token=token,
+            folder=folder,
+            role=role,
+            uid=fetched.uid,
+            uidvalidity=uidvalidity,
+            detected_at=detected_at,
+            internal_date=fetched.internal_date,
+            received_at=received_at(fetched.headers),
+            message_id=_message_id(fetched.headers),
+            receipt=parse_receipt(fetched.headers),
+        )
+
+    async def _targets(self, session: ImapSession) -> list[tuple[Role, Folder | str | None, str]]:
+        """INBOX and the spam folder (None with the reason when there is none)."""
+        folders = await session.list_folders()
+        spam, reason = choose_spam_folder(
+            folders, self.account.spam_folder, self.account.spam_folder_hint
+        )
+        return [(Role.INBOX, INBOX, "INBOX"), (Role.SPAM, spam, reason)]
+
+    async def find(self, token: str) -> Sighting | None:
+        """Search INBOX, then the spam folder, for the canary with this token.
+
+        Raises ImapError when it cannot look (including: no spam folder to look in).
+        """
+        session = await self._open()
+        try:
+            for role, folder, reason in await self._targets(session):
+                if folder is None:
+                    raise ImapError(
+                        Failure("spam_folder_missing", Phase.IMAP_SELECT, False, reason)
+                    )
+                _, uidvalidity, _ = await session.select(folder)
+                uids = await session.search_header(TOKEN_HEADER, token)
+                detected_at = utcnow()
+                for fetched in await session.fetch(uids):
+                    if self._checked(fetched.headers) == token:
+                        name = folder.name if isinstance(folder, Folder) else folder
+                        return self._sighting(token, fetched, role, name, uidvalidity, detected_at)
+            return None
+        finally:
+            await session.close(_CLOSE_GRACE)
+
+    async def delete(self, sighting: Sighting) -> bool:
+        """Delete that canary: only if the folder's UIDVALIDITY is unchanged and the message at
+        that UID still verifies to the same token. True if it was removed."""
+        log = self._log.bind(folder=sighting.folder, uid=sighting.uid)
+        session = await self._open()
+        try:
+            _, uidvalidity, _ = await session.select(sighting.folder)
+            if uidvalidity != sighting.uidvalidity:
+                log.info("not deleting: UIDVALIDITY changed")
+                return False
+            fetched = await session.fetch([sighting.uid])
+            if not fetched or self._checked(fetched[0].headers) != sighting.token:
+                log.info("not deleting: that UID is no longer this canary")
+                return False
+            return await session.delete([sighting.uid])
+        finally:
+            await session.close(_CLOSE_GRACE)
+
+    async def sweep(self, older_than_seconds: float) -> int:
+        """Delete verified canaries sent more than `older_than_seconds` ago; how many went."""
+        cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+        removed = 0
+        session = await self._open()
+        try:
+            for _, folder, reason in await self._targets(session):
+                if folder is None:
+                    self._log.warning("sweep skips the spam folder", reason=reason)
+                    continue
+                await session.select(folder)
+                old = []
+                for fetched in await session.fetch(await session.search_header(TOKEN_HEADER, "")):
+                    token = parse_token(self._checked(fetched.headers) or "")
+                    if token is not None and token.sent_at < cutoff:
+                        old.append(fetched.uid)
+                if old and await session.delete(old):
+                    removed += len(old)
+                elif old:
+                    self._log.warning("no UIDPLUS: old canaries only flagged \\Deleted")
+        finally:
+            await session.close(_CLOSE_GRACE)
+        return removed

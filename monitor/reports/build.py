@@ -1,0 +1,321 @@
+"""From the store's aggregates to a `Report`: per mailbox, grouped by provider, per day, the
+worst hours, failures with the catalogue's words, incidents, and what to fix.
+
+Every input row is already a group (a mailbox's verdict count of one instance in one hour,
+a histogram bucket…); the loops here run over groups, never over probes. The aggregates
+come per instance (the daemon that claimed and sent the canary); a mailbox's line adds its
+instances up, and a report split by instance also keeps each instance's line. Everything
+else (providers, days, worst hours, what to fix) is of the mailbox lines, split or not.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+
+from monitor.core.catalogue import advise
+from monitor.core.models import Failure, Phase, Verdict
+from monitor.reports.fixes import Fix, what_to_fix
+from monitor.reports.model import HOUR, Day, Histogram, Period, Summary, Tally
+
+Pair = tuple[str, str]  # (route, recipient account)
+Line = tuple[str, str, str]  # (route, recipient account, instance)
+DEFAULT_INSTANCE = "default"  # `[monitor] instance` when the config names none
+
+
+@dataclass(frozen=True, slots=True)
+class HourCount:
+    route: str
+    recipient: str
+    hour: datetime  # UTC start of the hour
+    verdict: Verdict
+    n: int
+    dmarc_failed: int = 0  # of these, canaries whose DMARC result the receiver wrote as fail
+    instance: str = DEFAULT_INSTANCE
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCount:
+    """Failed canaries of one mailbox with the same failure, code and enhanced code."""
+
+    route: str
+    recipient: str
+    verdict: Verdict
+    kind: str | None
+    phase: str | None
+    code: int | None
+    enhanced: str | None
+    transient: bool | None
+    count: int
+    message: str | None  # one of the servers' texts, as an example
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """An alert that fired; `resolved_at` None while it still fires."""
+
+    route: str
+    recipient: str
+    kind: str
+    fired_at: datetime
+    resolved_at: datetime | None = None
+
+    def seconds(self, until: datetime) -> float:
+        return ((self.resolved_at or until) - self.fired_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    """What the store counted in SQL for a period and the one before it."""
+
+    hours: tuple[HourCount, ...] = ()  # both periods
+    delivery: Mapping[Line, Histogram] = field(default_factory=dict)
+    previous_delivery: Mapping[Line, Histogram] = field(default_factory=dict)
+    daily_delivery: Mapping[date, Histogram] = field(default_factory=dict)  # all mailboxes
+    failures: tuple[FailureCount, ...] = ()
+    incidents: tuple[Incident, ...] | None = None  # None: no alert data to read
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    provider: str
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class PairReport:
+    route: str
+    recipient: str
+    mailbox: Mailbox
+    summary: Summary
+    first_seen: datetime | None  # the first hour with a canary in the period
+    new: bool  # nothing in the previous period and the first canary after the period began
+    configured: bool
+    instance: str | None = None  # a split report's line of one instance; None: all of them
+
+
+@dataclass(frozen=True)
+class ProviderReport:
+    provider: str
+    pairs: tuple[PairReport, ...]  # one per mailbox, all instances added up
+    summary: Summary
+    by_instance: tuple[PairReport, ...] = ()  # a split report: each mailbox's instance lines
+
+
+@dataclass(frozen=True)
+class DayReport:
+    day: Day
+    tally: Tally
+    delivery: Histogram
+
+
+@dataclass(frozen=True)
+class WorstHour:
+    start: datetime
+    label: str  # local, with the zone's abbreviation (a repeated hour stays distinct)
+    tally: Tally
+
+    @property
+    def bad(self) -> int:
+        return self.tally.total - self.tally.count(Verdict.INBOX)
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    failure: FailureCount
+    explanation: str
+    remedy: str
+
+
+@dataclass(frozen=True)
+class Report:
+    period: Period
+    previous_period: Period
+    generated_at: datetime
+    providers: tuple[ProviderReport, ...]
+    total: Summary
+    days: tuple[DayReport, ...]
+    worst_hours: tuple[WorstHour, ...]
+    failures: tuple[FailureGroup, ...]
+    incidents: tuple[Incident, ...] | None
+    fixes: tuple[Fix, ...] = ()
+    instances: tuple[str, ...] = ()  # whose canaries it counts (either period), by name
+    only: tuple[str, ...] = ()  # the instances it was limited to; () for the whole fleet
+    split: bool = False  # asked to split each mailbox's line by instance
+
+    @property
+    def pairs(self) -> list[PairReport]:
+        return [pair for provider in self.providers for pair in provider.pairs]
+
+    @property
+    def shows_instances(self) -> bool:
+        """Whether tables split by instance: asked for, and there is more than one."""
+        return self.split and len(self.instances) > 1
+
+    def lines(self, provider: ProviderReport) -> tuple[PairReport, ...]:
+        """A provider's mailbox lines as tables show them: per instance when split."""
+        return provider.by_instance if self.shows_instances else provider.pairs
+
+
+def build(
+    period: Period,
+    aggregates: Aggregates,
+    *,
+    mailboxes: Mapping[str, Mailbox],
+    configured: Iterable[Pair],
+    now: datetime,
+    slow_after: float = 300.0,
+    worst: int = 5,
+    split: bool = False,
+    only: Iterable[str] = (),
+) -> Report:
+    """`split`: keep each mailbox's line per instance too; `only`: the instances the store
+    limited the aggregates to, for the report to say so."""
+    previous = period.previous()
+    now_counts: dict[Line, dict[Verdict, int]] = defaultdict(dict)
+    before_counts: dict[Line, dict[Verdict, int]] = defaultdict(dict)
+    hourly: dict[datetime, dict[Verdict, int]] = defaultdict(dict)
+    first_seen: dict[Line, datetime] = {}
+    dmarc: dict[Line, dict[Verdict, int]] = defaultdict(dict)
+    for row in aggregates.hours:
+        line = (row.route, row.recipient, row.instance)
+        if period.start <= row.hour < period.end:
+            _add(now_counts[line], row.verdict, row.n)
+            _add(hourly[row.hour], row.verdict, row.n)
+            if row.dmarc_failed:
+                _add(dmarc[line], row.verdict, row.dmarc_failed)
+            if line not in first_seen or row.hour < first_seen[line]:
+                first_seen[line] = row.hour
+        elif previous.start <= row.hour < previous.end:
+            _add(before_counts[line], row.verdict, row.n)
+
+    wanted = set(configured)
+    seen = {*now_counts, *before_counts, *aggregates.delivery, *aggregates.previous_delivery}
+    lines: dict[Pair, list[PairReport]] = defaultdict(list)
+    for line in sorted(seen):
+        route, recipient, instance = line
+        summary = Summary(
+            Tally(now_counts.get(line, {})),
+            aggregates.delivery.get(line, Histogram()),
+            Tally(before_counts.get(line, {})),
+            aggregates.previous_delivery.get(line, Histogram()),
+            dmarc.get(line, {}),
+        )
+        mailbox = mailboxes.get(recipient, Mailbox("unknown"))
+        started = first_seen.get(line)
+        new = started is not None and started > period.start and line not in before_counts
+        listed = (route, recipient) in wanted
+        shown = PairReport(route, recipient, mailbox, summary, started, new, listed, instance)
+        lines[(route, recipient)].append(shown)
+
+    by_provider: dict[str, list[PairReport]] = defaultdict(list)
+    split_lines: dict[str, list[PairReport]] = defaultdict(list)
+    for pair in sorted(wanted | set(lines)):
+        own = lines.get(pair, [])
+        mailbox = mailboxes.get(pair[1], Mailbox("unknown"))
+        started = min((o.first_seen for o in own if o.first_seen is not None), default=None)
+        earlier = any((*pair, o.instance) in before_counts for o in own)
+        new = started is not None and started > period.start and not earlier
+        summary = _sum(o.summary for o in own)
+        whole = PairReport(*pair, mailbox, summary, started, new, pair in wanted)
+        by_provider[mailbox.provider].append(whole)
+        split_lines[mailbox.provider] += own or [whole]
+    providers = tuple(
+        ProviderReport(
+            name,
+            tuple(pairs),
+            _sum(p.summary for p in pairs),
+            tuple(split_lines[name]) if split else (),
+        )
+        for name, pairs in sorted(by_provider.items())
+    )
+
+    failures = tuple(
+        _explained(f) for f in sorted(aggregates.failures, key=lambda f: (-f.count, f.route))
+    )
+    incidents = None
+    if aggregates.incidents is not None:
+        incidents = tuple(
+            sorted(
+                (i for i in aggregates.incidents if _overlaps(i, period)),
+                key=lambda i: (i.fired_at, i.route, i.recipient, i.kind),
+            )
+        )
+    report = Report(
+        period=period,
+        previous_period=previous,
+        generated_at=now,
+        providers=providers,
+        total=_sum(p.summary for p in providers),
+        days=tuple(_days(period, hourly, aggregates.daily_delivery)),
+        worst_hours=tuple(_worst_hours(period, hourly, worst)),
+        failures=failures,
+        incidents=incidents,
+        instances=tuple(sorted({instance for _, _, instance in seen})),
+        only=tuple(only),
+        split=split,
+    )
+    return replace(report, fixes=tuple(what_to_fix(report, slow_after=slow_after)))
+
+
+def _add(counts: dict[Verdict, int], verdict: Verdict, n: int) -> None:
+    counts[verdict] = counts.get(verdict, 0) + n
+
+
+def _sum(summaries: Iterable[Summary]) -> Summary:
+    total = Summary()
+    for summary in summaries:
+        total = total + summary
+    return total
+
+
+def _days(
+    period: Period,
+    hourly: Mapping[datetime, dict[Verdict, int]],
+    delivery: Mapping[date, Histogram],
+) -> Iterable[DayReport]:
+    for day in period.days():
+        counts: dict[Verdict, int] = {}
+        for index in range(day.hours):
+            for verdict, n in hourly.get(day.start + index * HOUR, {}).items():
+                _add(counts, verdict, n)
+        yield DayReport(day, Tally(counts), delivery.get(day.date, Histogram()))
+
+
+def _worst_hours(
+    period: Period, hourly: Mapping[datetime, dict[Verdict, int]], limit: int
+) -> list[WorstHour]:
+    zone = period.zone
+    hours = []
+    for start, counts in hourly.items():
+        local = start.astimezone(zone)
+        label = f"{local:%a %d %b %H:%M} {local.tzname()}"
+        hours.append(WorstHour(start, label, Tally(counts)))
+    bad = [h for h in hours if h.bad > 0]
+    bad.sort(key=lambda h: (-h.bad, -(h.bad / h.tally.total), h.start))
+    return bad[:limit]
+
+
+def _explained(failure: FailureCount) -> FailureGroup:
+    try:
+        phase = Phase(failure.phase) if failure.phase else Phase.DONE
+    except ValueError:
+        phase = Phase.DONE
+    advice = advise(
+        Failure(
+            kind=failure.kind or failure.verdict.value,
+            phase=phase,
+            transient=bool(failure.transient),
+            message=failure.message or "",
+            code=failure.code,
+            enhanced=failure.enhanced,
+        )
+    )
+    return FailureGroup(failure, advice.explanation, advice.remedy)
+
+
+def _overlaps(incident: Incident, period: Period) -> bool:
+    ended = incident.resolved_at
+    return incident.fired_at < period.end and (ended is None or ended > period.start)
