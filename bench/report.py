@@ -263,7 +263,12 @@ async def main() -> None:
             began = time.perf_counter()
             reports.append(
                 await build_report(
-                    engine, period, mailboxes=shown, configured=configured, now=now, **options
+                    Store(engine),
+                    period,
+                    mailboxes=shown,
+                    configured=configured,
+                    now=now,
+                    **options,
                 )
             )
             timings.append(time.perf_counter() - began)

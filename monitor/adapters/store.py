@@ -15,9 +15,10 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, and_, event, func, select, text, update
+from sqlalchemy import CursorResult, and_, event, func, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 import monitor
@@ -41,6 +42,10 @@ from monitor.core.models import (
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _UNFINISHED = ("planned", "sending", "sent")
 _MIGRATION_LOCK = 0x6D61696C63616E  # any fixed bigint; "mailcan" in ASCII
+
+
+# What the CLI catches to say "database: …" in one line, without knowing SQLAlchemy.
+DatabaseError = SQLAlchemyError
 
 
 class SlotTaken(Exception):
@@ -74,6 +79,20 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
     if target.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL (None for PostgreSQL, memory or URI databases)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri") == "true":
+        return None
+    return Path(parsed.database) if parsed.database not in (None, "", ":memory:") else None
+
+
+def missing_file(url: str) -> Path | None:
+    """The SQLite file a reader would create by opening `url`, when it does not exist yet."""
+    path = sqlite_file(url)
+    return path if path is not None and not path.exists() else None
 
 
 def _ensure_directory(url: URL) -> None:
@@ -150,6 +169,25 @@ class Store:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
                 )
             await connection.run_sync(_upgrade_to_head)
+
+    async def has_table(self, table: str, *columns: str) -> bool:
+        """Whether the schema has `table` (with these columns): before the daemon's first
+        start, or before a migration, readers say "nothing yet" instead of failing."""
+
+        def look(connection: Connection) -> bool:
+            found = inspect(connection)
+            if not found.has_table(table):
+                return False
+            present = {column["name"] for column in found.get_columns(table)}
+            return set(columns) <= present
+
+        async with self._engine.connect() as connection:
+            return await connection.run_sync(look)
+
+    async def ping(self) -> None:
+        """One round trip: raises when the database does not answer."""
+        async with self._engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         # Also ends aiosqlite's worker threads, which would otherwise keep the process alive.

@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.adapters import notifiers
 from monitor.adapters.alertstore import AlertStore, Conflict, Delivery, Outgoing, StoredAlert
@@ -49,13 +48,13 @@ class Alerting:
     def __init__(
         self,
         cfg: Config,
-        engine: AsyncEngine,
+        store: Store,
         *,
         backoff: tuple[float, float] = (5.0, 600.0),
         give_up_after: float = 86400.0,
     ) -> None:
         self.cfg = cfg
-        self.store = AlertStore(engine)
+        self.store = AlertStore(store.engine)
         self.owner = cfg.monitor.instance
         self.backoff = backoff
         self.give_up_after = timedelta(seconds=give_up_after)

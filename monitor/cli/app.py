@@ -85,7 +85,7 @@ def probe(
     ] = False,
 ) -> None:
     """Send one canary per (route, recipient) now and wait for every verdict."""
-    from monitor.core.nagios import plugin_error
+    from monitor.cli.nagios import plugin_error
     from monitor.probe.oneshot import probe_once
 
     try:
@@ -109,7 +109,7 @@ def probe(
     # The verdict table already says why a mailbox could not be watched; -v shows the retries.
     logsetup.configure("INFO" if state.verbose else "ERROR")
     if nagios:
-        from monitor.core.nagios import canaries, plugin_output
+        from monitor.cli.nagios import canaries, plugin_output
 
         records: list[ProbeRecord] = []
         wait = duration_option(deadline, "--deadline")
@@ -250,7 +250,7 @@ def dns_check(
     ] = False,
 ) -> None:
     """DNS posture of ACCOUNT's sending domain: MX, SPF, DMARC, DKIM, PTR, DNSBL. Exit 0-3."""
-    from monitor.dnscheck.run import report_account
+    from monitor.cli.dns import report_account
 
     cfg = config()
     target = known_account(cfg, account)

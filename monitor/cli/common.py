@@ -74,15 +74,14 @@ def known_account(cfg: Config, name: str) -> Account:
 
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine, turning the failures a user can cause into one line each."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from monitor.adapters.keyfile import KeyFileError
+    from monitor.adapters.store import DatabaseError
 
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    except SQLAlchemyError as exc:
+    except DatabaseError as exc:
         fail(
             f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
             EX_IOERR,

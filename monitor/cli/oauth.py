@@ -1,4 +1,5 @@
-"""`mailcanary oauth …`: sign-in for auth = "xoauth2" accounts (the work is in service.oauthcli)."""
+"""`mailcanary oauth …`: sign-in for auth = "xoauth2" accounts (the conversations are in
+oauth_signin.py and oauth_browser.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def oauth_status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Each xoauth2 account's token state and expiry (never the tokens); exit 1: one is missing."""
-    from monitor.oauth.login import show_status
+    from monitor.cli.oauth_signin import show_status
 
     cfg = config()
     logsetup.configure("INFO" if state.verbose else "WARNING")
@@ -53,7 +54,7 @@ def oauth_login(
     else a browser sign-in that comes back to 127.0.0.1 (Google). Exit 0 signed in,
     1 failed, 2 no way to sign in, 77 access not granted at the consent screen.
     """
-    from monitor.oauth.login import import_refresh_token, login
+    from monitor.cli.oauth_signin import import_refresh_token, login
 
     cfg = config()
     logsetup.configure("INFO" if state.verbose else "WARNING")

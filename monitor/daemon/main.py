@@ -23,7 +23,6 @@ from typing import Any
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import text
 
 from monitor.adapters import keyfile, tls
 from monitor.adapters.store import Store
@@ -108,7 +107,7 @@ class Daemon:
             self.metrics.seed_success(pair.route, pair.recipient, pair.last_inbox_at)
         self.metrics.watch_watchers(lambda: {n: w.connected for n, w in runner.watchers.items()})
         # Before recover(): verdicts of resumed probes must be evaluated too.
-        self.alerting = Alerting(self.cfg, runner.store.engine)
+        self.alerting = Alerting(self.cfg, runner.store)
         await self.alerting.start(runner.store)
         self.metrics.watch_alerts(self.alerting.states)
         await runner.start_watchers(recipients(self.cfg))
@@ -118,7 +117,7 @@ class Daemon:
             self._schedule_route(route, index)
         self._schedule_housekeeping()
         # The weekly report: each week sent once, even across restarts; a missed one on start.
-        self.reporting = Reporting(self.cfg, runner.store.engine)
+        self.reporting = Reporting(self.cfg, runner.store)
         await self.reporting.start(self.scheduler)
         self.scheduler.start()
         self.metrics.scheduler_running(True)
@@ -189,8 +188,7 @@ class Daemon:
         async def heartbeat() -> None:
             try:
                 async with asyncio.timeout(HEARTBEAT_SECONDS):
-                    async with runner.store.engine.connect() as conn:
-                        await conn.execute(text("SELECT 1"))
+                    await runner.store.ping()
                 self.database_ok = True
             except Exception as exc:  # any failure means the record cannot be written
                 self.database_ok = False

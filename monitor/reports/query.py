@@ -43,9 +43,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from monitor.adapters.reportstore import ReportStore
+from monitor.adapters.store import Store
 from monitor.config.presets import PRESETS
 from monitor.config.schema import Config
 from monitor.core.durations import format_duration
@@ -85,7 +84,7 @@ class UnknownInstance(ValueError):
 
 
 async def build_report(
-    engine: AsyncEngine,
+    store: Store,
     period: Period,
     *,
     mailboxes: Mapping[str, Mailbox],
@@ -97,13 +96,13 @@ async def build_report(
 ) -> Report:
     """`instances`: only the canaries these sent (empty: the whole fleet); `by_instance`:
     split each mailbox's line per instance."""
-    store = ReportStore(engine)
+    rollup = ReportStore(store.engine)
     only = tuple(dict.fromkeys(instances))
-    aggregates = await store.aggregates(period, only)
+    aggregates = await rollup.aggregates(period, only)
     if only:
         counted = {row.instance for row in aggregates.hours}
         if missing := [name for name in only if name not in counted]:
-            known = await store.instances(period.previous().start, period.end)
+            known = await rollup.instances(period.previous().start, period.end)
             raise UnknownInstance(
                 f"no canaries of {', '.join(missing)} in {period.label} or the period before; "
                 f"instances with canaries then: {', '.join(known) or 'none'}"
@@ -125,7 +124,7 @@ async def build_report(
 
 async def report_for(
     cfg: Config,
-    engine: AsyncEngine,
+    store: Store,
     period: Period,
     now: datetime,
     *,
@@ -136,7 +135,7 @@ async def report_for(
     neither `instances` nor `by_instance`: it is the whole fleet's report, the same whichever
     instance claims the week's send."""
     return await build_report(
-        engine,
+        store,
         period,
         mailboxes=mailboxes_of(cfg),
         configured=configured_of(cfg),

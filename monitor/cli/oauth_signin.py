@@ -8,7 +8,7 @@ access_expires_at (ISO 8601 UTC or null), state (ok | expired | missing), file.
 `login` gets a refresh token and stores it in the state directory (0600): imported with
 --refresh-token (read from stdin when "-", so it stays out of shell history; it is tried at
 once with a refresh), through the issuer's device-code flow (it prints the code and the URL to
-open, then polls), or through a browser sign-in with a loopback redirect (oauth_loopback.py).
+open, then polls), or through a browser sign-in with a loopback redirect (oauth_browser.py).
 Which flow: --device or --loopback; by default the device flow where the issuer has a device
 endpoint (Microsoft), else the browser (Google: its device flow does not grant mail access).
 """
@@ -25,12 +25,12 @@ import httpx
 from rich.table import Table
 
 from monitor.adapters.oauth import HTTP_TIMEOUT, OAuthError, TokenProvider, TokenStore
+from monitor.cli.console import out
+from monitor.cli.oauth_browser import loopback_login
 from monitor.config.load import Config
 from monitor.config.schema import Account
 from monitor.core.models import utcnow
 from monitor.core.oauth import TokenRefused, describe_expiry, parse_token_reply
-from monitor.oauth.loopback import loopback_login
-from monitor.probe.oneshot import out
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 

@@ -29,6 +29,7 @@ from rich.markup import escape
 
 from monitor.adapters.oauth import HTTP_TIMEOUT, TokenStore
 from monitor.adapters.oauth_redirect import RedirectListener, Visit
+from monitor.cli.console import out
 from monitor.config.load import Config
 from monitor.config.schema import Account
 from monitor.core.models import utcnow
@@ -39,7 +40,6 @@ from monitor.core.oauth import (
     parse_token_reply,
     pkce_challenge,
 )
-from monitor.probe.oneshot import out
 
 EX_DENIED = 77
 LOGIN_TIMEOUT = 600.0  # seconds for a person to get through the issuer's pages
