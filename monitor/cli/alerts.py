@@ -25,6 +25,7 @@ import json
 import sys
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -32,6 +33,7 @@ from monitor.alerts.dispatch import send_test_alerts
 from monitor.alerts.query import alert_dict, load_alerts
 from monitor.alerts.state import Status
 from monitor.cli.console import out
+from monitor.cli.tables import shorten
 from monitor.config.load import Config
 
 STYLE = {Status.FIRING: "bold red", Status.PENDING: "yellow", Status.RESOLVED: "green"}
@@ -73,9 +75,13 @@ async def run_test_alert(cfg: Config) -> int:
     for channel, target, error in results:
         where = f"{channel} → {target}" if target else channel
         if error is None:
-            out.print(f"[green]sent[/]    {where}", highlight=False)
+            out.print(f"[green]sent[/]    {escape(str(where))}", highlight=False, markup=True)
         else:
-            out.print(f"[red]failed[/]  {where}: {error}", highlight=False)
+            out.print(
+                f"[red]failed[/]  {escape(str(where))}: {escape(str(error))}",
+                highlight=False,
+                markup=True,
+            )
     return 0 if all(error is None for _, _, error in results) else 1
 
 
@@ -83,7 +89,7 @@ def _detail(alert: dict[str, Any]) -> str:
     failure, canary = alert["failure"], alert["canary"]
     if failure is not None:
         code = " ".join(str(p) for p in (failure["code"], failure["enhanced"]) if p)
-        return f"{failure['kind']} {code}: {failure['message']}"[:100]
+        return shorten(f"{failure['kind']} {code}: {failure['message']}", 100)
     if canary is not None and canary["folder"]:
         return f'{canary["verdict"]} in "{canary["folder"]}"'
     return canary["verdict"] if canary else ""

@@ -12,19 +12,39 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from monitor.config.load import Config, ConfigError, load_config
-from monitor.config.schema import Account
 from monitor.core.durations import parse_duration
+
+if TYPE_CHECKING:  # `--help` and a mistyped command must not pay for pydantic and SQLAlchemy
+    from monitor.config.load import Config
+    from monitor.config.schema import Account
 
 EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_SOFTWARE = 78, 74, 69, 70
 T = TypeVar("T")
 
-err = Console(stderr=True)
+err = Console(stderr=True, markup=False)  # see console.py
+
+
+def _hide_flag_types() -> None:
+    """Typer labels every flag `<bool>` in --help, which reads as if it took a value."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
 
 
 class State:
@@ -36,7 +56,12 @@ state = State()
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]mailcanary:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(
+        f"[bold red]mailcanary:[/] {escape(str(message))}",
+        highlight=False,
+        soft_wrap=True,
+        markup=True,
+    )
     raise typer.Exit(code)
 
 
@@ -51,7 +76,16 @@ def default_config_path() -> Path:
     return Path("mailcanary.toml")
 
 
+def log_level(quiet: str, *, verbose: str = "INFO") -> None:
+    """Configure logging for a command: `quiet` by default, `verbose` with -v."""
+    from monitor import logs
+
+    logs.configure(verbose if state.verbose else quiet)
+
+
 def config() -> Config:
+    from monitor.config.load import ConfigError, load_config
+
     path = state.config_path or default_config_path()
     try:
         cfg = load_config(path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-out = Console()
+# markup=False: data (SMTP replies, folder names, config keys like [[alerts.email]]) is
+# printed as it is; a call that styles its text says markup=True and escapes what it inserts.
+out = Console(markup=False)
 if not out.is_terminal:
-    out = Console(width=200)  # piped to a file or a pager: do not wrap at 80 columns
+    out = Console(markup=False, width=200)  # piped: do not wrap at 80 columns

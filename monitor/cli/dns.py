@@ -6,6 +6,7 @@ import json
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -20,16 +21,18 @@ async def report_account(account: Account, dns_settings: DnsSettings, *, as_json
     """Check, print (table, JSON lines, or one line when nothing could be looked up), and
     return the exit code."""
     findings = await check_account(account, dns_settings)
-    out = Console(highlight=False)
+    out = Console(highlight=False, markup=False)
     if not out.is_terminal:
-        out = Console(highlight=False, width=200)  # piped: do not wrap at 80 columns
+        out = Console(highlight=False, markup=False, width=200)  # piped: do not wrap
     if as_json:
         for finding in findings:
             sys.stdout.write(json.dumps(finding_dict(account, finding), ensure_ascii=False) + "\n")
     elif [f.check for f in findings] == ["resolver"]:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]mailcanary:[/] dns {account.name}: {findings[0].target}: "
-            f"{findings[0].detail}",
+        Console(stderr=True, highlight=False, soft_wrap=True, markup=False).print(
+            f"[bold red]mailcanary:[/] dns {escape(str(account.name))}: "
+            f"{escape(str(findings[0].target))}: "
+            f"{escape(str(findings[0].detail))}",
+            markup=True,
         )
     else:
         table = Table(title=f"DNS posture of {sending_domain(account)} ({account.name})")

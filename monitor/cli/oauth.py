@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from monitor import logs as logsetup
-from monitor.cli.common import EX_CONFIG, config, fail, known_account, run_async, state
+from monitor.cli.common import EX_CONFIG, config, fail, known_account, log_level, run_async
 
 oauth_app = typer.Typer(
     help='OAuth2 (XOAUTH2) sign-in for auth = "xoauth2" accounts.', no_args_is_help=True
@@ -23,7 +22,7 @@ def oauth_status(
     from monitor.cli.oauth_signin import show_status
 
     cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
     raise typer.Exit(show_status(cfg, as_json=as_json))
 
 
@@ -57,7 +56,7 @@ def oauth_login(
     from monitor.cli.oauth_signin import import_refresh_token, login
 
     cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
     chosen = known_account(cfg, account)
     if chosen.auth != "xoauth2":
         fail(f'account {account!r} does not use auth = "xoauth2"', EX_CONFIG)

@@ -1,0 +1,93 @@
+"""What a person sees of the CLI: global options anywhere, flags without type labels, data
+printed as it is (never eaten as rich markup), details cut between words."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from monitor.cli.app import hoist_global_options
+from monitor.cli.tables import shorten
+
+CONFIG = """
+[monitor]
+state_dir = "{state}"
+database = "sqlite:///{state}/mailcanary.db"
+
+[[accounts]]
+name = "a"
+email = "a@example.test"
+smtp = {{ host = "127.0.0.1", port = 2525, security = "starttls" }}
+password = "inline-for-the-test"
+
+[[accounts]]
+name = "b"
+email = "b@example.test"
+imap = {{ host = "127.0.0.1", port = 1143, security = "tls" }}
+password = "inline-for-the-test"
+
+[[routes]]
+name = "r"
+from = "a"
+to = ["b"]
+"""
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def test_global_options_after_the_command_move_in_front() -> None:
+    assert hoist_global_options(["check-config", "--config", "x.toml"]) == [
+        "--config",
+        "x.toml",
+        "check-config",
+    ]
+    assert hoist_global_options(["status", "-v", "--json", "--config=y.toml"]) == [
+        "-v",
+        "--config=y.toml",
+        "status",
+        "--json",
+    ]
+    # Before the command they stay; after `--` nothing is touched.
+    assert hoist_global_options(["-c", "a", "probe", "--", "--config"]) == [
+        "-c",
+        "a",
+        "probe",
+        "--",
+        "--config",
+    ]
+
+
+def test_detail_is_cut_between_words_not_inside_a_port() -> None:
+    text = "connect_failed (connect): could not connect to ('127.0.0.1', 59489): refused"
+    cut = shorten(text, 60)
+    assert len(cut) <= 60 and cut.endswith("…")
+    assert "5948" not in cut  # the port is either whole or gone
+    assert shorten("short", 60) == "short"
+
+
+def test_help_shows_no_bool_labels_and_status_documents_its_exit_codes(tmp_path: Path) -> None:
+    top = cli("--help", cwd=tmp_path)
+    assert top.returncode == 0 and "--verbose" in top.stdout and "<bool>" not in top.stdout
+    status = cli("status", "--help", cwd=tmp_path)
+    assert "check_failed" in status.stdout and "78 bad config" in status.stdout
+
+
+def test_config_after_the_command_and_brackets_printed_as_they_are(tmp_path: Path) -> None:
+    config = tmp_path / "mc.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"), encoding="utf-8")
+    checked = cli("check-config", "--config", str(config), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert f"{config}: ok" in checked.stdout
+    # No channels: the message names the TOML tables, brackets and all.
+    tested = cli("test-alert", "-c", str(config), cwd=tmp_path)
+    assert tested.returncode == 1
+    assert "([[alerts.email]], [[alerts.webhook]])" in tested.stdout
