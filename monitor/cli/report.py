@@ -19,6 +19,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from monitor.adapters.store import Store, missing_file
+from monitor.cli.common import err
 from monitor.config.load import Config
 from monitor.core.models import utcnow
 from monitor.reports.charts import render_charts, use_cache_dir
@@ -110,6 +111,15 @@ async def run_report(
             raise ReportArgsError(f"--instance: {exc}") from None
     finally:
         await store.close()
+    if report.total.tally.total == 0:
+        # An empty default week right after set-up reads as "broken": say what was read.
+        chosen = "the last full week" if since is None and not date_from else "the period asked"
+        err.print(
+            f"mailcanary: no canaries in {report.period.label} ({chosen}, {cfg.reports.timezone}); "
+            "choose another period with --since 1d or --from 2026-11-02 --to 2026-11-08",
+            highlight=False,
+            soft_wrap=True,
+        )
     if fmt == "html":
         use_cache_dir(cfg.monitor.state_dir)
         charts = await render_charts(report)

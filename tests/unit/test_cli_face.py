@@ -91,3 +91,15 @@ def test_config_after_the_command_and_brackets_printed_as_they_are(tmp_path: Pat
     tested = cli("test-alert", "-c", str(config), cwd=tmp_path)
     assert tested.returncode == 1
     assert "([[alerts.email]], [[alerts.webhook]])" in tested.stdout
+
+
+def test_an_empty_report_says_which_period_it_read(tmp_path: Path) -> None:
+    config = tmp_path / "mc.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"), encoding="utf-8")
+    assert cli("-c", str(config), "db", "upgrade", cwd=tmp_path).returncode == 0
+    report = cli("-c", str(config), "report", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    said = [
+        line for line in report.stderr.splitlines() if line.startswith("mailcanary: no canaries")
+    ]
+    assert len(said) == 1 and "the last full week" in said[0] and "--since" in said[0]
