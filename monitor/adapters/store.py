@@ -11,10 +11,8 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import CursorResult, and_, event, func, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
@@ -27,6 +25,7 @@ from monitor.adapters import (
     report_tables,  # noqa: F401 - registers its tables on the metadata
 )
 from monitor.adapters import rows as convert
+from monitor.adapters.quickread import sqlite_path
 from monitor.adapters.tables import ProbeRow
 from monitor.adapters.writeturns import Urgency, WriteTurns
 from monitor.core.models import (
@@ -38,6 +37,9 @@ from monitor.core.models import (
     Verdict,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _UNFINISHED = ("planned", "sending", "sent")
@@ -81,17 +83,9 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
     return engine
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file behind a SQLite URL (None for PostgreSQL, memory or URI databases)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri") == "true":
-        return None
-    return Path(parsed.database) if parsed.database not in (None, "", ":memory:") else None
-
-
 def missing_file(url: str) -> Path | None:
     """The SQLite file a reader would create by opening `url`, when it does not exist yet."""
-    path = sqlite_file(url)
+    path = sqlite_path(url)
     return path if path is not None and not path.exists() else None
 
 
@@ -125,14 +119,18 @@ def migrations_dir() -> Path:
     raise FileNotFoundError(f"no Alembic migrations next to {package}")
 
 
-def alembic_config() -> Config:
-    config = Config()
+def alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig  # only migrations need Alembic
+
+    config = AlembicConfig()
     # Config values go through ConfigParser interpolation: a literal % must be doubled.
     config.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
     return config
 
 
 def _upgrade_to_head(connection: Connection) -> None:
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")

@@ -168,6 +168,13 @@ def history(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    nagios: Annotated[
+        bool,
+        typer.Option(
+            "--nagios",
+            help="A passive Nagios check of the daemon's record: one plugin line, exit 0-3.",
+        ),
+    ] = False,
 ) -> None:
     """Where each route's mailboxes stand: last verdict, last inbox, canaries in flight.
 
@@ -177,11 +184,34 @@ def status(
 
     78 bad config, 74 the database cannot be read.
     """
+    if nagios:
+        raise typer.Exit(_passive_check())
     from monitor.cli.status import show_status
 
     cfg = config()
     log_level("WARNING")
     raise typer.Exit(run_async(lambda: show_status(cfg, as_json=as_json)))
+
+
+def _passive_check() -> int:
+    from monitor.cli.nagios import plugin_error
+
+    try:
+        cfg = config()
+    except typer.Exit:
+        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
+        line, code = plugin_error("bad config (see stderr)")
+        typer.echo(line)
+        return code
+    from monitor.cli.passive import nagios_status
+
+    log_level("ERROR")
+    try:
+        line, code = run_async(lambda: nagios_status(cfg))
+    except typer.Exit:  # run_async said why on stderr; Nagios needs its own code
+        line, code = plugin_error("the record could not be read (see stderr)")
+    typer.echo(line)
+    return code
 
 
 @app.command()

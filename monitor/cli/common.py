@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -109,21 +110,29 @@ def known_account(cfg: Config, name: str) -> Account:
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine, turning the failures a user can cause into one line each."""
     from monitor.adapters.keyfile import KeyFileError
-    from monitor.adapters.store import DatabaseError
 
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    except DatabaseError as exc:
-        fail(
-            f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
-            EX_IOERR,
-        )
     except KeyFileError as exc:
         fail(str(exc), EX_IOERR)
     except OSError as exc:
         fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", EX_IOERR)
+    except Exception as exc:
+        if not _database_error(exc):
+            raise
+        fail(
+            f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
+            EX_IOERR,
+        )
+
+
+def _database_error(exc: Exception) -> bool:
+    # Only a command that opened the store can meet a database error; looking it up this way
+    # keeps SQLAlchemy out of the commands that never touch it (status --nagios, --help).
+    store = sys.modules.get("monitor.adapters.store")
+    return store is not None and isinstance(exc, store.DatabaseError)
 
 
 def duration_option(value: str | None, name: str) -> float | None:
