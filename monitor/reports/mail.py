@@ -28,8 +28,8 @@ from monitor.core.models import Verdict, utcnow
 from monitor.reports.build import Report
 from monitor.reports.html import render_html
 from monitor.reports.model import Period
-from monitor.reports.query import percent, trend_text
 from monitor.reports.text import render_text
+from monitor.templates.filters import percent, trend_text
 
 REPORT_HEADER = "X-Mailcanary-Report"
 

@@ -47,10 +47,9 @@ from monitor.adapters.reportstore import ReportStore
 from monitor.adapters.store import Store
 from monitor.config.presets import PRESETS
 from monitor.config.schema import Config
-from monitor.core.durations import format_duration
 from monitor.core.models import Verdict
 from monitor.reports.build import Mailbox, Pair, PairReport, ProviderReport, Report, build
-from monitor.reports.model import VERDICTS, Histogram, Period, Summary, Tally, Trend
+from monitor.reports.model import VERDICTS, Histogram, Period, Summary, Tally
 
 SCHEMA = "mailcanary.report/1"
 SHOWN_FAILURES = 15  # text and HTML; JSON has them all
@@ -144,32 +143,6 @@ async def report_for(
         instances=instances,
         by_instance=by_instance,
     )
-
-
-# -- numbers as people read them -------------------------------------------------------------
-
-
-def percent(rate: float | None) -> str:
-    if rate is None:
-        return "–"
-    return f"{rate * 100:.1f}%" if rate < 0.1 else f"{rate * 100:.0f}%"
-
-
-def seconds(value: float | None) -> str:
-    return "–" if value is None else format_duration(value)
-
-
-def trend_text(trend: Trend) -> str:
-    """↑ +1.2 pp, ↓ -3s, → or "" when there is nothing to compare with."""
-    delta = trend.delta
-    if delta is None:
-        return ""
-    if trend.direction == "flat":
-        return "→"
-    if trend.relative:
-        sign = "+" if delta > 0 else "-"
-        return f"{trend.arrow} {sign}{format_duration(abs(delta))}"
-    return f"{trend.arrow} {delta * 100:+.1f} pp"
 
 
 # -- JSON ------------------------------------------------------------------------------------

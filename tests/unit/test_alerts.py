@@ -274,7 +274,7 @@ def test_spam_alert_names_the_folder_and_renders_everywhere() -> None:
     assert alert["canary"]["folder"] == "Junk" and alert["failure"] is None
     assert alert["advice"]["remedy"]
     assert 'folder "Junk"' in alertmsg.text_body(alert)
-    assert "&quot;Junk&quot;" in alertmsg.html_body(alert)
+    assert "folder &#34;Junk&#34;" in alertmsg.html_body(alert)  # markupsafe escapes " as &#34;
     assert alertmsg.slack(alert)["text"].startswith("*FIRING: canaries land in spam")
     (am,) = alertmsg.alertmanager(alert, remind_every=3600)
     assert am["labels"] == {
