@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -65,6 +65,8 @@ class Alerting:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
+        # (channel, "sent" | "failed" | "given_up") after each attempt, e.g. for /metrics.
+        self.on_delivery: Callable[[str, str], None] | None = None
 
     # -- the face towards the runner and the daemon ------------------------------------------
 
@@ -273,10 +275,15 @@ class Alerting:
             error = f"not sent within {SEND_TIMEOUT:g}s"
         now = utcnow()
         fields = {"channel": channel.name, "transition": delivery.transition_id}
+        given_up = error is not None and now - delivery.created_at >= self.give_up_after
+        if self.on_delivery is not None:
+            self.on_delivery(
+                channel.name, "sent" if error is None else "given_up" if given_up else "failed"
+            )
         if error is None:
             await self.store.sent(delivery, self.owner, now)
             log.info("alert delivered", attempts=delivery.attempts + 1, **fields)
-        elif now - delivery.created_at >= self.give_up_after:
+        elif given_up:
             await self.store.give_up(delivery, self.owner, error)
             log.error("alert delivery given up", error=error, **fields)
         else:

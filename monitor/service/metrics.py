@@ -3,7 +3,9 @@
 A private `CollectorRegistry`, never the process-global one: two daemons (or a test and a
 daemon) in one process must not see each other's series.
 
-Series (label values are config names, so cardinality is bounded by the config):
+Series (label values are config names, so cardinality is bounded by the config). Every
+per-mailbox series carries `provider`: the recipient account's preset name, else the domain of
+its address (`provider_of`); it depends on the recipient only, so it adds no series.
 - mailcanary_probes_total{route,recipient,verdict}: counts each probe once, by the verdict
   it was first given. A missing canary that turns up later changes the last-verdict gauges,
   not this counter, so a rate never counts one canary twice.
@@ -20,41 +22,63 @@ Series (label values are config names, so cardinality is bounded by the config):
   missing are exactly the failures this tool exists to catch. The planned time, not the
   arrival, because that is what the store can answer cheaply when seeding, and the two differ
   by a delivery time only. Absent until a first success is known.
+- mailcanary_probe_failures_total{route,recipient,verdict,kind,code}: send_failed and
+  check_failed probes by the failure's kind (the catalogue's classes) and SMTP code ("none"
+  without a reply).
+- mailcanary_failure_kind_info{kind,remedy}: constant 1, the catalogue's plain remedy per kind,
+  so alert rules can join it onto a failure (`* on(kind) group_left(remedy)`).
 - mailcanary_smtp_replies_total{phase,code}: every SMTP reply of every send.
-- mailcanary_watcher_connected{account}: 1 while the account's IMAP watcher is connected.
+- mailcanary_watcher_connected{account,provider}: 1 while the account's IMAP watcher is connected.
 - mailcanary_scheduler_running: 1 while the scheduler runs.
+- mailcanary_route_interval_seconds{route}, mailcanary_probe_deadline_seconds: the config's
+  rhythm, so a rule can tell "no verdict for too long" without repeating the config.
+- mailcanary_alert_deliveries_total{channel,result}: alert notifications by outcome (sent,
+  failed: will retry, given_up).
 
 Counters start at zero at each start (Prometheus' rate() handles resets); the last-verdict and
 last-success gauges are seeded from the database (`seed`) so they survive a restart.
 
-- mailcanary_alert_firing{route,recipient,kind}: 1 while that alert fires, 0 for every other
-  (route, recipient, kind) alerting has seen a canary of; read from the alerting service at
-  scrape time (`watch_alerts`).
+- mailcanary_alert_firing{route,recipient,provider,kind}: 1 while that alert fires, 0 for
+  every other (route, recipient, kind) alerting has seen a canary of; read from the alerting
+  service at scrape time (`watch_alerts`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor.core.alerts import AlertState
+from monitor.core.catalogue import KIND_ENTRIES
 from monitor.core.models import PlannedProbe, ProbeRecord, SendOutcome, Verdict
+
+if TYPE_CHECKING:
+    from monitor.config.schema import Account, Config
 
 # 0.05 s × 2^n up to ~1638 s: a local relay answers in under a second, a greylisting
 # provider in many minutes; past the top bucket a canary is late or missing anyway.
 DELIVERY_BUCKETS = tuple(0.05 * 2**n for n in range(16))
 
 Key = tuple[str, str]  # (route, recipient)
+UNKNOWN_PROVIDER = "unknown"  # a stored recipient the config no longer names
+
+
+def provider_of(account: Account) -> str:
+    """The account's preset name, else the domain of its address (lower case)."""
+    if account.provider:
+        return account.provider
+    return account.email.rpartition("@")[2].lower() or UNKNOWN_PROVIDER
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = ("route", "recipient")
+        labels = ("route", "recipient", "provider")
         self._probes = Counter(
             "mailcanary_probes",
             "Probes finished, by the verdict first given.",
@@ -86,6 +110,21 @@ class Metrics:
             labels,
             registry=self.registry,
         )
+        self._failures = Counter(
+            "mailcanary_probe_failures",
+            "Probes that failed to send or to look, by failure kind and SMTP reply code.",
+            (*labels, "verdict", "kind", "code"),
+            registry=self.registry,
+        )
+        kinds = Gauge(
+            "mailcanary_failure_kind_info",
+            "The catalogue's plain remedy for each failure kind (always 1).",
+            ("kind", "remedy"),
+            registry=self.registry,
+        )
+        for known in KIND_ENTRIES:
+            for kind in sorted(known.kinds or ()):
+                kinds.labels(kind, known.remedy).set(1)
         self._replies = Counter(
             "mailcanary_smtp_replies",
             "SMTP replies received, by protocol phase and reply code.",
@@ -97,13 +136,42 @@ class Metrics:
             "1 while the probe scheduler is running.",
             registry=self.registry,
         )
-        self._watchers = _WatcherCollector()
+        self._intervals = Gauge(
+            "mailcanary_route_interval_seconds",
+            "Seconds between two canaries of a route, as configured.",
+            ("route",),
+            registry=self.registry,
+        )
+        self._deadline = Gauge(
+            "mailcanary_probe_deadline_seconds",
+            "Seconds a canary may take to arrive before it is called missing, as configured.",
+            registry=self.registry,
+        )
+        self._deliveries = Counter(
+            "mailcanary_alert_deliveries",
+            "Alert notifications by channel and result (sent, failed: will retry, given_up).",
+            ("channel", "result"),
+            registry=self.registry,
+        )
+        self.providers: dict[str, str] = {}  # account name -> provider label
+        self._watchers = _WatcherCollector(self.provider)
         self.registry.register(self._watchers)
-        self._alerts = _AlertCollector()
+        self._alerts = _AlertCollector(self.provider)
         self.registry.register(self._alerts)
         # Planned times of the probes the gauges show, so an older record never overwrites.
         self._latest: dict[Key, datetime] = {}
         self._latest_success: dict[Key, datetime] = {}
+
+    def configure(self, cfg: Config) -> None:
+        """Providers and rhythm from the config; call again after a reload."""
+        self.providers = {account.name: provider_of(account) for account in cfg.accounts}
+        self._intervals.clear()
+        for route in cfg.routes:
+            self._intervals.labels(route.name).set(route.interval)
+        self._deadline.set(cfg.monitor.deadline)
+
+    def provider(self, account: str) -> str:
+        return self.providers.get(account, UNKNOWN_PROVIDER)
 
     # -- probes ---------------------------------------------------------------------------
 
@@ -113,9 +181,14 @@ class Metrics:
         if decision is None:
             return
         key = _key(record.planned)
-        self._probes.labels(*key, decision.verdict.value).inc()
+        labels = (*key, self.provider(key[1]))
+        self._probes.labels(*labels, decision.verdict.value).inc()
         if decision.delivery_seconds is not None and decision.arrived_at is not None:
-            self._delivery.labels(*key).observe(max(decision.delivery_seconds, 0.0))
+            self._delivery.labels(*labels).observe(max(decision.delivery_seconds, 0.0))
+        failure = decision.failure
+        if failure is not None and decision.verdict in (Verdict.SEND_FAILED, Verdict.CHECK_FAILED):
+            code = str(failure.code) if failure.code is not None else "none"
+            self._failures.labels(*labels, decision.verdict.value, failure.kind, code).inc()
         self._show(record)
 
     def probe_revised(self, record: ProbeRecord) -> None:
@@ -154,28 +227,33 @@ class Metrics:
         if decision is None:
             return
         key = _key(record.planned)
+        labels = (*key, self.provider(key[1]))
         planned_at = record.planned.planned_at
         if planned_at >= self._latest.get(key, planned_at):
             self._latest[key] = planned_at
             for verdict in Verdict:
-                self._last_verdict.labels(*key, verdict.value).set(
+                self._last_verdict.labels(*labels, verdict.value).set(
                     1 if verdict is decision.verdict else 0
                 )
             reached = record.finished_at or decision.arrived_at or planned_at
-            self._last_verdict_at.labels(*key).set(reached.timestamp())
+            self._last_verdict_at.labels(*labels).set(reached.timestamp())
         if decision.verdict is Verdict.INBOX:
             self._success(key, planned_at)
 
     def _success(self, key: Key, planned_at: datetime) -> None:
         if planned_at >= self._latest_success.get(key, planned_at):
             self._latest_success[key] = planned_at
-            self._last_success_at.labels(*key).set(planned_at.timestamp())
+            self._last_success_at.labels(*key, self.provider(key[1])).set(planned_at.timestamp())
 
     # -- sending, watching, scheduling -----------------------------------------------------
 
     def smtp_replies(self, outcome: SendOutcome) -> None:
         for reply in outcome.replies:
             self._replies.labels(reply.phase.value, str(reply.code)).inc()
+
+    def alert_delivery(self, channel: str, result: str) -> None:
+        """An alert notification was sent, failed (to be retried) or given up."""
+        self._deliveries.labels(channel, result).inc()
 
     def watcher_state(self, account: str, connected: bool) -> None:
         self._watchers.states[account] = connected
@@ -198,37 +276,40 @@ class Metrics:
 class _WatcherCollector(Collector):
     """Watcher states are read when scraped, so a state is never stale between events."""
 
-    def __init__(self) -> None:
+    def __init__(self, provider: Callable[[str], str]) -> None:
         self.states: dict[str, bool] = {}
         self.source: Callable[[], Mapping[str, bool]] | None = None
+        self.provider = provider
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "mailcanary_watcher_connected",
             "1 while the account's IMAP watcher is connected and watching.",
-            labels=("account",),
+            labels=("account", "provider"),
         )
         states = dict(self.states)
         if self.source is not None:
             states.update(self.source())
         for account, connected in sorted(states.items()):
-            family.add_metric((account,), 1 if connected else 0)
+            family.add_metric((account, self.provider(account)), 1 if connected else 0)
         yield family
 
 
 class _AlertCollector(Collector):
-    def __init__(self) -> None:
+    def __init__(self, provider: Callable[[str], str]) -> None:
         self.source: Callable[[], Iterable[AlertState]] | None = None
+        self.provider = provider
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "mailcanary_alert_firing",
             "1 while the alert of a route, recipient and kind is firing.",
-            labels=("route", "recipient", "kind"),
+            labels=("route", "recipient", "provider", "kind"),
         )
         states = list(self.source()) if self.source is not None else []
         for state in sorted(states, key=lambda s: s.key):
-            family.add_metric((state.route, state.recipient, state.kind.value), int(state.open))
+            labels = (state.route, state.recipient, self.provider(state.recipient))
+            family.add_metric((*labels, state.kind.value), int(state.open))
         yield family
 
 

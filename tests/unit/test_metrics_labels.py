@@ -1,0 +1,62 @@
+"""The provider label and the config-derived series of /metrics, from a real config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.config.load import load_config
+from monitor.service.metrics import Metrics, provider_of
+
+CONFIG = """
+[monitor]
+interval = "5m"
+deadline = "10m"
+
+[[accounts]]
+name = "sender"
+email = "ops@Example.ORG"
+password_env = "PW"
+smtp = { host = "mail.example.org", port = 587, security = "starttls" }
+
+[[accounts]]
+name = "gm"
+email = "canary@gmail.com"
+provider = "gmail"
+password_env = "PW"
+
+[[accounts]]
+name = "corp"
+email = "canary@Corp.Example"
+password_env = "PW"
+imap = { host = "imap.corp.example", port = 993, security = "tls" }
+
+[[routes]]
+name = "out"
+from = "sender"
+to = ["gm", "corp"]
+interval = "2m"
+"""
+
+
+def test_provider_is_the_preset_else_the_domain_and_the_rhythm_is_exposed(tmp_path: Path) -> None:
+    path = tmp_path / "mailcanary.toml"
+    path.write_text(CONFIG)
+    cfg = load_config(path, env={"PW": "x"})
+    assert [provider_of(a) for a in cfg.accounts] == ["example.org", "gmail", "corp.example"]
+
+    metrics = Metrics()
+    metrics.configure(cfg)
+    metrics.watcher_state("gm", True)
+    metrics.watcher_state("gone", False)  # an account the config no longer names
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+    assert samples[("mailcanary_route_interval_seconds", (("route", "out"),))] == 120
+    assert samples[("mailcanary_probe_deadline_seconds", ())] == 600
+    connected = "mailcanary_watcher_connected"
+    assert samples[(connected, (("account", "gm"), ("provider", "gmail")))] == 1
+    assert samples[(connected, (("account", "gone"), ("provider", "unknown")))] == 0
