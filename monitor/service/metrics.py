@@ -25,6 +25,9 @@ its address (`provider_of`); it depends on the recipient only, so it adds no ser
 - mailcanary_probe_failures_total{route,recipient,verdict,kind,code}: send_failed and
   check_failed probes by the failure's kind (the catalogue's classes) and SMTP code ("none"
   without a reply).
+- mailcanary_last_failure_info{route,recipient,provider,verdict,kind,code}: 1 while the
+  latest probe of a pair failed, with its kind and code; absent otherwise (the one series per
+  pair whose labels change, so rules can name the failure of the moment).
 - mailcanary_failure_kind_info{kind,remedy}: constant 1, the catalogue's plain remedy per kind,
   so alert rules can join it onto a failure (`* on(kind) group_left(remedy)`).
 - mailcanary_smtp_replies_total{phase,code}: every SMTP reply of every send.
@@ -55,7 +58,7 @@ from prometheus_client.registry import Collector
 
 from monitor.core.alerts import AlertState
 from monitor.core.catalogue import KIND_ENTRIES
-from monitor.core.models import PlannedProbe, ProbeRecord, SendOutcome, Verdict
+from monitor.core.models import Decision, PlannedProbe, ProbeRecord, SendOutcome, Verdict
 
 if TYPE_CHECKING:
     from monitor.config.schema import Account, Config
@@ -65,6 +68,7 @@ if TYPE_CHECKING:
 DELIVERY_BUCKETS = tuple(0.05 * 2**n for n in range(16))
 
 Key = tuple[str, str]  # (route, recipient)
+DELIVERY_RESULTS = ("sent", "failed", "given_up")
 UNKNOWN_PROVIDER = "unknown"  # a stored recipient the config no longer names
 
 
@@ -110,6 +114,13 @@ class Metrics:
             labels,
             registry=self.registry,
         )
+        self._last_failure = Gauge(
+            "mailcanary_last_failure_info",
+            "The failure of the latest probe of a route and recipient (1 while it is the latest).",
+            (*labels, "verdict", "kind", "code"),
+            registry=self.registry,
+        )
+        self._failure_shown: dict[Key, tuple[str, ...]] = {}
         self._failures = Counter(
             "mailcanary_probe_failures",
             "Probes that failed to send or to look, by failure kind and SMTP reply code.",
@@ -169,6 +180,14 @@ class Metrics:
         for route in cfg.routes:
             self._intervals.labels(route.name).set(route.interval)
         self._deadline.set(cfg.monitor.deadline)
+        # Known series from the start, so rate() and increase() see the first event too.
+        for route in cfg.routes:
+            for recipient in route.recipients:
+                for verdict in Verdict:
+                    self._probes.labels(route.name, recipient, self.provider(recipient), verdict)
+        for channel in cfg.alerts.channels:
+            for result in DELIVERY_RESULTS:
+                self._deliveries.labels(channel.name, result)
 
     def provider(self, account: str) -> str:
         return self.providers.get(account, UNKNOWN_PROVIDER)
@@ -185,10 +204,9 @@ class Metrics:
         self._probes.labels(*labels, decision.verdict.value).inc()
         if decision.delivery_seconds is not None and decision.arrived_at is not None:
             self._delivery.labels(*labels).observe(max(decision.delivery_seconds, 0.0))
-        failure = decision.failure
-        if failure is not None and decision.verdict in (Verdict.SEND_FAILED, Verdict.CHECK_FAILED):
-            code = str(failure.code) if failure.code is not None else "none"
-            self._failures.labels(*labels, decision.verdict.value, failure.kind, code).inc()
+        failure = _failure_labels(decision)
+        if failure is not None:
+            self._failures.labels(*labels, *failure).inc()
         self._show(record)
 
     def probe_revised(self, record: ProbeRecord) -> None:
@@ -237,8 +255,19 @@ class Metrics:
                 )
             reached = record.finished_at or decision.arrived_at or planned_at
             self._last_verdict_at.labels(*labels).set(reached.timestamp())
+            self._show_failure(key, labels, decision)
         if decision.verdict is Verdict.INBOX:
             self._success(key, planned_at)
+
+    def _show_failure(self, key: Key, labels: tuple[str, ...], decision: Decision) -> None:
+        failure = _failure_labels(decision)
+        now = (*labels, *failure) if failure is not None else None
+        shown = self._failure_shown.pop(key, None)
+        if shown is not None and shown != now:
+            self._last_failure.remove(*shown)
+        if now is not None:
+            self._last_failure.labels(*now).set(1)
+            self._failure_shown[key] = now
 
     def _success(self, key: Key, planned_at: datetime) -> None:
         if planned_at >= self._latest_success.get(key, planned_at):
@@ -311,6 +340,15 @@ class _AlertCollector(Collector):
             labels = (state.route, state.recipient, self.provider(state.recipient))
             family.add_metric((*labels, state.kind.value), int(state.open))
         yield family
+
+
+def _failure_labels(decision: Decision) -> tuple[str, str, str] | None:
+    """(verdict, kind, code) of a failed probe; code "none" when no SMTP reply carried it."""
+    failure = decision.failure
+    if failure is None or decision.verdict not in (Verdict.SEND_FAILED, Verdict.CHECK_FAILED):
+        return None
+    code = str(failure.code) if failure.code is not None else "none"
+    return decision.verdict.value, failure.kind, code
 
 
 def _key(planned: PlannedProbe) -> Key:

@@ -187,6 +187,15 @@ async def test_probe_metrics_as_prometheus_reads_them(endpoint) -> None:
         labels(account="bob", provider="example.test"): 0,
     }
     assert s["mailcanary_scheduler_running"] == {(): 1}
+    failed_now = labels(route="r2", **bob, verdict="send_failed", kind="rejected", code="550")
+    assert s["mailcanary_last_failure_info"] == {failed_now: 1}
+
+    # The next probe of r2/bob arrives: the failure of the moment is gone, its count stays.
+    healed = record(5, "r2", "bob", Verdict.INBOX, 5, 1.0)
+    metrics.on_progress(healed.planned, "final", healed)
+    s = await scrape(server)
+    assert "mailcanary_last_failure_info" not in s
+    assert s["mailcanary_probe_failures_total"] == {failed_now: 1}
 
 
 async def test_seeding_restores_the_last_verdict_and_success(endpoint) -> None:

@@ -57,6 +57,10 @@ def test_provider_is_the_preset_else_the_domain_and_the_rhythm_is_exposed(tmp_pa
     }
     assert samples[("mailcanary_route_interval_seconds", (("route", "out"),))] == 120
     assert samples[("mailcanary_probe_deadline_seconds", ())] == 600
+    # Every verdict of every configured pair counts from zero, so rate() sees the first one.
+    pair = (("provider", "gmail"), ("recipient", "gm"), ("route", "out"))
+    for verdict in ("inbox", "spam", "missing", "late", "send_failed", "check_failed"):
+        assert samples[("mailcanary_probes_total", (*pair, ("verdict", verdict)))] == 0
     connected = "mailcanary_watcher_connected"
     assert samples[(connected, (("account", "gm"), ("provider", "gmail")))] == 1
     assert samples[(connected, (("account", "gone"), ("provider", "unknown")))] == 0
