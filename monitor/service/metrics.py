@@ -171,11 +171,17 @@ class Metrics:
         self.registry.register(self._alerts)
         # Planned times of the probes the gauges show, so an older record never overwrites.
         self._latest: dict[Key, datetime] = {}
+        self._shown: dict[Key, ProbeRecord] = {}  # the record the last-verdict gauges show
         self._latest_success: dict[Key, datetime] = {}
 
     def configure(self, cfg: Config) -> None:
         """Providers and rhythm from the config; call again after a reload."""
+        before = self.providers
         self.providers = {account.name: provider_of(account) for account in cfg.accounts}
+        for key in self._shown.keys() | self._latest_success.keys():
+            old = before.get(key[1], UNKNOWN_PROVIDER)
+            if old != self.provider(key[1]):
+                self._relabel(key, old)
         self._intervals.clear()
         for route in cfg.routes:
             self._intervals.labels(route.name).set(route.interval)
@@ -249,6 +255,7 @@ class Metrics:
         planned_at = record.planned.planned_at
         if planned_at >= self._latest.get(key, planned_at):
             self._latest[key] = planned_at
+            self._shown[key] = record
             for verdict in Verdict:
                 self._last_verdict.labels(*labels, verdict.value).set(
                     1 if verdict is decision.verdict else 0
@@ -258,6 +265,24 @@ class Metrics:
             self._show_failure(key, labels, decision)
         if decision.verdict is Verdict.INBOX:
             self._success(key, planned_at)
+
+    def _relabel(self, key: Key, old: str) -> None:
+        """The recipient's provider changed: move its gauges, or the old ones would stay on."""
+        stale = (*key, old)
+        for verdict in Verdict:
+            self._last_verdict.remove(*stale, verdict.value)
+        self._last_verdict_at.remove(*stale)
+        self._last_success_at.remove(*stale)
+        shown_failure = self._failure_shown.pop(key, None)
+        if shown_failure is not None:
+            self._last_failure.remove(*shown_failure)
+        record = self._shown.pop(key, None)
+        success = self._latest_success.pop(key, None)
+        self._latest.pop(key, None)
+        if record is not None:
+            self._show(record)
+        if success is not None:
+            self._success(key, success)
 
     def _show_failure(self, key: Key, labels: tuple[str, ...], decision: Decision) -> None:
         failure = _failure_labels(decision)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config.load import load_config
+from monitor.core.models import Decision, Failure, Phase, PlannedProbe, ProbeRecord, Verdict
 from monitor.service.metrics import Metrics, provider_of
 
 CONFIG = """
@@ -64,3 +66,46 @@ def test_provider_is_the_preset_else_the_domain_and_the_rhythm_is_exposed(tmp_pa
     connected = "mailcanary_watcher_connected"
     assert samples[(connected, (("account", "gm"), ("provider", "gmail")))] == 1
     assert samples[(connected, (("account", "gone"), ("provider", "unknown")))] == 0
+
+
+def _final(route: str, recipient: str, verdict: Verdict, failure: Failure | None = None):
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    planned = PlannedProbe(
+        f"t-{route}-{recipient}", route, "sender", recipient, at, at, at, f"<{recipient}@t>"
+    )
+    return ProbeRecord(1, planned, "final", None, None, Decision(verdict, failure=failure), at)
+
+
+def _series(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+        if s.name == name
+    }
+
+
+def test_a_changed_provider_moves_the_gauges_instead_of_leaving_stale_ones(tmp_path: Path) -> None:
+    path = tmp_path / "mailcanary.toml"
+    path.write_text(CONFIG)
+    metrics = Metrics()
+    metrics.configure(load_config(path, env={"PW": "x"}))
+    refused = Failure("auth_failed", Phase.AUTH, False, "no", 535, "5.7.8")
+    metrics.probe_finished(_final("out", "corp", Verdict.SEND_FAILED, refused))
+    metrics.probe_finished(_final("out", "gm", Verdict.INBOX))
+
+    # corp's address moves to another domain; SIGHUP re-reads the config.
+    path.write_text(CONFIG.replace('email = "canary@Corp.Example"', 'email = "c@x.example"'))
+    metrics.configure(load_config(path, env={"PW": "x"}))
+
+    corp = (("provider", "x.example"), ("recipient", "corp"), ("route", "out"))
+    verdicts = _series(metrics, "mailcanary_last_verdict")
+    assert {dict(k)["provider"] for k in verdicts if dict(k)["recipient"] == "corp"} == {
+        "x.example"
+    }
+    assert verdicts[(*corp, ("verdict", "send_failed"))] == 1
+    assert _series(metrics, "mailcanary_last_failure_info") == {
+        (("code", "535"), ("kind", "auth_failed"), *corp, ("verdict", "send_failed")): 1
+    }
+    successes = _series(metrics, "mailcanary_last_success_timestamp_seconds")
+    assert [dict(k)["provider"] for k in successes] == ["gmail"]  # gm did not change
