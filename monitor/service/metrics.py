@@ -5,7 +5,8 @@ daemon) in one process must not see each other's series.
 
 Series (label values are config names, so cardinality is bounded by the config). Every
 per-mailbox series carries `provider`: the recipient account's preset name, else the domain of
-its address (`provider_of`); it depends on the recipient only, so it adds no series.
+its address (`provider_of`); it depends on the recipient only, so it adds no series (and it
+is left out of the label lists below).
 - mailcanary_probes_total{route,recipient,verdict}: counts each probe once, by the verdict
   it was first given. A missing canary that turns up later changes the last-verdict gauges,
   not this counter, so a rate never counts one canary twice.
@@ -25,11 +26,11 @@ its address (`provider_of`); it depends on the recipient only, so it adds no ser
 - mailcanary_probe_failures_total{route,recipient,verdict,kind,code}: send_failed and
   check_failed probes by the failure's kind (the catalogue's classes) and SMTP code ("none"
   without a reply).
-- mailcanary_last_failure_info{route,recipient,provider,verdict,kind,code}: 1 while the
+- mailcanary_last_failure_info{route,recipient,verdict,kind,code}: 1 while the
   latest probe of a pair failed, with its kind and code; absent otherwise (the one series per
   pair whose labels change, so rules can name the failure of the moment).
 - mailcanary_failure_kind_info{kind,remedy}: constant 1, the catalogue's plain remedy per kind,
-  so alert rules can join it onto a failure (`* on(kind) group_left(remedy)`).
+  for alert annotations to look up by the failure's kind (contrib/prometheus/alerts.yml).
 - mailcanary_smtp_replies_total{phase,code}: every SMTP reply of every send.
 - mailcanary_watcher_connected{account,provider}: 1 while the account's IMAP watcher is connected.
 - mailcanary_scheduler_running: 1 while the scheduler runs.
@@ -38,10 +39,11 @@ its address (`provider_of`); it depends on the recipient only, so it adds no ser
 - mailcanary_alert_deliveries_total{channel,result}: alert notifications by outcome (sent,
   failed: will retry, given_up).
 
-Counters start at zero at each start (Prometheus' rate() handles resets); the last-verdict and
+Counters start at zero at each start (Prometheus' rate() handles resets), those of configured
+pairs and channels before their first event (`configure`); the last-verdict and
 last-success gauges are seeded from the database (`seed`) so they survive a restart.
 
-- mailcanary_alert_firing{route,recipient,provider,kind}: 1 while that alert fires, 0 for
+- mailcanary_alert_firing{route,recipient,kind}: 1 while that alert fires, 0 for
   every other (route, recipient, kind) alerting has seen a canary of; read from the alerting
   service at scrape time (`watch_alerts`).
 """
