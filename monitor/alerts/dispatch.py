@@ -1,7 +1,7 @@
 """The alerting loop: verdicts in, state changes and deliveries out, never in the probes' way.
 
 `on_progress` is a `ProbeRunner` progress callback: it only puts the final record on a
-bounded queue and returns. One task turns records into state changes (`monitor.core.alerts`)
+bounded queue and returns. One task turns records into state changes (`monitor.alerts.state`)
 and writes each change together with its outbox rows in one transaction; another sends what
 is due, with exponential backoff (5 s doubling to 10 min, given up after a day) and a lease
 per row; a third ticks reminders. A dead webhook or SMTP server only ever delays its own
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -64,6 +64,8 @@ class Alerting:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
+        # (channel, "sent" | "failed" | "given_up") after each attempt, e.g. for /metrics.
+        self.on_delivery: Callable[[str, str], None] | None = None
 
     # -- the face towards the runner and the daemon ------------------------------------------
 
@@ -272,10 +274,15 @@ class Alerting:
             error = f"not sent within {SEND_TIMEOUT:g}s"
         now = utcnow()
         fields = {"channel": channel.name, "transition": delivery.transition_id}
+        given_up = error is not None and now - delivery.created_at >= self.give_up_after
+        if self.on_delivery is not None:
+            self.on_delivery(
+                channel.name, "sent" if error is None else "given_up" if given_up else "failed"
+            )
         if error is None:
             await self.store.sent(delivery, self.owner, now)
             log.info("alert delivered", attempts=delivery.attempts + 1, **fields)
-        elif now - delivery.created_at >= self.give_up_after:
+        elif given_up:
             await self.store.give_up(delivery, self.owner, error)
             log.error("alert delivery given up", error=error, **fields)
         else:

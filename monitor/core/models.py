@@ -131,7 +131,7 @@ class ArrivalSource(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A probe's final state, as decided by `monitor.core.verdict`."""
+    """A probe's final state, as decided by `monitor.probe.verdict`."""
 
     verdict: Verdict
     folder: str | None = None

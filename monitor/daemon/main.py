@@ -72,6 +72,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.notifier = sdnotify.Notifier()
         self.metrics = Metrics()
+        self.metrics.configure(cfg)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.database_ok = True
         self.runner: ProbeRunner | None = None
@@ -108,6 +109,7 @@ class Daemon:
         self.metrics.watch_watchers(lambda: {n: w.connected for n, w in runner.watchers.items()})
         # Before recover(): verdicts of resumed probes must be evaluated too.
         self.alerting = Alerting(self.cfg, runner.store)
+        self.alerting.on_delivery = self.metrics.alert_delivery
         await self.alerting.start(runner.store)
         self.metrics.watch_alerts(self.alerting.states)
         await runner.start_watchers(recipients(self.cfg))
@@ -246,6 +248,7 @@ class Daemon:
             if new.monitor.database != self.cfg.monitor.database:
                 log.warning("monitor.database changes only at restart; keeping the old one")
             old, self.cfg = self.cfg, new
+            self.metrics.configure(new)
             assert self.runner is not None
             await self.runner.reconfigure(new, recipients(new))
             if self.alerting is not None:

@@ -28,7 +28,7 @@ with the verdicts inbox, spam, missing, late, send_failed, check_failed. The doc
     incidents: [{"route", "recipient", "kind", "fired_at", "resolved_at",
                  "duration_seconds", "open"}],
     what_to_fix: [{"severity": "high"|"medium"|"low", "text", "remedy"}]
-Percentiles come from log-scale histograms (monitor.core.report): within a few per cent.
+Percentiles come from log-scale histograms (monitor.reports.model): within a few per cent.
 A mailbox's "instance" is the instance whose canaries its entry counts, or null when it adds
 up all of them (`by_instance` false, or a configured mailbox with no canaries at all).
 Text, HTML and CSV show an instance column only when split and there is more than one.
