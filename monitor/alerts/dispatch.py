@@ -71,7 +71,7 @@ class Alerting:
 
     def on_progress(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
         """A progress callback: O(1), never blocks, never raises."""
-        # "late" revisions are left out on purpose: see monitor.core.alerts.
+        # "late" revisions are left out on purpose: see monitor.alerts.state.
         if stage != "final" or record is None or record.decision is None:
             return
         try:

@@ -4,7 +4,7 @@
 
 Per the Nagios plugin development guidelines: the status word matches the exit code
 (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; the worst verdict wins, as in
-`monitor.core.verdict.exit_code`), the text before `|` is for people, and the perfdata after
+`monitor.probe.verdict.exit_code`), the text before `|` is for people, and the perfdata after
 it is `label=value[UOM];warn;crit;min;max`, one delivery time in seconds per (route, to),
 labelled `delivery_<route>:<to>`. A canary without a delivery time (missing, refused, not
 looked at) reports the value `U`, so the set of labels stays the same from run to run: some
