@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitor.config.file_models import RouteFile
-from monitor.config.problems import check_table
+from monitor.config.problems import check_table, excerpt, table_label
 from monitor.config.schema import Account, Route
 
 
@@ -26,9 +26,7 @@ def resolve_routes(
     problems: list[str] = []
     first_seen: dict[str, str] = {}
     for index, raw in tables:
-        name = raw.get("name")
-        named = isinstance(name, str) and bool(name)
-        label = f"routes[{index}]" + (f" ({name})" if named else "")
+        label = table_label("routes", index, raw.get("name"))
         checked = check_table(RouteFile, raw, label, {"from": "", "to": [""]})
         problems += checked.problems
         found = checked.model
@@ -40,17 +38,18 @@ def resolve_routes(
         for position, recipient in enumerate(recipients):
             where = f"{label}.to[{position}]"
             if recipient in found.recipients[:position]:
-                problems.append(f'{where}: "{recipient}" is listed twice')
+                problems.append(f"{where}: {excerpt(recipient)} is listed twice")
             elif recipient not in accounts:
-                problems.append(f'{where}: unknown account "{recipient}"')
+                problems.append(f"{where}: unknown account {excerpt(recipient)}")
             elif (account := accounts[recipient]) and account.imap is None:
-                problems.append(f'{where}: account "{recipient}" has no imap to watch')
+                problems.append(f"{where}: account {excerpt(recipient)} has no imap to watch")
         if checked.dropped:
             continue
         route_name = found.name or f"{found.sender}->{','.join(found.recipients)}"
         if route_name in first_seen:
             problems.append(
-                f'{label}.name: duplicate route name "{route_name}" (also {first_seen[route_name]})'
+                f"{label}.name: duplicate route name {excerpt(route_name)} "
+                f"(also {first_seen[route_name]})"
             )
             continue
         first_seen[route_name] = f"routes[{index}]"
@@ -67,7 +66,7 @@ def resolve_routes(
 
 def _sender_problems(sender: str, accounts: Mapping[str, Account | None], where: str) -> list[str]:
     if sender not in accounts:
-        return [f'{where}: unknown account "{sender}"']
+        return [f"{where}: unknown account {excerpt(sender)}"]
     if (account := accounts[sender]) and account.smtp is None:
-        return [f'{where}: account "{sender}" has no smtp to send with']
+        return [f"{where}: account {excerpt(sender)} has no smtp to send with"]
     return []

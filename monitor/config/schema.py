@@ -118,6 +118,14 @@ class Config(BaseModel):
     routes: list[Route] = []
     warnings: list[str] = []
 
+    def require_routes(self) -> None:
+        """For the commands that send (probe, run): ConfigError when there is nothing to send,
+        so a check that checks nothing cannot pass. check-config only warns about it."""
+        if not self.routes:
+            raise problems.ConfigError(
+                [f"routes: none in {self.path}; probe and run need at least one [[routes]] table"]
+            )
+
     def account(self, name: str) -> Account:
         for account in self.accounts:
             if account.name == name:
