@@ -306,9 +306,11 @@ class _Resolver:
             self.problems.append(f"{where}.host: {missing}")
         if host is None or port is None or security is None:
             return None
-        local = host == "localhost" or host.startswith("127.") or host == "::1"
-        if security is Security.NONE and not local:
+        endpoint = Endpoint(
+            host=host, port=port, security=security, timeout=given.timeout or timeout
+        )
+        if security is Security.NONE and not endpoint.on_loopback:
             self.warnings.append(
                 f'{where}.security: "none" sends the password to {host} unencrypted'
             )
-        return Endpoint(host=host, port=port, security=security, timeout=given.timeout or timeout)
+        return endpoint

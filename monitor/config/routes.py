@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from monitor.config.file_models import RouteFile
+from monitor.config.file_models import REMOTE_INTERVAL, RouteFile
 from monitor.config.problems import check_table, excerpt, table_label
 from monitor.config.schema import Account, Route
+from monitor.core.durations import format_duration
 
 
 def resolve_routes(
@@ -53,15 +54,33 @@ def resolve_routes(
             )
             continue
         first_seen[route_name] = f"routes[{index}]"
+        own = found.interval is not None
+        every = found.interval if own else interval
+        remote = _remote_host(found.sender, found.recipients, accounts)
+        if every < REMOTE_INTERVAL and remote:
+            problems.append(
+                f"{label}.interval: must be at least {format_duration(REMOTE_INTERVAL)} for a "
+                f"server not on this machine ({excerpt(remote)}), got {format_duration(every)}"
+                + ("" if own else " (monitor.interval)")
+            )
         routes.append(
             Route(
                 name=route_name,
                 sender=found.sender,
                 recipients=found.recipients,
-                interval=found.interval or interval,
+                interval=every,
             )
         )
     return routes, problems
+
+
+def _remote_host(
+    sender: str, recipients: list[str], accounts: Mapping[str, Account | None]
+) -> str | None:
+    """A host the route talks to that is not on this machine, if any."""
+    endpoints = [(a := accounts.get(sender)) and a.smtp]
+    endpoints += [(a := accounts.get(name)) and a.imap for name in recipients]
+    return next((e.host for e in endpoints if e and not e.on_loopback), None)
 
 
 def _sender_problems(sender: str, accounts: Mapping[str, Account | None], where: str) -> list[str]:

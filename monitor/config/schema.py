@@ -39,6 +39,12 @@ class Endpoint(BaseModel):
     security: Security
     timeout: float = 60.0
 
+    @property
+    def on_loopback(self) -> bool:
+        """Is the server on this machine (a test stack, the demo)?"""
+        host = self.host
+        return host == "localhost" or host.startswith("127.") or host == "::1"
+
 
 class MonitorSettings(BaseModel):
     model_config = _RESOLVED

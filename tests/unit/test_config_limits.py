@@ -81,7 +81,7 @@ def test_every_float_key_is_a_duration_with_a_range_and_a_default_inside_it() ->
 
 DURATION_KEYS = [
     # (key path in the problem line, TOML that sets it to {v}, range)
-    ("monitor.interval", "[monitor]\ninterval = {v}\n" + BASE + ROUTE, "10s..7d"),
+    ("monitor.interval", "[monitor]\ninterval = {v}\n" + BASE + ROUTE, "1s..7d"),
     ("monitor.deadline", "[monitor]\ndeadline = {v}\n" + BASE, "5s..1d"),
     ("monitor.poll_interval", "[monitor]\npoll_interval = {v}\n" + BASE, "1s..1h"),
     ("monitor.smtp_timeout", "[monitor]\nsmtp_timeout = {v}\n" + BASE, "1s..10m"),
@@ -93,7 +93,7 @@ DURATION_KEYS = [
         'imap = { host = "127.0.0.1", security = "tls", timeout = {v} }\n',
         "1s..10m",
     ),
-    ("routes[0].interval", BASE + ROUTE + "interval = {v}\n", "10s..7d"),
+    ("routes[0].interval", BASE + ROUTE + "interval = {v}\n", "1s..7d"),
     ("alerts.slow_after", BASE + "[alerts]\nslow_after = {v}\n", "1s..1d"),
     ("alerts.remind_every", BASE + "[alerts]\nremind_every = {v}\n", '1m..30d, or "0" for never'),
     (
@@ -121,7 +121,7 @@ def test_every_duration_key_refuses_non_finite_huge_and_tiny_values(
 
 def test_duration_lines_say_the_range_and_the_edges_are_accepted(tmp_path: Path) -> None:
     assert problems(tmp_path, '[monitor]\ninterval = "1ms"\n' + BASE) == [
-        'monitor.interval: must be 10s..7d, got "1ms"'
+        'monitor.interval: must be 1s..7d, got "1ms"'
     ]
     assert problems(tmp_path, "[monitor]\ndeadline = nan\n" + BASE) == [
         "monitor.deadline: must be a finite duration (5s..1d), got nan"
@@ -139,6 +139,24 @@ def test_duration_lines_say_the_range_and_the_edges_are_accepted(tmp_path: Path)
         1.0,
     )
     assert (cfg.routes[0].interval, cfg.alerts.remind_every) == (7 * 86400.0, 0.0)
+
+
+def test_a_route_to_a_server_elsewhere_needs_ten_seconds(tmp_path: Path) -> None:
+    remote = BASE.replace('imap = { host = "127.0.0.1"', 'imap = { host = "imap.example.test"')
+    assert problems(tmp_path, '[monitor]\ninterval = "9s"\n' + remote + ROUTE) == [
+        "routes[0].interval: must be at least 10s for a server not on this machine "
+        '("imap.example.test"), got 9.0s (monitor.interval)'
+    ]
+    assert problems(tmp_path, remote + ROUTE + 'interval = "2s"\n') == [
+        "routes[0].interval: must be at least 10s for a server not on this machine "
+        '("imap.example.test"), got 2.0s'
+    ]
+    cfg = load_config(
+        write(tmp_path, "ok.toml", remote + ROUTE + 'interval = "10s"\n'), {"PW": "x"}
+    )
+    assert cfg.routes[0].interval == 10.0
+    loopback = load_config(write(tmp_path, "lo.toml", BASE + ROUTE + "interval = 1\n"), {"PW": "x"})
+    assert loopback.routes[0].interval == 1.0  # a stack on this machine (tests, the demo)
 
 
 def test_parse_duration_refuses_what_is_no_duration_without_quoting_it() -> None:
