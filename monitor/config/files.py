@@ -89,14 +89,17 @@ def ca_bundle_problem(path: Path) -> str | None:
 def state_dir_problem(path: Path) -> str | None:
     """Why this user could not keep state in `path` (creating it if missing), or None.
     Nothing is created: check-config changes nothing."""
+    path = Path(os.path.abspath(path))  # a relative default ("var") is relative to here
     existing = path
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if existing != path and not existing.is_dir():
+    try:
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except OSError as exc:  # e.g. a parent this user may not look into
+        return f"cannot check {path}: {exc.strerror or 'error'}"
+    if existing != path and not is_dir:
         return f"cannot create {path}: {existing} is not a directory"
-    if existing == path and not path.is_dir():
+    if existing == path and not is_dir:
         return f"{path} is not a directory"
     # access() also says no for root on a read-only file system (EROFS).
     effective = os.access in os.supports_effective_ids
