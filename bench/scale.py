@@ -45,7 +45,7 @@ def run_daemon(config: str) -> None:
     import logging
 
     from monitor import logs as logsetup
-    from monitor.cli.app import app as cli
+    from monitor.cli import app as cli
 
     configure = logsetup.configure
 

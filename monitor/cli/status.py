@@ -37,7 +37,7 @@ from typing import Any
 from monitor.adapters.store import PairLatest, Store, missing_file
 from monitor.alerts.query import load_alerts
 from monitor.alerts.state import AlertState
-from monitor.cli.app import tables as render
+from monitor.cli import tables as render
 from monitor.cli.console import out
 from monitor.config.load import Config
 from monitor.probe import verdict

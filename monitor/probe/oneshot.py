@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from monitor.adapters.store import Store
-from monitor.cli.app import tables as render
+from monitor.cli import tables as render
 from monitor.config.load import Config
 from monitor.config.schema import Route
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
