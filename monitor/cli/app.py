@@ -91,10 +91,11 @@ def probe(
 ) -> None:
     """Send one canary per (route, recipient) now and wait for every verdict."""
     from monitor.cli.nagios import plugin_error
+    from monitor.config.file_models import DEADLINE
     from monitor.probe.oneshot import probe_once
 
     try:
-        cfg = config()
+        cfg = config(routes=True)
     except typer.Exit:
         if not nagios:
             raise
@@ -117,7 +118,7 @@ def probe(
         from monitor.cli.nagios import canaries, plugin_output
 
         records: list[ProbeRecord] = []
-        wait = duration_option(deadline, "--deadline")
+        wait = duration_option(deadline, "--deadline", DEADLINE)
         run_async(
             lambda: probe_once(
                 cfg, routes, deadline=wait, as_json=False, collect=records, quiet=True
@@ -128,7 +129,7 @@ def probe(
         raise typer.Exit(code)
     code = run_async(
         lambda: probe_once(
-            cfg, routes, deadline=duration_option(deadline, "--deadline"), as_json=as_json
+            cfg, routes, deadline=duration_option(deadline, "--deadline", DEADLINE), as_json=as_json
         )
     )
     raise typer.Exit(code)
@@ -139,7 +140,7 @@ def run() -> None:
     """Run the daemon: every route on its interval until SIGTERM or SIGINT."""
     from monitor.daemon.main import Daemon
 
-    cfg = config()
+    cfg = config(routes=True)
     log_level("INFO", verbose="DEBUG")
     raise typer.Exit(run_async(Daemon(cfg).run))
 

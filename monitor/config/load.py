@@ -16,11 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from monitor.config.alert_file import resolve_alerts
-from monitor.config.file_models import AccountFile, DnsFile, EndpointFile, MonitorFile
+from monitor.config.file_models import (
+    AccountFile,
+    DnsFile,
+    EndpointFile,
+    MonitorFile,
+    hide_database_password,
+)
 from monitor.config.files import (
     CONFIG_LIMIT,
     UnreadableFile,
@@ -58,7 +61,7 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
 def redacted_dict(cfg: Config) -> dict[str, Any]:
     """The resolved configuration as plain data for display: no password, no database secret."""
     data = cfg.model_dump(mode="json")
-    data["monitor"]["database"] = _hide_database_password(cfg.monitor.database)
+    data["monitor"]["database"] = hide_database_password(cfg.monitor.database)
     for account, shown in zip(cfg.accounts, data["accounts"], strict=True):
         shown["password"] = None if account.password is None else "***"
     return data
@@ -78,13 +81,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([toml_syntax_line(path, text, str(exc))]) from None
-
-
-def _hide_database_password(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return "***"
 
 
 # ---------------------------------------------------------------- resolution

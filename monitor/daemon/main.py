@@ -238,6 +238,7 @@ class Daemon:
             self.notifier.reloading()
             try:
                 new = await asyncio.to_thread(load_config, self.cfg.path)
+                new.require_routes()  # a daemon with nothing to send would look healthy
             except ConfigError as exc:
                 for problem in exc.problems:
                     log.error("reload refused; the running config stays", problem=problem)

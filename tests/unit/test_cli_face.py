@@ -103,3 +103,24 @@ def test_an_empty_report_says_which_period_it_read(tmp_path: Path) -> None:
         line for line in report.stderr.splitlines() if line.startswith("mailcanary: no canaries")
     ]
     assert len(said) == 1 and "the last full week" in said[0] and "--since" in said[0]
+
+
+def test_commands_that_send_refuse_a_config_without_routes(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text(f'[monitor]\nstate_dir = "{tmp_path / "state"}"\n', encoding="utf-8")
+    assert cli("-c", str(empty), "check-config", cwd=tmp_path).returncode == 0
+    for command in ("probe", "run"):
+        done = cli("-c", str(empty), command, cwd=tmp_path)
+        assert done.returncode == 78, (command, done.stderr)
+        assert "routes: none in" in done.stderr
+    nagios = cli("-c", str(empty), "probe", "--nagios", cwd=tmp_path)
+    assert nagios.returncode == 3 and nagios.stdout.startswith("MAILCANARY UNKNOWN - bad config")
+
+
+def test_deadline_option_has_the_config_keys_range(tmp_path: Path) -> None:
+    config = tmp_path / "mc.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"), encoding="utf-8")
+    for value in ("1e30", "nan", "1ms"):
+        done = cli("-c", str(config), "probe", "--deadline", value, cwd=tmp_path)
+        assert done.returncode == 2, (value, done.stderr)
+        assert done.stderr.splitlines()[-1].startswith("mailcanary: --deadline:")
