@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from monitor.core.models import (
     Verdict,
     utcnow,
 )
+from monitor.core.slots import slot_for
 from monitor.probe import verdict
 from monitor.probe.watcher import Watcher
 
@@ -45,12 +45,6 @@ log = structlog.get_logger(__name__)
 
 # Called with (token, stage, record-so-far) so a face can show live progress.
 Progress = Callable[[PlannedProbe, str, ProbeRecord | None], None]
-
-
-def slot_for(moment: datetime, interval: float) -> datetime:
-    """The start of the interval `moment` falls in: one canary per route, recipient, slot."""
-    epoch = moment.timestamp()
-    return datetime.fromtimestamp(math.floor(epoch / interval) * interval, moment.tzinfo)
 
 
 class ProbeRunner:
