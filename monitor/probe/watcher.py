@@ -18,9 +18,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import Message
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import structlog
@@ -32,6 +31,7 @@ from monitor.core.folders import Folder, choose_spam_folder
 from monitor.core.imapwire import FetchedHeader
 from monitor.core.models import Failure, Phase, Role, Sighting, utcnow
 from monitor.core.receipt import parse_receipt
+from monitor.core.received import stamped_at
 from monitor.probe.lookout import pause_before_look
 
 Verify = Callable[[Message], str | None]
@@ -58,14 +58,7 @@ class _Position:
 def received_at(headers: Message) -> datetime | None:
     """The date of the top Received header (the last hop: the recipient's own server)."""
     received = headers.get_all("Received") or []
-    if not received:
-        return None
-    _, _, date = str(received[0]).rpartition(";")
-    try:
-        when = parsedate_to_datetime(" ".join(date.split()))
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return stamped_at(str(received[0])) if received else None
 
 
 def _message_id(headers: Message) -> str | None:
