@@ -25,7 +25,7 @@ from monitor.adapters.oauth import token_source
 from monitor.adapters.tls import client_context
 from monitor.config.schema import Account
 from monitor.core.models import Verdict, utcnow
-from monitor.reports.build import Report
+from monitor.reports.document import Report
 from monitor.reports.html import render_html
 from monitor.reports.model import Period
 from monitor.reports.query import percent, trend_text
