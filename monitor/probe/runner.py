@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 import structlog
 
 from monitor.adapters import smtp
+from monitor.adapters.credentials import credentials
 from monitor.adapters.imap import ImapError
-from monitor.adapters.oauth import token_source
 from monitor.adapters.store import SlotTaken, Store
 from monitor.adapters.tls import client_context
 from monitor.config.load import Config
@@ -76,7 +76,7 @@ class ProbeRunner:
                 verify=self.verify,
                 on_sighting=functools.partial(self._on_sighting, name),
                 on_failure=functools.partial(self._on_failure, name),
-                oauth=token_source(account, self.cfg.monitor.state_dir),
+                login=credentials(account, self.cfg.monitor.state_dir),
                 login_slots=self._logins,
             )
             self.watchers[name] = watcher
@@ -216,13 +216,11 @@ class ProbeRunner:
         async with self._sends:
             outcome = await smtp.send_message(
                 sender.smtp,
-                username=sender.username,
-                password=sender.password.get_secret_value() if sender.password else None,
+                login=credentials(sender, self.cfg.monitor.state_dir),
                 message=message,
                 mail_from=sender.email,
                 rcpt_to=recipient.email,
                 ssl_context=client_context(sender.ca_files),
-                oauth=token_source(sender, self.cfg.monitor.state_dir),
             )
         log.info(
             "canary sent" if outcome.ok else "send failed",

@@ -24,8 +24,9 @@ from typing import Any
 
 import structlog
 
+from monitor.adapters.credentials import Credentials, credentials
 from monitor.adapters.imap import ImapError, ImapSession
-from monitor.adapters.oauth import TokenSource
+from monitor.config.schema import Account
 from monitor.core.canary import TOKEN_HEADER, parse_token
 from monitor.core.folders import Folder, choose_spam_folder
 from monitor.core.imapwire import FetchedHeader
@@ -73,7 +74,7 @@ class Watcher:
 
     def __init__(
         self,
-        account: Any,
+        account: Account,
         *,
         ssl_context: ssl.SSLContext,
         poll_interval: float,
@@ -81,7 +82,7 @@ class Watcher:
         on_sighting: OnSighting,
         on_failure: OnFailure,
         idle_renew: float = 25 * 60,
-        oauth: TokenSource | None = None,
+        login: Credentials | None = None,
         login_slots: asyncio.Semaphore | None = None,
     ) -> None:
         if account.imap is None:
@@ -93,7 +94,8 @@ class Watcher:
         self._on_sighting = on_sighting
         self._on_failure = on_failure
         self._idle_renew = idle_renew
-        self._oauth = oauth  # the account's access tokens (xoauth2), else None
+        # None: the account's password; an xoauth2 account needs its token store (see runner).
+        self._login = login or credentials(account, None)
         self._login_slots = login_slots or contextlib.nullcontext()
         self._log = structlog.get_logger(__name__).bind(account=account.name)
         self._tasks: dict[Role, asyncio.Task[None]] = {}
@@ -276,15 +278,13 @@ class Watcher:
     # ------------------------------------------------------------ one-off looks
 
     async def _open(self) -> ImapSession:
-        password = self.account.password
-        secret = password.get_secret_value() if password is not None else ""
         async with self._login_slots:  # held for connect, TLS and login only
             return await ImapSession.open(
                 self.account.imap,
-                self.account.username,
-                secret,
+                self._login.username,
+                self._login.password,
                 self._ssl_context,
-                oauth=self._oauth,
+                oauth=self._login.oauth,
             )
 
     def _checked(self, headers: Message) -> str | None:
