@@ -246,7 +246,7 @@ class ProbeRunner:
         self._pending.pop(token, None)
         recipient = self._recipient_of.pop(token, None)
         if (watcher := self.watchers.get(recipient or "")) is not None:
-            watcher.settled(token)
+            watcher.stop_expecting(token)
 
     async def _watch(
         self, planned: PlannedProbe, outcome: SendOutcome | None

@@ -102,7 +102,7 @@ class Watcher:
         self._up = {role: False for role in Role}
         self._positions: dict[Role, _Position] = {}
         self._reported: OrderedDict[str, None] = OrderedDict()
-        self._settled: set[Role] = set()  # folder loops that came up or failed at least once
+        self._tried: set[Role] = set()  # folder loops that came up or failed at least once
         self._changed = asyncio.Event()
         self.last_failure: Failure | None = None
         self._on_its_way: dict[str, float] = {}  # canary token -> hand-off (monotonic)
@@ -119,24 +119,25 @@ class Watcher:
     async def wait_ready(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait
         """Wait until every folder loop is watching or has failed once; True when connected."""
 
-        async def settled() -> None:
-            while len(self._settled) < len(Role):
+        async def every_folder_tried() -> None:
+            while len(self._tried) < len(Role):
                 self._changed.clear()
                 await self._changed.wait()
 
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await settled()
+                await every_folder_tried()
         return self.connected
 
     def expect(self, token: str) -> None:
         """A canary to this mailbox was just handed off: look for it without waiting for the
-        server's push (see core.lookout), until `settled`."""
+        server's push (see core.lookout), until `stop_expecting`."""
         self._on_its_way[token] = time.monotonic()
         for wake in self._wake.values():
             wake.set()
 
-    def settled(self, token: str) -> None:
+    def stop_expecting(self, token: str) -> None:
+        """The canary was seen, or its probe is over: back to waiting for the server's push."""
         self._on_its_way.pop(token, None)
 
     def _pause(self, role: Role) -> float | None:
@@ -144,14 +145,14 @@ class Watcher:
         ages = [now - handed_off for handed_off in self._on_its_way.values()]
         return pause_before_look(ages, now - self._looked[role])
 
-    def _settle(self, role: Role) -> None:
-        self._settled.add(role)
+    def _note_tried(self, role: Role) -> None:
+        self._tried.add(role)
         self._changed.set()
 
     async def start(self) -> None:
         for role in Role:
             if role not in self._tasks:
-                self._settled.discard(role)
+                self._tried.discard(role)
                 name = f"watch {self.account.name} {role.value}"
                 self._tasks[role] = asyncio.create_task(self._supervise(role), name=name)
 
@@ -174,11 +175,11 @@ class Watcher:
                 await self._watch(session, role, log)
             except ImapError as exc:
                 await self._fail(exc.failure, log)
-                self._settle(role)
+                self._note_tried(role)
             except Exception as exc:  # a bug must not end the watch for good
                 log.exception("watcher error")
                 await self._fail(Failure("watcher_error", Phase.FETCH, True, repr(exc)), log)
-                self._settle(role)
+                self._note_tried(role)
             finally:
                 if self._up[role]:
                     backoff = FIRST_BACKOFF  # it worked for a while: retry quickly
@@ -197,7 +198,7 @@ class Watcher:
         if known is not None and (known.folder, known.uidvalidity) == (name, uidvalidity):
             next_uid = known.next_uid  # read what arrived while we were away
         self._up[role] = True
-        self._settle(role)
+        self._note_tried(role)
         log.info("watching", imap_folder=name, idle=session.can_idle, next_uid=next_uid)
         pushed, look = True, True  # SELECT has just shown the folder as it is
         while True:
@@ -252,7 +253,7 @@ class Watcher:
         if token is None or token in self._reported:
             return
         self._reported[token] = None
-        self.settled(token)
+        self.stop_expecting(token)
         if len(self._reported) > _REMEMBERED_TOKENS:
             self._reported.popitem(last=False)
         sighting = self._sighting(token, fetched, role, folder, uidvalidity, detected_at)
