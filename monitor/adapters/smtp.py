@@ -30,8 +30,6 @@ from monitor.adapters.smtp_session import (
 from monitor.core.failures import certificate_note, parse_queue_id
 from monitor.core.models import Failure, Phase, Security, SendOutcome, utcnow
 
-__all__ = ["Conversation", "SmtpEndpoint", "failure_for", "send_message"]
-
 log = structlog.get_logger(__name__)
 
 _CERTIFICATE_TIMEOUT = 10.0  # a second look at a refused certificate, per step

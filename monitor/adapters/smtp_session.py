@@ -8,6 +8,10 @@ again (RFC 3207), then logs in: AUTH XOAUTH2 for an OAuth account, with one retr
 token when the issuer withdrew the first early, else the password through aiosmtplib's
 LOGIN/PLAIN. Every reply is kept in a `Conversation`; `failure_for` turns whatever went wrong
 into a classified `Failure`, so a diagnosis judges a login exactly as a probe would.
+
+The port inspector (`smtp_inspect.inspect_port`) speaks to ports its own way on purpose: it
+finds out what a port offers without insisting on anything, over TLS it does not trust, and
+never logs in.
 """
 
 from __future__ import annotations

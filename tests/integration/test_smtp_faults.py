@@ -23,7 +23,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from aiosmtplib import SMTPConnectError
 
 from monitor.adapters.credentials import Credentials
-from monitor.adapters.smtp import Conversation, failure_for, send_message
+from monitor.adapters.smtp import send_message
+from monitor.adapters.smtp_session import Conversation, failure_for
 from monitor.adapters.tls import client_context
 from monitor.core.models import Phase, Security, SendOutcome, utcnow
 
