@@ -179,9 +179,7 @@ class _Run:
             return here.skip("login", *later)
         user, context = self.login.username, client_context(self.account.ca_files)
         try:
-            session = await ImapSession.open(
-                endpoint, user, self.login.password, context, oauth=self.login.oauth
-            )
+            session = await ImapSession.open(endpoint, self.login, context)
         except ImapError as exc:
             here.failed("login", exc.failure, data={"method": self.method})
             return here.skip(*later)

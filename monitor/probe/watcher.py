@@ -280,13 +280,7 @@ class Watcher:
 
     async def _open(self) -> ImapSession:
         async with self._login_slots:  # held for connect, TLS and login only
-            return await ImapSession.open(
-                self.account.imap,
-                self._login.username,
-                self._login.password,
-                self._ssl_context,
-                oauth=self._login.oauth,
-            )
+            return await ImapSession.open(self.account.imap, self._login, self._ssl_context)
 
     def _checked(self, headers: Message) -> str | None:
         try:
