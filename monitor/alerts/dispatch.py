@@ -23,9 +23,7 @@ import structlog
 
 from monitor.adapters import notifiers
 from monitor.adapters.alertstore import AlertStore, Conflict, Delivery, Outgoing, StoredAlert
-from monitor.adapters.oauth import token_source
 from monitor.adapters.store import Store
-from monitor.adapters.tls import client_context
 from monitor.alerts import message as alertmsg
 from monitor.alerts.state import AlertState, Key, Observation, Transition, observe, step
 from monitor.config.alert_settings import EmailChannel, WebhookChannel
@@ -326,18 +324,8 @@ async def send(
         account = cfg.account(channel.account)
     except KeyError:
         return f"account {channel.account} is no longer in the config"
-    if account.smtp is None:
-        return f"account {account.name} has no smtp"
     return await notifiers.send_email(
-        account.smtp,
-        username=account.username,
-        password=account.password.get_secret_value() if account.password else None,
-        ssl_context=client_context(account.ca_files),
-        sender=account.email,
-        to=target,
-        alert=alert,
-        delivery_id=delivery_id,
-        oauth=token_source(account, cfg.monitor.state_dir),
+        account, target, alert, delivery_id=delivery_id, state_dir=cfg.monitor.state_dir
     )
 
 

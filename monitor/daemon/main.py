@@ -30,10 +30,12 @@ from monitor.alerts.dispatch import Alerting
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
-from monitor.daemon import http, sdnotify, slots
+from monitor.core.slots import jitter, phase, slot_for
+from monitor.daemon import http, sdnotify
 from monitor.daemon.metrics import Metrics
+from monitor.daemon.slots import SlotTrigger
 from monitor.dnscheck.run import log_posture
-from monitor.probe.runner import ProbeRunner, Progress, slot_for
+from monitor.probe.runner import ProbeRunner, Progress
 from monitor.reports.weekly import Reporting
 
 log = structlog.get_logger(__name__)
@@ -164,13 +166,13 @@ class Daemon:
 
         # The first canary soon after start; with many routes, FIRST_RUNS_PER_SECOND at most,
         # so a start does not send to 1,000 mailboxes while their watchers still log in.
-        spread = random.uniform(0, min(slots.jitter(route.interval), 5))
+        spread = random.uniform(0, min(jitter(route.interval), 5))
         soon = 1 + queue / FIRST_RUNS_PER_SECOND + spread
         first = utcnow() + timedelta(seconds=min(soon, route.interval))
         self.scheduler.add_job(
             fire,
             # One run per slot, at the route's phase in it: a late run keeps its slot.
-            slots.SlotTrigger(route.interval, slots.phase(route.name, route.interval)),
+            SlotTrigger(route.interval, phase(route.name, route.interval)),
             id=f"route:{route.name}",
             name=route.name,
             replace_existing=True,

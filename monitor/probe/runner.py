@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -20,8 +19,8 @@ from datetime import datetime, timedelta
 import structlog
 
 from monitor.adapters import smtp
+from monitor.adapters.credentials import credentials
 from monitor.adapters.imap import ImapError
-from monitor.adapters.oauth import token_source
 from monitor.adapters.store import SlotTaken, Store
 from monitor.adapters.tls import client_context
 from monitor.config.load import Config
@@ -38,6 +37,7 @@ from monitor.core.models import (
     Verdict,
     utcnow,
 )
+from monitor.core.slots import slot_for
 from monitor.probe import verdict
 from monitor.probe.watcher import Watcher
 
@@ -45,12 +45,6 @@ log = structlog.get_logger(__name__)
 
 # Called with (token, stage, record-so-far) so a face can show live progress.
 Progress = Callable[[PlannedProbe, str, ProbeRecord | None], None]
-
-
-def slot_for(moment: datetime, interval: float) -> datetime:
-    """The start of the interval `moment` falls in: one canary per route, recipient, slot."""
-    epoch = moment.timestamp()
-    return datetime.fromtimestamp(math.floor(epoch / interval) * interval, moment.tzinfo)
 
 
 class ProbeRunner:
@@ -82,7 +76,7 @@ class ProbeRunner:
                 verify=self.verify,
                 on_sighting=functools.partial(self._on_sighting, name),
                 on_failure=functools.partial(self._on_failure, name),
-                oauth=token_source(account, self.cfg.monitor.state_dir),
+                login=credentials(account, self.cfg.monitor.state_dir),
                 login_slots=self._logins,
             )
             self.watchers[name] = watcher
@@ -222,13 +216,11 @@ class ProbeRunner:
         async with self._sends:
             outcome = await smtp.send_message(
                 sender.smtp,
-                username=sender.username,
-                password=sender.password.get_secret_value() if sender.password else None,
+                login=credentials(sender, self.cfg.monitor.state_dir),
                 message=message,
                 mail_from=sender.email,
                 rcpt_to=recipient.email,
                 ssl_context=client_context(sender.ca_files),
-                oauth=token_source(sender, self.cfg.monitor.state_dir),
             )
         log.info(
             "canary sent" if outcome.ok else "send failed",
@@ -254,7 +246,7 @@ class ProbeRunner:
         self._pending.pop(token, None)
         recipient = self._recipient_of.pop(token, None)
         if (watcher := self.watchers.get(recipient or "")) is not None:
-            watcher.settled(token)
+            watcher.stop_expecting(token)
 
     async def _watch(
         self, planned: PlannedProbe, outcome: SendOutcome | None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from monitor.reports.build import Report
+from monitor.reports.document import Report
 from monitor.reports.model import VERDICTS
 from monitor.reports.query import SHORT, SHOWN_FAILURES
 from monitor.reports.text import instances_line

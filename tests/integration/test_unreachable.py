@@ -30,8 +30,7 @@ class Endpoint:
 async def _send(endpoint: Endpoint):
     return await send_message(
         endpoint,
-        username=None,
-        password=None,
+        login=None,
         message=b"Subject: x\r\n\r\nx\r\n",
         mail_from="a@example.test",
         rcpt_to="b@example.test",

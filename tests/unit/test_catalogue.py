@@ -33,7 +33,7 @@ def test_no_entry_repeats_another_entrys_conditions():
         for e in entries()
     ]
     assert len(conditions) == len(set(conditions))
-    assert all(e.explanation.strip() and e.remedy.strip() for e in entries())
+    assert all(e.says.explanation.strip() and e.says.remedy.strip() for e in entries())
 
 
 def reply(phase: Phase, line: str) -> Failure:

@@ -11,14 +11,14 @@ import pytest
 
 from monitor.core.catalogue import advise
 from monitor.core.models import Failure, Phase, Verdict
-from monitor.reports.build import (
+from monitor.reports.build import build
+from monitor.reports.document import (
     DEFAULT_INSTANCE,
     Aggregates,
     FailureCount,
     HourCount,
     Incident,
     Mailbox,
-    build,
 )
 from monitor.reports.model import (
     BUCKETS,

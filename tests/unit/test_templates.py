@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from monitor.alerts import message as alertmsg
 from monitor.core.models import Verdict
-from monitor.reports.build import Aggregates, FailureCount, HourCount, Mailbox, build
+from monitor.reports.build import build
+from monitor.reports.document import Aggregates, FailureCount, HourCount, Mailbox
 from monitor.reports.html import render_html
 from monitor.reports.model import days_period
 from monitor.templates import environment, render, stylesheet
