@@ -256,7 +256,7 @@ class ProbeRunner:
             watcher.settled(token)
 
     async def _watch(
-        self, planned: PlannedProbe, outcome: SendOutcome | None
+        self, planned: PlannedProbe, outcome: SendOutcome | None, reason: str | None = None
     ) -> tuple[Decision, Sighting | None]:
         future = self._pending[planned.token]
         remaining = (planned.deadline_at - utcnow()).total_seconds()
@@ -274,7 +274,7 @@ class ProbeRunner:
             except ImapError as exc:
                 return verdict.check_failed(exc.failure), None
             if seen is None:
-                return verdict.missing(), None
+                return verdict.not_found(outcome, reason), None
         return verdict.found(outcome, seen, planned.deadline_at), seen
 
     async def _find(self, planned: PlannedProbe) -> Sighting | None:
@@ -366,6 +366,10 @@ class ProbeRunner:
             token=planned.token,
             probe_id=record.id,
         ):
+            if record.state == "planned" or (record.send is not None and not record.send.ok):
+                # It never left (the send had not begun), or its failure is on record.
+                decision = verdict.not_found(record.send, "restart")
+                return await self._record(record.id, planned, record.send, decision)
             future = self._expect(planned)
             try:
                 # It may have landed while we were down, before the watcher's baseline.
@@ -375,11 +379,9 @@ class ProbeRunner:
                     early = None
                 if early is not None and not future.done():
                     future.set_result(early)
-                decision, sighting = await self._watch(planned, record.send)
+                decision, sighting = await self._watch(planned, record.send, "restart")
             finally:
                 self._forget(planned.token)
-            if decision.verdict is Verdict.MISSING:
-                decision = verdict.missing("restart")
             return await self._record(record.id, planned, record.send, decision, sighting)
 
     async def sweep(self, older_than: float = 86400.0) -> int:
