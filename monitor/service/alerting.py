@@ -6,8 +6,9 @@ and writes each change together with its outbox rows in one transaction; another
 is due, with exponential backoff (5 s doubling to 10 min, given up after a day) and a lease
 per row; a third ticks reminders. A dead webhook or SMTP server only ever delays its own
 outbox rows. At start, leases this instance held when it died are freed (those rows go out
-again, with the same delivery id) and probes finished while alerting was not looking are
-replayed (the state machine ignores what it has already seen).
+again, with the same delivery id), probes finished while alerting was not looking are
+replayed (the state machine ignores what it has already seen), and reminders that fell due
+meanwhile are sent.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ class Alerting:
         self._states = await self.store.load()
         if probes is not None:
             await self._catch_up(probes)
+        # Reminders that fell due while we were down go out now, not a tick later: a daemon
+        # restarted more often than REMIND_TICK would otherwise never send one.
+        await self._remind_safely()
         self._client = httpx.AsyncClient(follow_redirects=False)
         self._tasks = [
             self._spawn(self._observe_loop()),
@@ -232,10 +236,13 @@ class Alerting:
     async def _remind_loop(self) -> None:
         while True:
             await asyncio.sleep(REMIND_TICK)
-            try:
-                await self.remind()
-            except Exception as exc:
-                log.error("alert reminders failed", error=_first_line(exc))
+            await self._remind_safely()
+
+    async def _remind_safely(self) -> None:
+        try:
+            await self.remind()
+        except Exception as exc:  # a database hiccup must not end alerting
+            log.error("alert reminders failed", error=_first_line(exc))
 
     async def _deliver_loop(self) -> None:
         while True:
