@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -33,6 +34,7 @@ from monitor.config.load import Config
 from monitor.core import alertmsg
 from monitor.core.alerts import AlertState, Key, Observation, Transition, observe, step
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
+from monitor.service import logging as logs
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +58,7 @@ class Alerting:
         give_up_after: float = 86400.0,
     ) -> None:
         self.cfg = cfg
+        hide_urls(cfg)
         self.store = AlertStore(engine)
         self.owner = cfg.monitor.instance
         self.backoff = backoff
@@ -112,6 +115,7 @@ class Alerting:
 
     def reconfigure(self, cfg: Config) -> None:
         self.cfg = cfg
+        hide_urls(cfg)
         self._wake.set()
 
     def states(self) -> list[AlertState]:
@@ -344,6 +348,7 @@ async def send(
 
 async def send_test_alerts(cfg: Config) -> list[tuple[str, str, str | None]]:
     """One test message through every channel and target now: (channel, target, error)."""
+    hide_urls(cfg)
     at = utcnow()
     targets = [(c, to) for c in cfg.alerts.email for to in c.to]
     targets += [(c, "") for c in cfg.alerts.webhook]
@@ -359,6 +364,16 @@ async def send_test_alerts(cfg: Config) -> list[tuple[str, str, str | None]]:
         return channel.name, target, error
 
     return list(await asyncio.gather(*(one(c, t) for c, t in targets)))
+
+
+def hide_urls(cfg: Config) -> None:
+    """Webhook URLs (and their paths, where Slack and Teams keep the token) never reach a log."""
+    for channel in cfg.alerts.webhook:
+        parts = urlsplit(channel.url)
+        logs.hide(channel.url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        if len(path) >= 16:  # a token's length; "/mailcanary" would hide file paths too
+            logs.hide(path)
 
 
 def webhook(channel: WebhookChannel) -> notifiers.Webhook:
