@@ -19,6 +19,10 @@ from monitor.core import verdict
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
 from monitor.service.daemon import READY_TIMEOUT, opened
 
+# A one-shot check gives up on a mailbox after this many failed IMAP sessions in a row
+# (each ends at the first step with no answer within imap_timeout; 1 s and 2 s between).
+IMAP_ATTEMPTS = 3
+
 out = Console()
 if not out.is_terminal:
     out = Console(width=200)  # piped to a file or a pager: do not wrap at 80 columns
@@ -63,7 +67,7 @@ async def probe_once(
     wait = deadline or cfg.monitor.deadline
     board = LiveBoard(f"mailcanary probe — deadline {wait:g}s per canary", routes)
     live = out.is_terminal and not as_json and not quiet
-    async with opened(cfg, progress=board.update) as runner:
+    async with opened(cfg, progress=board.update, give_up_after=IMAP_ATTEMPTS) as runner:
         await runner.start_watchers({to for r in routes for to in r.recipients})
         await runner.wait_watchers_ready(READY_TIMEOUT)
         jobs = [runner.probe(r, to, deadline=wait) for r in routes for to in r.recipients]

@@ -53,8 +53,20 @@ def slot_for(moment: datetime, interval: float) -> datetime:
 
 
 class ProbeRunner:
-    def __init__(self, cfg: Config, store: Store, key: bytes, *, progress: Progress | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        key: bytes,
+        *,
+        progress: Progress | None = None,
+        give_up_after: int | None = None,
+    ):
         self.cfg = cfg
+        # A one-shot check cannot wait out a deadline for a mailbox it cannot get into: after
+        # this many failed IMAP sessions in a row its probes are check_failed. None: the
+        # daemon's way, where only the final search at the deadline decides.
+        self.give_up_after = give_up_after
         self.store = store
         self.key = key
         self.progress = progress
@@ -127,12 +139,24 @@ class ProbeRunner:
         elif self._recipient_of.get(sighting.token) == recipient and not future.done():
             future.set_result(sighting)
 
+    def _hopeless(self, watcher: Watcher | None, failure: Failure | None) -> Failure | None:
+        """The failure that settles probes to this watcher's mailbox now, without waiting."""
+        if watcher is None or failure is None:
+            return None
+        if not failure.transient:
+            return failure
+        tries = watcher.failed_attempts
+        if self.give_up_after is None or tries < self.give_up_after:
+            return None  # the final search at the deadline decides; a blip is not a verdict
+        return replace(failure, message=f"{failure.message} ({tries} attempts)")
+
     def _on_failure(self, recipient: str, failure: Failure) -> None:
-        if failure.transient:
-            return  # the final search at the deadline decides; a blip is not a verdict
+        hopeless = self._hopeless(self.watchers.get(recipient), failure)
+        if hopeless is None:
+            return
         for token, future in self._pending.items():
             if self._recipient_of.get(token) == recipient and not future.done():
-                future.set_result(failure)
+                future.set_result(hopeless)
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -244,9 +268,10 @@ class ProbeRunner:
         self._pending[planned.token] = future
         self._recipient_of[planned.token] = planned.recipient
         watcher = self.watchers.get(planned.recipient)
-        if watcher is not None and watcher.last_failure and not watcher.connected:
-            if not watcher.last_failure.transient:
-                future.set_result(watcher.last_failure)
+        if watcher is not None and not watcher.connected:
+            failure = self._hopeless(watcher, watcher.last_failure)
+            if failure is not None:
+                future.set_result(failure)
         return future
 
     def _forget(self, token: str) -> None:
