@@ -67,7 +67,15 @@ async def probe_once(
     wait = deadline or cfg.monitor.deadline
     board = LiveBoard(f"mailcanary probe — deadline {wait:g}s per canary", routes)
     live = out.is_terminal and not as_json and not quiet
-    async with opened(cfg, progress=board.update, give_up_after=IMAP_ATTEMPTS) as runner:
+
+    def progress(planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
+        board.update(planned, stage, record)
+        if as_json and stage == "final" and record is not None:
+            # Each line as its canary is judged: a slow mailbox holds up only its own.
+            sys.stdout.write(render.json_line(record) + "\n")
+            sys.stdout.flush()
+
+    async with opened(cfg, progress=progress, give_up_after=IMAP_ATTEMPTS) as runner:
         await runner.start_watchers({to for r in routes for to in r.recipients})
         await runner.wait_watchers_ready(READY_TIMEOUT)
         jobs = [runner.probe(r, to, deadline=wait) for r in routes for to in r.recipients]
@@ -87,10 +95,7 @@ async def probe_once(
     records = [r for r in results if r is not None]
     if collect is not None:
         collect.extend(records)
-    if as_json:
-        for record in records:
-            sys.stdout.write(render.json_line(record) + "\n")
-    elif not quiet:
+    if not as_json and not quiet:
         out.print(board.table())
     return verdict.exit_code([r.decision.verdict for r in records if r.decision])
 

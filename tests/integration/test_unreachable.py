@@ -165,3 +165,32 @@ async def test_probe_gives_up_on_dead_mailboxes_long_before_the_deadline(mailsta
     assert (got["down"][1], got["tarpit"][1]) == ("connect_failed", "timeout")
     assert all(message.endswith("(3 attempts)") for _, _, message in got.values())
     assert len(tarpit.held) >= 3  # it really was tried three times
+
+
+@pytest.mark.mailstack
+async def test_probe_json_prints_each_canary_as_it_is_judged(mailstack, tmp_path):
+    """The inbox canary's line is out while the tarpitted one cannot be done yet: its IMAP
+    sessions hang (imap_timeout 10m) until the test hangs up on them."""
+    tarpit = Tarpit()
+    port = await tarpit.start()
+    routes = [
+        ("fast", "alice", {"bob": Verdict.INBOX}),
+        ("slow", "alice", {"bob-tarpit": Verdict.CHECK_FAILED}),
+    ]
+    proc = await _start_probe(_probe_config(mailstack, tmp_path, routes, port, "10m"))
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(120):
+            first = json.loads(await proc.stdout.readline())
+            assert (first["route"], first["verdict"]) == ("fast", "inbox")
+            assert tarpit.held and proc.returncode is None  # the slow one is still held
+            await tarpit.release()
+            second = json.loads(await proc.stdout.readline())
+            assert await proc.stdout.read() == b""
+            assert await proc.wait() == 3
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await tarpit.release()
+    assert (second["route"], second["verdict"]) == ("slow", "check_failed")
