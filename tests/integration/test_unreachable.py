@@ -9,11 +9,12 @@ accepts, with its accept queue full, makes the kernel drop further SYNs: connect
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,14 @@ class Tarpit:
             writer.close()
 
 
-def _probe_config(stack, tmp_path: Path, routes: list, tarpit: int, imap_timeout: str) -> Path:
+@contextlib.asynccontextmanager
+async def probing(
+    stack, tmp_path: Path, routes: list, imap_timeout: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, Tarpit]]:
+    """`probe --json --deadline 10m` as a subprocess, with an account `bob-tarpit` whose IMAP
+    server is a tarpit; both are stopped on the way out."""
+    tarpit = Tarpit()
+    port = await tarpit.start()
     monitor = (
         f'database = "sqlite:///{tmp_path}/mc.db"\nstate_dir = "{tmp_path}/state"\n'
         'deadline = "10m"\npoll_interval = "2s"\nlisten = ""\n'
@@ -117,14 +125,10 @@ def _probe_config(stack, tmp_path: Path, routes: list, tarpit: int, imap_timeout
     path.write_text(
         path.read_text() + f'\n[[accounts]]\nname = "bob-tarpit"\nemail = "{bob.email}"\n'
         f'password_file = "{tmp_path}/secrets/bob"\n'
-        f'imap = {{ host = "127.0.0.1", port = {tarpit}, security = "none", '
+        f'imap = {{ host = "127.0.0.1", port = {port}, security = "none", '
         f'timeout = "{imap_timeout}" }}\n'
     )
-    return path
-
-
-async def _start_probe(path: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+    proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *("-m", "monitor.cli", "--config", str(path), "probe", "--json"),
         stdout=asyncio.subprocess.PIPE,
@@ -132,27 +136,26 @@ async def _start_probe(path: Path) -> asyncio.subprocess.Process:
         env={**os.environ, "PYTHONPATH": str(REPO)},
         cwd=REPO,
     )
+    try:
+        yield proc, tarpit
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await tarpit.release()
 
 
 @pytest.mark.mailstack
 async def test_probe_gives_up_on_dead_mailboxes_long_before_the_deadline(mailstack, tmp_path):
     """A closed IMAP port and a tarpit: check_failed after 3 attempts, not after `deadline`
     (10 minutes here; the test allows 2). The tarpit's attempts end at imap_timeout (2 s)."""
-    tarpit = Tarpit()
-    port = await tarpit.start()
     routes = [
         ("down", "alice", {"bob-imap-down": Verdict.CHECK_FAILED}),
         ("tarpit", "alice", {"bob-tarpit": Verdict.CHECK_FAILED}),
     ]
-    proc = await _start_probe(_probe_config(mailstack, tmp_path, routes, port, "2s"))
-    try:
+    async with probing(mailstack, tmp_path, routes, "2s") as (proc, tarpit):
         async with asyncio.timeout(120):
             stdout, _ = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await tarpit.release()
     got = {
         line["route"]: (line["verdict"], line["failure"], line["failure_message"])
         for line in map(json.loads, stdout.decode().splitlines())
@@ -171,15 +174,12 @@ async def test_probe_gives_up_on_dead_mailboxes_long_before_the_deadline(mailsta
 async def test_probe_json_prints_each_canary_as_it_is_judged(mailstack, tmp_path):
     """The inbox canary's line is out while the tarpitted one cannot be done yet: its IMAP
     sessions hang (imap_timeout 10m) until the test hangs up on them."""
-    tarpit = Tarpit()
-    port = await tarpit.start()
     routes = [
         ("fast", "alice", {"bob": Verdict.INBOX}),
         ("slow", "alice", {"bob-tarpit": Verdict.CHECK_FAILED}),
     ]
-    proc = await _start_probe(_probe_config(mailstack, tmp_path, routes, port, "10m"))
-    assert proc.stdout is not None
-    try:
+    async with probing(mailstack, tmp_path, routes, "10m") as (proc, tarpit):
+        assert proc.stdout is not None
         async with asyncio.timeout(120):
             first = json.loads(await proc.stdout.readline())
             assert (first["route"], first["verdict"]) == ("fast", "inbox")
@@ -188,9 +188,4 @@ async def test_probe_json_prints_each_canary_as_it_is_judged(mailstack, tmp_path
             second = json.loads(await proc.stdout.readline())
             assert await proc.stdout.read() == b""
             assert await proc.wait() == 3
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await tarpit.release()
     assert (second["route"], second["verdict"]) == ("slow", "check_failed")
