@@ -95,10 +95,6 @@ def not_found(outcome: SendOutcome | None, reason: str | None = None) -> Decisio
     )
 
 
-def interrupted(decision: Decision) -> bool:
-    return decision.failure is not None and decision.failure.kind == INTERRUPTED
-
-
 def check_failed(failure: Failure) -> Decision:
     return Decision(verdict=Verdict.CHECK_FAILED, failure=failure)
 

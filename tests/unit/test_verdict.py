@@ -95,9 +95,8 @@ def test_only_a_handed_off_canary_can_be_missing():
     # nothing recorded (planned, or stopped mid-conversation): interrupted, never missing
     for outcome in (None, SendOutcome(phase=Phase.DATA)):
         unknown = verdict.not_found(outcome, "restart")
-        assert unknown.verdict is Verdict.SEND_FAILED and verdict.interrupted(unknown)
-        assert unknown.failure is not None and unknown.failure.transient
-    assert not verdict.interrupted(refused)
+        assert unknown.verdict is Verdict.SEND_FAILED and unknown.failure is not None
+        assert (unknown.failure.kind, unknown.failure.transient) == (verdict.INTERRUPTED, True)
 
 
 def test_failures_and_exit_codes():
