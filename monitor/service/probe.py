@@ -141,11 +141,9 @@ class ProbeRunner:
 
     def _hopeless(self, watcher: Watcher | None, failure: Failure | None) -> Failure | None:
         """The failure that settles probes to this watcher's mailbox now, without waiting."""
-        if watcher is None or failure is None:
-            return None
-        if not failure.transient:
+        if failure is None or not failure.transient:
             return failure
-        tries = watcher.failed_attempts
+        tries = watcher.failed_attempts if watcher is not None else 0
         if self.give_up_after is None or tries < self.give_up_after:
             return None  # the final search at the deadline decides; a blip is not a verdict
         return replace(failure, message=f"{failure.message} ({tries} attempts)")
