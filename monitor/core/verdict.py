@@ -95,6 +95,17 @@ def not_found(outcome: SendOutcome | None, reason: str | None = None) -> Decisio
     )
 
 
+def revisable(decision: Decision) -> bool:
+    """Whether a canary turning up after this verdict replaces it: only a verdict that said
+    "not seen" and nothing more (missing, or interrupted before the hand-off)."""
+    failure = decision.failure
+    return decision.verdict is Verdict.MISSING or (
+        decision.verdict is Verdict.SEND_FAILED
+        and failure is not None
+        and failure.kind == INTERRUPTED
+    )
+
+
 def check_failed(failure: Failure) -> Decision:
     return Decision(verdict=Verdict.CHECK_FAILED, failure=failure)
 

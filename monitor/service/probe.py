@@ -35,7 +35,6 @@ from monitor.core.models import (
     ProbeRecord,
     SendOutcome,
     Sighting,
-    Verdict,
     utcnow,
 )
 from monitor.service.watcher import Watcher
@@ -351,13 +350,14 @@ class ProbeRunner:
     # -- after the fact -----------------------------------------------------------------
 
     async def _late(self, recipient: str, sighting: Sighting) -> None:
-        """A canary nobody waits for: one that turned up after its probe said missing."""
+        """A canary nobody waits for: one that turned up after its probe said missing (or
+        that it was interrupted before its hand-off: it did leave after all)."""
         record = await self.store.by_token(sighting.token)
         if record is None or record.decision is None:
             return  # still in flight here or at another instance: that probe decides
         if record.planned.recipient != recipient:
             return
-        if record.decision.verdict is not Verdict.MISSING:
+        if not verdict.revisable(record.decision):
             return
         decision = verdict.found(record.send, sighting, record.planned.deadline_at)
         if await self.store.mark_late(sighting.token, decision, sighting):

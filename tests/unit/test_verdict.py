@@ -97,6 +97,8 @@ def test_only_a_handed_off_canary_can_be_missing():
         unknown = verdict.not_found(outcome, "restart")
         assert unknown.verdict is Verdict.SEND_FAILED and unknown.failure is not None
         assert (unknown.failure.kind, unknown.failure.transient) == (verdict.INTERRUPTED, True)
+        assert verdict.revisable(unknown)  # should the canary turn up after all
+    assert verdict.revisable(handed_off) and not verdict.revisable(refused)
 
 
 def test_failures_and_exit_codes():
