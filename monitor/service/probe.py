@@ -62,9 +62,8 @@ class ProbeRunner:
         give_up_after: int | None = None,
     ):
         self.cfg = cfg
-        # A one-shot check cannot wait out a deadline for a mailbox it cannot get into: after
-        # this many failed IMAP sessions in a row its probes are check_failed. None: the
-        # daemon's way, where only the final search at the deadline decides.
+        # One-shot checks: this many failed IMAP sessions in a row make a mailbox's probes
+        # check_failed at once. None (the daemon): the final search at the deadline decides.
         self.give_up_after = give_up_after
         self.store = store
         self.key = key
@@ -350,8 +349,7 @@ class ProbeRunner:
     # -- after the fact -----------------------------------------------------------------
 
     async def _late(self, recipient: str, sighting: Sighting) -> None:
-        """A canary nobody waits for: one that turned up after its probe said missing (or
-        that it was interrupted before its hand-off: it did leave after all)."""
+        """A canary nobody waits for: it turned up after its probe said it was not seen."""
         record = await self.store.by_token(sighting.token)
         if record is None or record.decision is None:
             return  # still in flight here or at another instance: that probe decides
