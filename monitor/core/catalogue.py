@@ -149,6 +149,13 @@ KIND_ENTRIES: tuple[Entry, ...] = (
         "Nothing to fix unless the account was removed by mistake.",
         kind="account_removed",
     ),
+    entry(
+        "mailcanary stopped (a crash, a kill or a stop that outlasted drain_timeout) before "
+        "this canary's hand-off was recorded, and it was not found by its deadline: whether "
+        "it ever left is unknown. It counts towards no alert.",
+        "Nothing to fix on the route; if it happens often, find out why the daemon stops.",
+        kind="interrupted",
+    ),
 )
 
 FALLBACK = Advice(

@@ -48,14 +48,16 @@ FIRST_RUNS_PER_SECOND = 20
 
 
 @asynccontextmanager
-async def opened(cfg: Config, *, progress: Progress | None = None) -> AsyncIterator[ProbeRunner]:
+async def opened(
+    cfg: Config, *, progress: Progress | None = None, give_up_after: int | None = None
+) -> AsyncIterator[ProbeRunner]:
     """Store migrated, key loaded, runner built; everything closed on the way out."""
     tls.trim_read_buffers()
     store = await Store.open(cfg.monitor.database)
     try:
         await store.upgrade()
         key = keyfile.load_or_create(cfg.monitor.state_dir)
-        runner = ProbeRunner(cfg, store, key, progress=progress)
+        runner = ProbeRunner(cfg, store, key, progress=progress, give_up_after=give_up_after)
         try:
             yield runner
         finally:

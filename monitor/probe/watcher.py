@@ -100,6 +100,7 @@ class Watcher:
         self._log = structlog.get_logger(__name__).bind(account=account.name)
         self._tasks: dict[Role, asyncio.Task[None]] = {}
         self._up = {role: False for role in Role}
+        self._failed = dict.fromkeys(Role, 0)  # failed sessions in a row, per folder loop
         self._positions: dict[Role, _Position] = {}
         self._reported: OrderedDict[str, None] = OrderedDict()
         self._tried: set[Role] = set()  # folder loops that came up or failed at least once
@@ -113,6 +114,11 @@ class Watcher:
     def connected(self) -> bool:
         """Every folder session is up (logged in, folder selected)."""
         return bool(self._tasks) and all(self._up.values())
+
+    @property
+    def failed_attempts(self) -> int:
+        """Sessions in a row that failed before watching, in the folder loop failing most."""
+        return max(self._failed.values())
 
     # ------------------------------------------------------------ life cycle
 
@@ -174,11 +180,11 @@ class Watcher:
                 session = await self._open()
                 await self._watch(session, role, log)
             except ImapError as exc:
-                await self._fail(exc.failure, log)
+                await self._fail(role, exc.failure, log)
                 self._note_tried(role)
             except Exception as exc:  # a bug must not end the watch for good
                 log.exception("watcher error")
-                await self._fail(Failure("watcher_error", Phase.FETCH, True, repr(exc)), log)
+                await self._fail(role, Failure("watcher_error", Phase.FETCH, True, repr(exc)), log)
                 self._note_tried(role)
             finally:
                 if self._up[role]:
@@ -198,6 +204,7 @@ class Watcher:
         if known is not None and (known.folder, known.uidvalidity) == (name, uidvalidity):
             next_uid = known.next_uid  # read what arrived while we were away
         self._up[role] = True
+        self._failed[role] = 0
         self._note_tried(role)
         log.info("watching", imap_folder=name, idle=session.can_idle, next_uid=next_uid)
         pushed, look = True, True  # SELECT has just shown the folder as it is
@@ -260,7 +267,9 @@ class Watcher:
         log.info("canary seen", canary=token, role=role.value, uid=fetched.uid)
         await self._call(self._on_sighting, sighting, log)
 
-    async def _fail(self, failure: Failure, log: Any) -> None:
+    async def _fail(self, role: Role, failure: Failure, log: Any) -> None:
+        # Counted before the callback reads it; a session that was up starts the count again.
+        self._failed[role] = 1 if self._up[role] else self._failed[role] + 1
         self.last_failure = failure
         log.warning(
             "cannot watch", kind=failure.kind, transient=failure.transient, message=failure.message

@@ -12,7 +12,7 @@ from monitor.core.models import Failure, Phase
 
 # Kinds the IMAP adapter, the watcher and the probe runner raise besides the SMTP ones.
 WATCH_KINDS = {"server_unavailable", "select_failed", "spam_folder_missing", "watcher_error"}
-WATCH_KINDS |= {"account_removed"}
+WATCH_KINDS |= {"account_removed", "interrupted"}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS | WATCH_KINDS))
