@@ -316,6 +316,12 @@ def db_upgrade() -> None:
 @app.command()
 def demo(
     deadline: Annotated[str, typer.Option(help="How long each demo canary may take.")] = "20s",
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep", help="Leave the stack up afterwards, print commands to try, wait for kill."
+        ),
+    ] = False,
 ) -> None:
     """Start a private Postfix + Dovecot on 127.0.0.1 and probe it: verdicts live."""
     try:
@@ -324,7 +330,7 @@ def demo(
         fail(f"demo: {exc.name} is not installed; pip install 'mailcanary[demo]'", EX_UNAVAILABLE)
     logsetup.configure("INFO" if state.verbose else "ERROR")
     seconds = duration_option(deadline, "--deadline") or 20.0
-    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds)))
+    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds, keep=keep)))
 
 
 def main() -> None:
