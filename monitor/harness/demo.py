@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -169,7 +170,7 @@ async def run_demo(*, deadline: float, keep: bool = False) -> int:
         records = []
         await probe_once(cfg, cfg.routes, deadline=deadline, as_json=False, collect=records)
         code = _judge(records)
-        command = f"{_command_prefix()} --config {path}"
+        command = f"{_command_prefix()} --config {shlex.quote(str(path))}"
         if keep:
             _print_kept(stack, command)
             await _until_stopped()
@@ -207,23 +208,26 @@ def _say(line: str) -> None:
     out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def _sudo() -> str:
+    # Started through sudo: the stack, its secrets files and the database are root's.
+    return "sudo " if os.environ.get("SUDO_USER") else ""
+
+
 def _command_prefix() -> str:
     """How this process was started, so the printed commands run the same mailcanary."""
-    sudo = "sudo " if os.environ.get("SUDO_USER") else ""  # the secrets files are root's
     started_as = Path(sys.argv[0])
     if started_as.name == "mailcanary":
-        return f"{sudo}{started_as.absolute()}"
-    return f"{sudo}{sys.executable} -m monitor.cli"
+        return _sudo() + shlex.quote(str(started_as.absolute()))
+    return f"{_sudo()}{shlex.quote(sys.executable)} -m monitor.cli"
 
 
 def _print_kept(stack: MailStack, command: str) -> None:
     pids = ", ".join(f"{name} pid {pid}" for name, pid in stack.pids.items())
-    sudo = "sudo " if os.environ.get("SUDO_USER") else ""
     _say(f"\nThe mail stack stays up ({pids}; files in {stack.root}). Try, from anywhere:")
     width = max(len(args) for args, _ in KEPT_COMMANDS)
     for args, why in KEPT_COMMANDS:
         _say(f"  {command} {args.ljust(width)}  # {why}")
-    _say(f"Stop it: {sudo}kill {os.getpid()}   (this process; Ctrl-C here does the same)")
+    _say(f"Stop it: {_sudo()}kill {os.getpid()}   (this process; Ctrl-C here does the same)")
 
 
 # What is worth trying on a kept stack; tests run all but `run` and the full `probe`.
