@@ -371,6 +371,12 @@ def demo(
     deadline: Annotated[
         str, typer.Option(metavar="DURATION", help="How long each demo canary may take.")
     ] = "20s",
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep", help="Leave the stack up afterwards, print commands to try, wait for kill."
+        ),
+    ] = False,
 ) -> None:
     """Start a private Postfix + Dovecot on 127.0.0.1 and probe it: verdicts live."""
     try:
@@ -379,7 +385,7 @@ def demo(
         fail(f"demo: {exc.name} is not installed; pip install 'mailcanary[demo]'", EX_UNAVAILABLE)
     log_level("ERROR")
     seconds = duration_option(deadline, "--deadline") or 20.0
-    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds)))
+    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds, keep=keep)))
 
 
 GLOBAL_OPTIONS = {"--config": True, "-c": True, "--verbose": False, "-v": False}
