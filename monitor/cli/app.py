@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from monitor.core.models import ProbeRecord
+    pass
 
 from monitor.cli.common import (
     EX_CONFIG,
@@ -91,8 +91,8 @@ def probe(
 ) -> None:
     """Send one canary per (route, recipient) now and wait for every verdict."""
     from monitor.cli.nagios import plugin_error
+    from monitor.cli.probe import run_probe
     from monitor.config.file_models import DEADLINE
-    from monitor.probe.oneshot import probe_once
 
     try:
         cfg = config(routes=True)
@@ -114,24 +114,15 @@ def probe(
     routes = [r for r in cfg.routes if not wanted or r.name in wanted]
     # The verdict table already says why a mailbox could not be watched; -v shows the retries.
     log_level("ERROR")
+    wait = duration_option(deadline, "--deadline", DEADLINE)
+    code, records = run_async(
+        lambda: run_probe(cfg, routes, deadline=wait, as_json=as_json, quiet=nagios)
+    )
     if nagios:
         from monitor.cli.nagios import canaries, plugin_output
 
-        records: list[ProbeRecord] = []
-        wait = duration_option(deadline, "--deadline", DEADLINE)
-        run_async(
-            lambda: probe_once(
-                cfg, routes, deadline=wait, as_json=False, collect=records, quiet=True
-            )
-        )
         line, code = plugin_output(canaries(records))
         typer.echo(line)
-        raise typer.Exit(code)
-    code = run_async(
-        lambda: probe_once(
-            cfg, routes, deadline=duration_option(deadline, "--deadline", DEADLINE), as_json=as_json
-        )
-    )
     raise typer.Exit(code)
 
 
@@ -158,7 +149,7 @@ def history(
     limit: Annotated[int, typer.Option(metavar="N", help="At most this many probes.")] = 200,
 ) -> None:
     """Recorded probes, newest first."""
-    from monitor.probe.oneshot import show_history
+    from monitor.cli.probe import show_history
 
     cfg = config()
     log_level("WARNING")
@@ -224,7 +215,7 @@ def diagnose(
     ] = False,
 ) -> None:
     """Check one account step by step: DNS, ports, TLS, certificate, login, IMAP folders."""
-    from monitor.diagnose.run import run_diagnose
+    from monitor.cli.diagnose import run_diagnose
 
     cfg = config()
     chosen = known_account(cfg, account)
@@ -316,7 +307,7 @@ def providers(
     as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
 ) -> None:
     """The provider presets: hosts, ports, security, spam folder, how programs log in."""
-    from monitor.probe.oneshot import show_providers
+    from monitor.cli.probe import show_providers
 
     show_providers(as_json=as_json)
 

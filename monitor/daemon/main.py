@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
@@ -24,8 +23,6 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.adapters import keyfile, tls
-from monitor.adapters.store import Store
 from monitor.alerts.dispatch import Alerting
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
@@ -35,35 +32,16 @@ from monitor.daemon import http, sdnotify
 from monitor.daemon.metrics import Metrics
 from monitor.daemon.slots import SlotTrigger
 from monitor.dnscheck.run import log_posture
-from monitor.probe.runner import ProbeRunner, Progress
+from monitor.probe.runner import ProbeRunner
+from monitor.probe.setup import READY_TIMEOUT, opened
 from monitor.reports.weekly import Reporting
 
 log = structlog.get_logger(__name__)
 
 SWEEP_EVERY = timedelta(hours=6)
 SWEEP_OLDER_THAN = 86400.0
-READY_TIMEOUT = 15.0
 HEARTBEAT_SECONDS = 15.0
 FIRST_RUNS_PER_SECOND = 20
-
-
-@asynccontextmanager
-async def opened(
-    cfg: Config, *, progress: Progress | None = None, give_up_after: int | None = None
-) -> AsyncIterator[ProbeRunner]:
-    """Store migrated, key loaded, runner built; everything closed on the way out."""
-    tls.trim_read_buffers()
-    store = await Store.open(cfg.monitor.database)
-    try:
-        await store.upgrade()
-        key = keyfile.load_or_create(cfg.monitor.state_dir)
-        runner = ProbeRunner(cfg, store, key, progress=progress, give_up_after=give_up_after)
-        try:
-            yield runner
-        finally:
-            await runner.stop()
-    finally:
-        await store.close()
 
 
 def recipients(cfg: Config) -> set[str]:

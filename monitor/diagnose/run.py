@@ -27,7 +27,6 @@ to expiry, no spam folder found); 2 a required step ✗.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import secrets
 import time
@@ -35,9 +34,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
 
 from monitor.adapters import smtp_inspect
 from monitor.adapters.credentials import credentials
@@ -326,45 +322,3 @@ def document(diagnosis: Diagnosis) -> dict[str, Any]:
         "steps": steps,
         "suggestions": diagnosis.suggestions,
     }
-
-
-def render(diagnosis: Diagnosis, out: Console) -> None:
-    out.print(f"[bold]mailcanary diagnose {escape(diagnosis.account)}[/]", highlight=False)
-    for s in diagnosis.steps:
-        mark = "[green]✓[/]" if s.ok else "[dim]–[/]" if s.ok is None else "[red]✗[/]"
-        if s.ok is False and not s.required:
-            mark = "[yellow]✗[/]"
-        line = f"{mark} {s.service} {s.step} [dim]{escape(s.target)}[/]  {escape(s.detail)}"
-        out.print(line, highlight=False)
-        if s.ok is False and s.remedy:
-            out.print(f"    [yellow]→[/] {escape(s.remedy)}", highlight=False)
-        for note in s.notes:
-            out.print(f"      {escape(note)}", highlight=False)
-    for suggestion in diagnosis.suggestions:
-        out.print(f"[bold]Suggestion:[/] {escape(suggestion)}", highlight=False)
-    verdicts = [
-        "[green]all checks passed[/]",
-        "[yellow]only optional checks failed[/]",
-        "[red]the account as configured does not work[/]",
-    ]
-    out.print(verdicts[diagnosis.exit_code])
-
-
-async def run_diagnose(
-    account: Account,
-    *,
-    as_json: bool,
-    send_test: bool,
-    wait: float,
-    out: Console | None = None,
-    state_dir: Path | None = None,
-) -> int:
-    """What the CLI calls: diagnose, print, and return the exit code."""
-    result = await diagnose(account, send_test=send_test, wait=wait, state_dir=state_dir)
-    out = out or Console()
-    if as_json:
-        text = json.dumps(document(result), ensure_ascii=False, indent=2)
-        out.out(text, highlight=False)  # plain: no markup, no wrapping
-    else:
-        render(result, out)
-    return result.exit_code

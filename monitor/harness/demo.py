@@ -145,7 +145,7 @@ def write_config(
 async def run_demo(*, deadline: float, keep: bool = False) -> int:
     """Probe every route of a fresh stack once; with `keep`, leave the stack up afterwards
     (commands to try printed) until this process gets SIGTERM or SIGINT."""
-    from monitor.probe.oneshot import probe_once
+    from monitor.cli.probe import run_probe
 
     reason = missing_requirements()
     if reason is not None:
@@ -167,8 +167,7 @@ async def run_demo(*, deadline: float, keep: bool = False) -> int:
             f"database: {cfg.monitor.database}\n",
             markup=False,
         )
-        records = []
-        await probe_once(cfg, cfg.routes, deadline=deadline, as_json=False, collect=records)
+        _, records = await run_probe(cfg, cfg.routes, deadline=deadline)
         code = _judge(records)
         command = f"{_command_prefix()} --config {shlex.quote(str(path))}"
         if keep:
