@@ -54,6 +54,10 @@ class MessageFileError(ValueError):
     """A message file or template that cannot be used; the text is one line for the user."""
 
 
+class OversizedError(MessageFileError):
+    """Over MAX_BYTES: refused before reading."""
+
+
 @dataclass(frozen=True, slots=True)
 class RouteContent:
     """What a route sends instead of the plain canary (one of `message`, `template`)."""
@@ -70,7 +74,7 @@ def read_file(path: Path) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise MessageFileError(f"{path} is {size / 1048576:.1f} MB, over the 10 MB limit")
+            raise OversizedError(f"{path} is {size / 1048576:.1f} MB, over the 10 MB limit")
         return path.read_bytes()
     except OSError as exc:
         raise MessageFileError(f"cannot read {path}: {exc.strerror or exc}") from None

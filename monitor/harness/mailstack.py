@@ -249,6 +249,11 @@ class MailStack:
         return self._spamd is not None
 
     @property
+    def spamd_port(self) -> int | None:
+        """Where the harness's spamd listens on 127.0.0.1 (for spamc), while it runs."""
+        return None if self._spamd is None else self._spamd.port
+
+    @property
     def postfix_log(self) -> Path:
         return self._postfix.log
 
