@@ -266,7 +266,7 @@ class _Resolver:
             name=found.name,
             email=found.email,
             provider=found.provider,
-            username=found.username or found.email,
+            username=found.username or (preset and preset.username) or found.email,
             password=password.secret,
             password_source=password.source,
             auth=found.auth,
