@@ -71,13 +71,17 @@ class RouteContent:
 
 
 def read_file(path: Path) -> bytes:
+    """The file's bytes; an mbox "From " separator line some programs export is dropped."""
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise OversizedError(f"{path} is {size / 1048576:.1f} MB, over the 10 MB limit")
-        return path.read_bytes()
+        raw = path.read_bytes()
     except OSError as exc:
         raise MessageFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if raw.startswith(b"From "):
+        raw = raw.partition(b"\n")[2]
+    return raw
 
 
 def parse(raw: bytes) -> EmailMessage:

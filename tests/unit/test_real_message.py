@@ -127,7 +127,10 @@ def load(tmp_path: Path, route: str):
 
 
 def test_good_message_and_template_routes_load_with_absolute_paths(tmp_path: Path):
-    (tmp_path / "news.eml").write_bytes(NEWSLETTER)
+    # As some mail programs save it: an mbox separator line first.
+    (tmp_path / "news.eml").write_bytes(
+        b"From news@shop.example.org Tue Dec  1 09:59:00 2026\n" + NEWSLETTER
+    )
     assert load(tmp_path, 'message = "news.eml"').routes[0].message == tmp_path / "news.eml"
     (tmp_path / "reset.html").write_text("<p>{{ recipient }}</p>")
     (route,) = load(tmp_path, 'message_template = "reset.html"\nsubject = "Reset"').routes
