@@ -302,6 +302,36 @@ def dns_check(
     raise typer.Exit(run_async(lambda: report_account(target, cfg.dns, as_json=as_json)))
 
 
+@app.command("lint-message")
+def lint_message(
+    file: Annotated[Path, typer.Argument(help="The message as an RFC 5322 file (.eml).")],
+    account: Annotated[
+        str | None, typer.Option(help="Check From and DKIM against this account.")
+    ] = None,
+    bulk: Annotated[
+        bool | None, typer.Option("--bulk/--not-bulk", help="Bulk mail? (default: guessed)")
+    ] = None,
+    spamd: Annotated[
+        str | None, typer.Option(help="Ask this spamd (HOST:PORT) via spamc instead.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Content checks before sending, plus SpamAssassin's score when it is installed.
+    Exit 0 clean, 1 warnings, 65 errors or spam, 66 unreadable, 78 bad config."""
+    import json
+
+    from monitor.content.lint import lint_file
+
+    email = known_account(config(), account).email if account else None
+    host, _, port = (spamd or "").rpartition(":")
+    if spamd is not None and not (host and port.isdigit()):
+        fail(f'--spamd: expected HOST:PORT, got "{spamd}"', 64)
+    address = (host, int(port)) if spamd else None
+    lines, shape, code = lint_file(file, account_email=email, bulk=bulk, spamd=address)
+    typer.echo(json.dumps(shape, ensure_ascii=False) if as_json else "\n".join(lines))
+    raise typer.Exit(code)
+
+
 @app.command()
 def providers(
     as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,

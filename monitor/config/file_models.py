@@ -297,3 +297,7 @@ class RouteFile(BaseModel):
     sender: str = Field(alias="from")
     recipients: list[str] = Field(alias="to", min_length=1)
     interval: Interval | None = None
+    # A real message instead of the plain canary (#16): an RFC 5322 file or a Jinja2 template.
+    message: str | None = None
+    message_template: str | None = None
+    subject: str | None = None

@@ -101,7 +101,9 @@ class _Resolver:
         monitor = self._monitor(doc.get("monitor", {}))
         dns = self._dns(doc.get("dns", {}))
         accounts = self._accounts(self._tables(doc, "accounts"), monitor)
-        routes, problems = resolve_routes(self._tables(doc, "routes"), accounts, monitor.interval)
+        routes, problems = resolve_routes(
+            self._tables(doc, "routes"), accounts, monitor.interval, base=self.base
+        )
         self.problems += problems
         alerts, problems = resolve_alerts(doc.get("alerts", {}), accounts, self.env)
         self.problems += problems
@@ -267,7 +269,7 @@ class _Resolver:
             name=found.name,
             email=found.email,
             provider=found.provider,
-            username=found.username or found.email,
+            username=found.username or (preset and preset.username) or found.email,
             password=password.secret,
             password_source=password.source,
             auth=found.auth,

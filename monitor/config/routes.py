@@ -7,11 +7,13 @@ checked here, so the problem line points at the route that asks for it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from monitor.config.file_models import REMOTE_INTERVAL, RouteFile
 from monitor.config.problems import check_table, excerpt, table_label
 from monitor.config.schema import Account, Route
+from monitor.content.message import RouteContent, route_problems
 from monitor.core.durations import format_duration
 
 
@@ -19,10 +21,12 @@ def resolve_routes(
     tables: list[tuple[int, dict[str, Any]]],
     accounts: Mapping[str, Account | None],
     interval: float,
+    base: Path = Path(),
 ) -> tuple[list[Route], list[str]]:
     """The routes and the problems found. `tables` are (position, table) pairs; `accounts`
     holds None for an account with problems (already reported: it still counts as known);
-    `interval` is the default for routes that set none."""
+    `interval` is the default for routes that set none; `base` is where relative message
+    files are found (the config file's directory)."""
     routes: list[Route] = []
     problems: list[str] = []
     first_seen: dict[str, str] = {}
@@ -44,7 +48,9 @@ def resolve_routes(
                 problems.append(f"{where}: unknown account {excerpt(recipient)}")
             elif (account := accounts[recipient]) and account.imap is None:
                 problems.append(f"{where}: account {excerpt(recipient)} has no imap to watch")
-        if checked.dropped:
+        content, found_problems = _content(found, base, accounts.get(found.sender), label)
+        problems += found_problems
+        if checked.dropped or found_problems:
             continue
         route_name = found.name or f"{found.sender}->{','.join(found.recipients)}"
         if route_name in first_seen:
@@ -69,6 +75,9 @@ def resolve_routes(
                 sender=found.sender,
                 recipients=found.recipients,
                 interval=every,
+                message=content.message,
+                message_template=content.template,
+                subject=content.subject,
             )
         )
     return routes, problems
@@ -81,6 +90,25 @@ def _remote_host(
     endpoints = [(a := accounts.get(sender)) and a.smtp]
     endpoints += [(a := accounts.get(name)) and a.imap for name in recipients]
     return next((e.host for e in endpoints if e and not e.on_loopback), None)
+
+
+def _content(
+    found: RouteFile, base: Path, sender: Account | None, label: str
+) -> tuple[RouteContent, list[str]]:
+    """The route's real message (#16), checked now so a bad file never fails at send time."""
+    if found.message is not None and found.message_template is not None:
+        return RouteContent(), [f"{label}: set message or message_template, not both"]
+    if (found.subject is None) != (found.message_template is None):
+        key = "subject" if found.subject is None else "message_template"
+        return RouteContent(), [f"{label}.{key}: subject and message_template go together"]
+    content = RouteContent(
+        message=base / found.message if found.message else None,
+        template=base / found.message_template if found.message_template else None,
+        subject=found.subject,
+    )
+    key = "message" if found.message else "message_template"
+    email = sender.email if sender else None
+    return content, [f"{label}.{key}: {line}" for line in route_problems(content, email)]
 
 
 def _sender_problems(sender: str, accounts: Mapping[str, Account | None], where: str) -> list[str]:

@@ -110,6 +110,9 @@ class Route(BaseModel):
     sender: str
     recipients: list[str]
     interval: float = 300.0
+    message: Path | None = None  # the user's own message file (absolute), see monitor.content
+    message_template: Path | None = None
+    subject: str | None = None
 
 
 class Config(BaseModel):

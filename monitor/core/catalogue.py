@@ -156,6 +156,12 @@ KIND_ENTRIES: tuple[Entry, ...] = (
         "Nothing to fix on the route; if it happens often, find out why the daemon stops.",
         kind="interrupted",
     ),
+    entry(
+        "The route's message file or template could not be used when the probe was sent "
+        "(moved, changed or broken since the config was loaded); nothing was sent.",
+        "Fix the file (`mailcanary check-config` names the problem) or reload the daemon.",
+        kind="message_file",
+    ),
 )
 
 FALLBACK = Advice(

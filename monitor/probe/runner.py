@@ -25,6 +25,7 @@ from monitor.adapters.store import SlotTaken, Store
 from monitor.adapters.tls import client_context
 from monitor.config.load import Config
 from monitor.config.schema import Account, Route
+from monitor.content import message as real_message
 from monitor.core import canary
 from monitor.core.models import (
     Decision,
@@ -205,7 +206,7 @@ class ProbeRunner:
             try:
                 await self.store.mark_sending(probe_id)
                 self._emit(planned, "sending")
-                outcome = await self._send(planned, sender, recipient, token)
+                outcome = await self._send(planned, sender, recipient, token, route)
                 watcher = self.watchers.get(planned.recipient)
                 if outcome.ok and watcher is not None and self.cfg.monitor.look_out:
                     watcher.expect(planned.token)  # before the write: the look-out starts now
@@ -221,18 +222,27 @@ class ProbeRunner:
                 self._forget(planned.token)
 
     async def _send(
-        self, planned: PlannedProbe, sender: Account, recipient: Account, token: canary.Token
+        self,
+        planned: PlannedProbe,
+        sender: Account,
+        recipient: Account,
+        token: canary.Token,
+        route: Route,
     ) -> SendOutcome:
         assert sender.smtp is not None  # config validation guarantees it
-        message = canary.build_message(
-            token=token,
-            route=planned.route,
-            sender=sender.email,
-            recipient=recipient.email,
-            message_id=planned.message_id,
-            sender_name=sender.name,
-            recipient_name=recipient.name,
-        )
+        try:  # the route's own message (#16), else the plain canary
+            message = real_message.wire(
+                route,
+                token=token,
+                sender=sender.email,
+                sender_name=sender.name,
+                recipient=recipient.email,
+                recipient_name=recipient.name,
+                message_id=planned.message_id,
+            )
+        except real_message.MessageFileError as exc:  # checked at load; changed since
+            failure = Failure("message_file", Phase.DATA, False, str(exc))
+            return SendOutcome(Phase.DATA, failure=failure)
         async with self._sends:
             outcome = await smtp.send_message(
                 sender.smtp,

@@ -9,7 +9,7 @@ import pytest
 import trustme
 
 from monitor.config.load import ConfigError, load_config, redacted_dict
-from monitor.config.presets import PRESETS, preset_rows
+from monitor.config.presets import PRESETS, SES_REGIONS, preset_rows
 from monitor.config.schema import Endpoint
 from monitor.core.models import Security
 
@@ -332,7 +332,7 @@ def test_example_config_loads_cleanly(tmp_path: Path) -> None:
 
 def test_preset_table_marks_unconfirmed_facts() -> None:
     rows = {row["name"]: row for row in preset_rows()}
-    assert set(rows) == set(PRESETS) and len(rows) == 12
+    assert set(rows) == set(PRESETS) and len(rows) == 12 + len(SES_REGIONS) + 7  # mailboxes, ESPs
     assert rows["gmail"]["smtp"] == "smtp.gmail.com:587 starttls"
     assert rows["gmail"]["unconfirmed"] == "-"
     assert "spam folder name" in rows["aol"]["unconfirmed"]
