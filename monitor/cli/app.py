@@ -28,6 +28,7 @@ from monitor.cli.common import (
     duration_option,
     err,
     fail,
+    hoist_global_options,
     known_account,
     log_level,
     run_async,
@@ -177,33 +178,14 @@ def status(
     78 bad config, 74 the database cannot be read.
     """
     if nagios:
-        raise typer.Exit(_passive_check())
+        from monitor.cli.passive import passive_check
+
+        raise typer.Exit(passive_check())
     from monitor.cli.status import show_status
 
     cfg = config()
     log_level("WARNING")
     raise typer.Exit(run_async(lambda: show_status(cfg, as_json=as_json)))
-
-
-def _passive_check() -> int:
-    from monitor.cli.nagios import plugin_error
-
-    try:
-        cfg = config()
-    except typer.Exit:
-        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
-        line, code = plugin_error("bad config (see stderr)")
-        typer.echo(line)
-        return code
-    from monitor.cli.passive import nagios_status
-
-    log_level("ERROR")
-    try:
-        line, code = run_async(lambda: nagios_status(cfg))
-    except typer.Exit:  # run_async said why on stderr; Nagios needs its own code
-        line, code = plugin_error("the record could not be read (see stderr)")
-    typer.echo(line)
-    return code
 
 
 @app.command()
@@ -318,18 +300,9 @@ def lint_message(
 ) -> None:
     """Content checks before sending, plus SpamAssassin's score when it is installed.
     Exit 0 clean, 1 warnings, 65 errors or spam, 66 unreadable, 78 bad config."""
-    import json
+    from monitor.cli.lint import lint_command
 
-    from monitor.content.lint import lint_file
-
-    email = known_account(config(), account).email if account else None
-    host, _, port = (spamd or "").rpartition(":")
-    if spamd is not None and not (host and port.isdigit()):
-        fail(f'--spamd: expected HOST:PORT, got "{spamd}"', 64)
-    address = (host, int(port)) if spamd else None
-    lines, shape, code = lint_file(file, account_email=email, bulk=bulk, spamd=address)
-    typer.echo(json.dumps(shape, ensure_ascii=False) if as_json else "\n".join(lines))
-    raise typer.Exit(code)
+    raise typer.Exit(lint_command(file, account, bulk=bulk, spamd=spamd, as_json=as_json))
 
 
 @app.command()
@@ -407,35 +380,6 @@ def demo(
     log_level("ERROR")
     seconds = duration_option(deadline, "--deadline") or 20.0
     raise typer.Exit(run_async(lambda: run_demo(deadline=seconds, keep=keep)))
-
-
-GLOBAL_OPTIONS = {"--config": True, "-c": True, "--verbose": False, "-v": False}
-
-
-def hoist_global_options(args: list[str]) -> list[str]:
-    """`mailcanary check-config --config X` means what `mailcanary --config X check-config`
-    does: global options given after the command move in front of it."""
-    front: list[str] = []
-    rest: list[str] = []
-    seen_command = False
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        name = arg.split("=", 1)[0]
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        if name in GLOBAL_OPTIONS:
-            takes_value = GLOBAL_OPTIONS[name] and "=" not in arg
-            taken = args[i : i + 2] if takes_value else [arg]
-            (front if seen_command else rest).extend(taken)
-            i += len(taken)
-            continue
-        if not arg.startswith("-"):
-            seen_command = True
-        rest.append(arg)
-        i += 1
-    return front + rest
 
 
 def main() -> None:

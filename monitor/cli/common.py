@@ -149,3 +149,32 @@ def duration_option(
         return bounds.check(seconds) if bounds is not None else seconds
     except ValueError as exc:
         fail(f"{name}: {exc}", 2)
+
+
+GLOBAL_OPTIONS = {"--config": True, "-c": True, "--verbose": False, "-v": False}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`mailcanary check-config --config X` means what `mailcanary --config X check-config`
+    does: global options given after the command move in front of it."""
+    front: list[str] = []
+    rest: list[str] = []
+    seen_command = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if name in GLOBAL_OPTIONS:
+            takes_value = GLOBAL_OPTIONS[name] and "=" not in arg
+            taken = args[i : i + 2] if takes_value else [arg]
+            (front if seen_command else rest).extend(taken)
+            i += len(taken)
+            continue
+        if not arg.startswith("-"):
+            seen_command = True
+        rest.append(arg)
+        i += 1
+    return front + rest

@@ -81,8 +81,7 @@ async def test_resume_without_hand_off_gives_send_failed_and_alerts_send_failed(
         )
         outcome = await smtp.send_message(
             mallory.smtp,
-            username=mallory.username,
-            password=mallory.password.get_secret_value(),
+            login=credentials(mallory, None),
             message=message,
             mail_from=mallory.email,
             rcpt_to=bob.email,

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitor.cli.app import hoist_global_options
+from monitor.cli.common import hoist_global_options
 from monitor.cli.tables import shorten
 
 CONFIG = """
