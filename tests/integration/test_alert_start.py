@@ -54,7 +54,7 @@ async def test_reminders_due_during_a_stop_are_queued_at_start(tmp_path):
         evidence=evidence,
     )
     await AlertStore(store.engine).commit([(None, firing)], [], then)
-    alerting = Alerting(cfg, store.engine)
+    alerting = Alerting(cfg, store)
     try:
         await alerting.start()
         # Right after start, before any periodic tick could have run.

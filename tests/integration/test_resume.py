@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.adapters import smtp
+from monitor.adapters.credentials import credentials
 from monitor.adapters.store import Store
 from monitor.adapters.tls import client_context
 from monitor.alerts.dispatch import Alerting
@@ -20,8 +21,8 @@ from monitor.alerts.state import AlertKind
 from monitor.config.load import load_config
 from monitor.core import canary
 from monitor.core.models import PlannedProbe, Verdict
-from monitor.daemon.main import opened
 from monitor.harness.demo import write_config
+from monitor.probe.setup import opened
 
 pytestmark = pytest.mark.mailstack
 
@@ -95,7 +96,7 @@ async def test_resume_without_hand_off_gives_send_failed_and_alerts_send_failed(
 
     async with opened(cfg) as runner:
         resumed = await asyncio.gather(*await runner.recover())
-        alerting = Alerting(cfg, runner.store.engine)
+        alerting = Alerting(cfg, runner.store)
         for record in sorted(resumed, key=lambda r: r.planned.planned_at):
             await alerting.observe(record)
         open_kinds = [state.kind for state in alerting.open_alerts()]
