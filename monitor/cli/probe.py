@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from monitor.cli import tables as render
+from monitor.cli.common import err
 from monitor.cli.console import out
 from monitor.config.load import Config
 from monitor.config.schema import Route
@@ -83,21 +84,35 @@ async def run_probe(
 async def show_history(
     cfg: Config, *, since: float | None, route: str | None, as_json: bool, limit: int
 ) -> None:
-    from monitor.adapters.store import Store
+    from monitor.adapters.store import Store, missing_file
 
+    missing = missing_file(cfg.monitor.database)
+    if missing is not None:
+        # Opening it would create an empty database and say "0 probes": say where we looked.
+        err.print(f"mailcanary: no probes recorded yet: {missing} does not exist", soft_wrap=True)
+        return
     store = await Store.open(cfg.monitor.database)
     try:
-        await store.upgrade()
-        start = utcnow() - timedelta(seconds=since) if since is not None else None
-        records = await store.history(since=start, route=route, limit=limit)
+        records = []
+        if await store.has_table("probes"):
+            start = utcnow() - timedelta(seconds=since) if since is not None else None
+            records = await store.history(since=start, route=route, limit=limit)
     finally:
         await store.close()
+    if not records:
+        err.print(f"mailcanary: no probes in {_where(cfg)}", soft_wrap=True)
     if as_json:
         for record in records:
             sys.stdout.write(render.json_line(record) + "\n")
         return
     rows = [(r.planned, r.state, r) for r in records]
     out.print(render.probe_table(rows, title=f"{len(records)} probes, newest first"))
+
+
+def _where(cfg: Config) -> str:
+    from monitor.config.file_models import hide_database_password
+
+    return hide_database_password(cfg.monitor.database)
 
 
 def show_providers(*, as_json: bool) -> None:

@@ -124,3 +124,16 @@ def test_deadline_option_has_the_config_keys_range(tmp_path: Path) -> None:
         done = cli("-c", str(config), "probe", "--deadline", value, cwd=tmp_path)
         assert done.returncode == 2, (value, done.stderr)
         assert done.stderr.splitlines()[-1].startswith("mailcanary: --deadline:")
+
+
+def test_history_says_which_database_it_read_and_creates_none(tmp_path: Path) -> None:
+    config = tmp_path / "mc.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"), encoding="utf-8")
+    done = cli("-c", str(config), "history", cwd=tmp_path)
+    database = tmp_path / "state" / "mailcanary.db"
+    assert done.returncode == 0
+    assert f"no probes recorded yet: {database} does not exist" in done.stderr
+    assert not database.exists()
+    assert cli("-c", str(config), "db", "upgrade", cwd=tmp_path).returncode == 0
+    empty = cli("-c", str(config), "history", "--json", cwd=tmp_path)
+    assert empty.stdout == "" and f"no probes in sqlite:///{database}" in empty.stderr
