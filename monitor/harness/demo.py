@@ -17,12 +17,13 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from monitor.config.load import load_config
 from monitor.core.models import ProbeRecord, Verdict
 from monitor.harness.mailstack import MailStack, MailStackError, missing_requirements
 
-out = Console()
+out = Console(markup=False)  # data printed as it is; styled lines say markup=True
 
 # (route, sender account, recipients with the verdict each must get)
 ROUTES: list[tuple[str, str, dict[str, Verdict]]] = [
@@ -149,13 +150,13 @@ async def run_demo(*, deadline: float, keep: bool = False) -> int:
 
     reason = missing_requirements()
     if reason is not None:
-        out.print(f"[red]demo:[/] {reason} (run it through ./dev demo)")
+        out.print(f"[red]demo:[/] {escape(str(reason))} (run it through ./dev demo)", markup=True)
         return 69
     out.print("Starting a private Postfix + Dovecot on 127.0.0.1 …")
     try:
         stack = await asyncio.to_thread(MailStack.start)
     except MailStackError as exc:
-        out.print(f"[red]demo: the mail stack did not start:[/] {exc}")
+        out.print(f"[red]demo: the mail stack did not start:[/] {escape(str(exc))}", markup=True)
         return 69
     try:
         var = Path(os.getcwd(), "var")
@@ -194,11 +195,17 @@ def _judge(records: list[ProbeRecord]) -> int:
                 f"got {got.value if got else r.state}"
             )
     if wrong or len(records) != len(expected):
-        out.print("[red]Some canaries did not get the verdict the stack was built to give:[/]")
+        out.print(
+            "[red]Some canaries did not get the verdict the stack was built to give:[/]",
+            markup=True,
+        )
         for line in wrong:
             _say(f"  {line}")
         return 1
-    out.print(f"[green]All {len(records)} canaries got the verdict the stack was built to give.[/]")
+    out.print(
+        f"[green]All {len(records)} canaries got the verdict the stack was built to give.[/]",
+        markup=True,
+    )
     return 0
 
 
