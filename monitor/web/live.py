@@ -1,0 +1,33 @@
+"""Live updates: a version number that moves when a verdict is recorded, and its waiters.
+
+The daemon calls `changed()` from its progress hook; each `/events` stream waits for the
+next change (or a heartbeat timeout) and tells the browser, which fetches the page again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.version = 0
+        self._moved = asyncio.Event()
+
+    def changed(self) -> None:
+        self.version += 1
+        self._moved.set()
+        # Waiters already woken keep running; the next wait needs a fresh event.
+        self._moved = asyncio.Event()
+
+    async def wait(self, seen: int, within: float) -> int:
+        """The version after `seen`, or `seen` again when nothing changed `within` seconds."""
+        if self.version != seen:
+            return self.version
+        moved = self._moved
+        try:
+            async with asyncio.timeout(within):
+                await moved.wait()
+        except TimeoutError:
+            pass
+        return self.version
