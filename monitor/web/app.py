@@ -35,6 +35,15 @@ def _when(moment: datetime | None) -> str:
     return "—" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
+def _instant(moment: datetime | None) -> str:
+    """To the millisecond: a canary's steps are often less than a second apart."""
+    return (
+        "—"
+        if moment is None
+        else f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} UTC"
+    )
+
+
 def _pct(share: float | None) -> str:
     return "—" if share is None else f"{share:.1%}" if share < 1 else "100%"
 
@@ -53,6 +62,7 @@ def environment() -> Environment:
     )
     env.filters |= {
         "when": _when,
+        "instant": _instant,
         "pct": _pct,
         "dur": _duration,
         # One path segment: a name with "/" or "?" must not change the route.

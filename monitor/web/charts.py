@@ -60,13 +60,19 @@ def worst(tally: Tally | None) -> Verdict | None:
     return max((v for v, n in tally.counts.items() if n), key=RANK.__getitem__)
 
 
-def strip(hours: Mapping[datetime, Tally], start: datetime, count: int) -> list[Cell]:
-    """`count` hourly cells from `start` on, each named after its worst verdict."""
+def strip(
+    hours: Mapping[datetime, Tally], start: datetime, count: int, now: datetime
+) -> list[Cell]:
+    """`count` hourly cells from `start` on, each named after its worst verdict; hours after
+    `now` are "future"."""
     cells = []
     for index in range(count):
         at = start + index * HOUR
         tally = hours.get(at)
         verdict = worst(tally)
+        if at > now:
+            cells.append(Cell(index, "future", f"{at:%a %d %b %H:00} UTC"))
+            continue
         if tally is None or verdict is None:
             title = f"{at:%a %d %b %H:00} UTC: no canary"
         else:
@@ -80,15 +86,15 @@ def strip(hours: Mapping[datetime, Tally], start: datetime, count: int) -> list[
 class LineChart:
     width: int
     height: int
-    p50: str  # polyline points "x,y x,y …"
-    p95: str
+    p50: list[tuple[float, float]]  # (x, y) per hour with a value: a polyline and dots
+    p95: list[tuple[float, float]]
     ticks: list[tuple[float, str]]  # (y, label) on the left
     marks: list[tuple[float, str]]  # (x, label) along the bottom
     empty: bool
 
 
 def line_chart(
-    points: list[TimePoint], start: datetime, end: datetime, *, width: int = 600, height: int = 160
+    points: list[TimePoint], start: datetime, end: datetime, *, width: int = 520, height: int = 170
 ) -> LineChart:
     """p50 and p95 against time; y from 0 to the largest p95 (at least one second)."""
     left, bottom = 48.0, 18.0
@@ -96,15 +102,15 @@ def line_chart(
     top = max([p.p95 or 0.0 for p in points] + [1.0])
     plot_w, plot_h = width - left - 4, height - bottom - 6
 
-    def xy(at: datetime, value: float) -> str:
+    def xy(at: datetime, value: float) -> tuple[float, float]:
         x = left + plot_w * (at - start).total_seconds() / span
         y = 6 + plot_h * (1 - value / top)
-        return f"{x:.1f},{y:.1f}"
+        return round(x, 1), round(y, 1)
 
     # Each hour is plotted at its middle.
     half = HOUR / 2
-    p50 = " ".join(xy(p.at + half, p.p50) for p in points if p.p50 is not None)
-    p95 = " ".join(xy(p.at + half, p.p95) for p in points if p.p95 is not None)
+    p50 = [xy(p.at + half, p.p50) for p in points if p.p50 is not None]
+    p95 = [xy(p.at + half, p.p95) for p in points if p.p95 is not None]
     ticks = [(6 + plot_h * (1 - f), format_duration(top * f)) for f in (0.0, 0.5, 1.0)]
     days = max(1, round(span / 86400))
     step = timedelta(days=1) if days > 1 else timedelta(hours=6)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.adapters.webstore import FailureGroup, WebStore
+from monitor.adapters.webstore import FailureGroup, OpenAlert, WebStore
 from monitor.alerts.message import HEADLINE, KIND_ADVICE
 from monitor.alerts.state import AlertKind
 from monitor.config.schema import Config
@@ -73,14 +73,20 @@ def _per_recipient(tallies: Mapping[tuple[str, str], model.Tally]) -> dict[str, 
     return merged
 
 
-def _advice(kind: str, failure: Any) -> tuple[str, str]:
-    if failure is not None:
-        found = advise(failure)
-        return found.explanation, found.remedy
+def _alert(alert: OpenAlert) -> dict[str, Any]:
+    """An open alert with its headline and the catalogue's words (on its failure if it has
+    one, else on its kind); a kind this version does not know shows by its name only."""
     try:
-        return KIND_ADVICE[AlertKind(kind)]
-    except (ValueError, KeyError):
-        return "", ""
+        kind: AlertKind | None = AlertKind(alert.kind)
+    except ValueError:
+        kind = None
+    if alert.failure is not None:
+        found = advise(alert.failure)
+        explanation, remedy = found.explanation, found.remedy
+    else:
+        explanation, remedy = KIND_ADVICE.get(kind, ("", "")) if kind else ("", "")
+    title = HEADLINE[kind] if kind else alert.kind
+    return {"alert": alert, "title": title, "explanation": explanation, "remedy": remedy}
 
 
 def _posture(cfg: Config, found: Mapping[str, Sequence[Finding]]) -> list[dict[str, Any]]:
@@ -122,13 +128,7 @@ async def overview(source: Source) -> dict[str, Any]:
     day_all = sum(day.values(), model.Tally())
     week_all = sum(week.values(), model.Tally())
     providers = model.group(boxes, day, week)
-    open_alerts = []
-    for alert in alerts:
-        explanation, remedy = _advice(alert.kind, alert.failure)
-        title = HEADLINE.get(AlertKind(alert.kind), alert.kind) if alert.kind in AlertKind else ""
-        open_alerts.append(
-            {"alert": alert, "title": title, "explanation": explanation, "remedy": remedy}
-        )
+    open_alerts = [_alert(alert) for alert in alerts]
     return {
         "now": now,
         "headline": model.headline(boxes, day_all, len(alerts)),
@@ -176,12 +176,13 @@ async def route_page(source: Source, route: str, recipient: str | None) -> dict[
     else:
         start, count = hour - timedelta(hours=47), 48
     provider = providers_of(cfg)
+    days = [start + timedelta(days=k) for k in range(7)]
     strips = [
         {
             "recipient": to,
             "provider": provider.get(to, UNKNOWN),
             "cells": charts.strip(
-                {at: t for (who, at), t in hourly.items() if who == to}, start, count
+                {at: t for (who, at), t in hourly.items() if who == to}, start, count, now
             ),
         }
         for to in recipients
@@ -195,7 +196,7 @@ async def route_page(source: Source, route: str, recipient: str | None) -> dict[
         "interval": configured.interval if configured else None,
         "recipient": recipient,
         "strips": strips,
-        "strip_start": start,
+        "days": days,
         "failures": failures,
         "delivery": charts.line_chart(model.percentiles(delivery), week_start, hour + HOUR),
         "recent": recent,
