@@ -124,16 +124,13 @@ class WebStore:
         return found
 
     async def tallies(
-        self, since: datetime, recent: datetime, route: str | None = None
+        self, since: datetime, until: datetime | None, recent: datetime
     ) -> tuple[dict[tuple[str, str], Tally], dict[tuple[str, str], Tally]]:
-        """Per (route, recipient): verdict counts from `recent` on, and from `since` on."""
+        """Per (route, recipient): verdict counts of the hours from `recent` on, and from
+        `since` on, both before `until` (None: up to now)."""
         is_recent = case((_ROLLUP.hour >= recent, 1), else_=0)
         keys = (_ROLLUP.route, _ROLLUP.recipient, _ROLLUP.verdict, is_recent)
-        statement = (
-            select(*keys, func.sum(_ROLLUP.n))
-            .where(_ROLLUP.hour >= since, *_route(route))
-            .group_by(*keys)
-        )
+        statement = select(*keys, func.sum(_ROLLUP.n)).where(*_hours(since, until)).group_by(*keys)
         short: dict[tuple[str, str], dict[Verdict, int]] = defaultdict(dict)
         long: dict[tuple[str, str], dict[Verdict, int]] = defaultdict(dict)
         async with self._engine.connect() as db:
@@ -147,13 +144,13 @@ class WebStore:
         return {k: Tally(v) for k, v in short.items()}, {k: Tally(v) for k, v in long.items()}
 
     async def hourly(
-        self, since: datetime, route: str, recipient: str | None = None
+        self, since: datetime, until: datetime | None, route: str, recipient: str | None = None
     ) -> dict[tuple[str, datetime], Tally]:
         """Per (recipient, hour) of one route: verdict counts, for the timeline strip."""
         keys = (_ROLLUP.hour, _ROLLUP.recipient, _ROLLUP.verdict)
         statement = (
             select(*keys, func.sum(_ROLLUP.n))
-            .where(_ROLLUP.hour >= since, *_route(route))
+            .where(*_hours(since, until), _ROLLUP.route == route)
             .group_by(*keys)
         )
         if recipient is not None:
@@ -166,13 +163,17 @@ class WebStore:
         return {key: Tally(v) for key, v in found.items()}
 
     async def delivery(
-        self, since: datetime, route: str | None = None, recipient: str | None = None
+        self,
+        since: datetime,
+        until: datetime | None,
+        route: str | None = None,
+        recipient: str | None = None,
     ) -> dict[datetime, Histogram]:
         """Delivery-time histograms per hour (all mailboxes, or one route / mailbox)."""
         keys = (_ROLLUP.hour, _ROLLUP.bucket)
         statement = (
             select(*keys, func.sum(_ROLLUP.n), func.max(_ROLLUP.max_seconds))
-            .where(_ROLLUP.hour >= since, _ROLLUP.bucket >= 0, *_route(route))
+            .where(*_hours(since, until), _ROLLUP.bucket >= 0, *_route(route))
             .group_by(*keys)
         )
         if recipient is not None:
@@ -275,3 +276,9 @@ class WebStore:
 
 def _route(route: str | None) -> tuple[object, ...]:
     return () if route is None else (_ROLLUP.route == route,)
+
+
+def _hours(since: datetime, until: datetime | None) -> tuple[object, ...]:
+    return (
+        (_ROLLUP.hour >= since,) if until is None else (_ROLLUP.hour >= since, _ROLLUP.hour < until)
+    )
