@@ -10,9 +10,10 @@ rollup triggers run on every insert as they do in the daemon), then renders the 
 one route page 50 times each, as the daemon's handlers do (queries + template), and prints
 the p50 / p95 server time of each, ending with one JSON line:
 {"rows": N, "mailboxes": M, "database": "sqlite|postgresql", "overview_cold_p95_ms": …,
- "overview_warm_p95_ms": …, "route_cold_p95_ms": …, …}. Cold: every request recomputes the
-closed hours (as the first view after the hour turns does); warm: they come from the page's
-five-minute cache of closed hours (monitor/web/cache.py), the last two hours read fresh.
+ "overview_warm_p95_ms": …, "route_cold_p95_ms": …, …}. Cold: every request reads the whole
+week (as the first view after a start does); warm: the closed hours come from the page's
+window cache (monitor/web/cache.py), the last two hours are read fresh; hourly: every request
+is the first of a new hour, so the kept week slides by one hour.
 `--keep DIR` leaves the SQLite file in DIR (to look at the pages: `--serve PORT`).
 """
 
@@ -107,8 +108,8 @@ async def main() -> None:
             rows = probes(args.rows, span, mailboxes, 5, ["default"])
             await fill(url, rows, args.rows)
         cfg = config(mailboxes)
-        now = END - timedelta(minutes=3)
-        source = Source(lambda: cfg, WebStore(store.engine), clock=lambda: now)
+        clock = [END]
+        source = Source(lambda: cfg, WebStore(store.engine), clock=lambda: clock[0])
         pages = Pages(source, lambda: Gate(cfg.web))
         route, recipient = mailboxes[0][0], mailboxes[0][1]
 
@@ -121,15 +122,33 @@ async def main() -> None:
 
         figures: dict[str, object] = {"rows": args.rows, "mailboxes": len(mailboxes)}
         figures["database"] = backend
-        # Cold: every view recomputes the closed hours (what the first viewer of a new hour
-        # waits for); warm: they come from the page cache (every other view for 5 minutes).
+
+        def turn() -> None:
+            clock[0] += timedelta(hours=1)
+
+        def rewind() -> None:
+            clock[0] = END - timedelta(minutes=3)
+
+        def back() -> None:
+            source.windows.clear()
+            clock[0] = END - timedelta(hours=REQUESTS + 2, minutes=3)
+
+        # cold: every view reads the whole week (only the first view after a start does);
+        # warm: the closed hours are kept; hourly: every view is the first of a new hour, so
+        # the kept week is slid by one hour (the steady state of a page people keep open).
         for name, render in (
             ("overview", overview),
             ("route", route_page),
             ("mailbox", lambda: route_page(recipient)),
         ):
-            for state, before in (("cold", source.closed.clear), ("warm", lambda: None)):
+            for state, setup, before in (
+                ("cold", rewind, source.windows.clear),
+                ("warm", rewind, lambda: None),
+                ("hourly", back, turn),
+            ):
+                setup()
                 seconds = await timed(render, before)
+                await source.windows.settle()
                 median, high = statistics.median(seconds) * 1000, p95(seconds) * 1000
                 print(
                     f"{name} ({state}): p50 {median:.0f} ms, p95 {high:.0f} ms "

@@ -121,6 +121,8 @@ class Pages:
     async def events(self, request: web.Request) -> web.StreamResponse:
         if self.streams >= MAX_STREAMS:
             raise web.HTTPServiceUnavailable(text="too many live pages\n")
+        if request.method == "HEAD":  # a stream has no end for a HEAD to wait for
+            return web.Response(content_type="text/event-stream")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         response.headers.update(security.HEADERS)
         await response.prepare(request)

@@ -20,8 +20,8 @@ from monitor.core.catalogue import advise
 from monitor.core.models import ArrivalSource, ProbeRecord, Verdict, utcnow
 from monitor.dnscheck.policy import Finding
 from monitor.reports.model import floor_hour
-from monitor.web import charts, model
-from monitor.web.cache import Closed
+from monitor.web import charts, model, reads
+from monitor.web.cache import Windows
 from monitor.web.live import Hub
 
 DAY, WEEK, HOUR = timedelta(days=1), timedelta(days=7), timedelta(hours=1)
@@ -44,7 +44,7 @@ class Source:
     # Findings of the weekly DNS check per sending account; empty until it first ran.
     posture: Callable[[], Mapping[str, Sequence[Finding]]] = dict
     clock: Callable[[], datetime] = utcnow
-    closed: Closed = field(default_factory=Closed)
+    windows: Windows = field(default_factory=Windows)
 
 
 def providers_of(cfg: Config) -> dict[str, str]:
@@ -66,15 +66,6 @@ def _mailboxes(cfg: Config, latest: Sequence[model.Latest]) -> list[model.Mailbo
         for route in cfg.routes
         for to in route.recipients
     ]
-
-
-def _add(
-    one: Mapping[tuple[str, str], model.Tally], other: Mapping[tuple[str, str], model.Tally]
-) -> dict[tuple[str, str], model.Tally]:
-    merged = dict(one)
-    for key, tally in other.items():
-        merged[key] = merged.get(key, model.Tally()) + tally
-    return merged
 
 
 def _per_recipient(tallies: Mapping[tuple[str, str], model.Tally]) -> dict[str, model.Tally]:
@@ -128,21 +119,12 @@ def _posture(cfg: Config, found: Mapping[str, Sequence[Finding]]) -> list[dict[s
 async def overview(source: Source) -> dict[str, Any]:
     cfg, now = source.config(), source.clock()
     hour = floor_hour(now)
-    week_start, day_start = hour - WEEK + HOUR, hour - DAY + HOUR
+    week_start = hour - WEEK + HOUR
     pairs = [(route.name, to) for route in cfg.routes for to in route.recipients]
     latest = await source.store.latest(pairs)
     fresh = hour - HOUR  # this hour and the previous one are read on every view
-    store = source.store
-    closed_short, closed_long = await source.closed.get(
-        ("tallies", week_start, day_start, fresh),
-        lambda: store.tallies(week_start, fresh, day_start),
-    )
-    fresh_short, fresh_long = await store.tallies(fresh, None, fresh)
-    short, long = _add(closed_short, fresh_short), _add(closed_long, fresh_long)
-    delivery = await source.closed.get(
-        ("delivery", week_start, fresh), lambda: store.delivery(week_start, fresh)
-    )
-    delivery = {**delivery, **await store.delivery(fresh, None)}
+    short, long = await reads.counts(source.store, source.windows, week_start, fresh)
+    delivery = await reads.delivery(source.store, source.windows, week_start, fresh)
     alerts = await source.store.open_alerts()
     boxes = _mailboxes(cfg, latest)
     day, week = _per_recipient(short), _per_recipient(long)
@@ -195,12 +177,8 @@ async def route_page(source: Source, route: str, recipient: str | None) -> dict[
         count = 7 * 24
     else:
         start, count = hour - timedelta(hours=47), 48
-    fresh, store = hour - HOUR, source.store
-    hourly = await source.closed.get(
-        ("hourly", start, fresh, route, recipient),
-        lambda: store.hourly(start, fresh, route, recipient),
-    )
-    hourly = {**hourly, **await store.hourly(fresh, None, route, recipient)}
+    fresh, store, windows = hour - HOUR, source.store, source.windows
+    hourly = await reads.hourly(store, windows, start, fresh, route, recipient)
     provider = providers_of(cfg)
     days = [start + timedelta(days=k) for k in range(7)]
     strips = [
@@ -214,11 +192,7 @@ async def route_page(source: Source, route: str, recipient: str | None) -> dict[
         for to in recipients
     ]
     failures = _by_code(await source.store.failures(week_start, route, recipient))
-    delivery = await source.closed.get(
-        ("delivery", week_start, fresh, route, recipient),
-        lambda: store.delivery(week_start, fresh, route, recipient),
-    )
-    delivery = {**delivery, **await store.delivery(fresh, None, route, recipient)}
+    delivery = await reads.delivery(store, windows, week_start, fresh, route, recipient)
     return {
         "now": now,
         "route": route,

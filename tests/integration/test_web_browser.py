@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import ssl
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +112,18 @@ def cell(driver, route: str, recipient: str):
     return driver.find_element(By.CSS_SELECTOR, selector)
 
 
+def newest(driver, route: str, recipient: str) -> int:
+    """The probe id the mailbox's cell links to (0 while it has none)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        link = cell(driver, route, recipient).find_element(By.CSS_SELECTOR, "a.what")
+        return int(link.get_attribute("href").rsplit("/", 1)[1])
+    except (NoSuchElementException, StaleElementReferenceException):
+        return 0  # not there yet, or swapped out by a live update while we looked
+
+
 def fits(driver) -> bool:
     return driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
 
@@ -160,18 +174,9 @@ def test_overview_probe_page_live_update_and_small_screens(
     # Live: a newer canary replaces the cell's link while the page stays the same document.
     driver.set_window_size(1920, 1200)
     driver.execute_script("window.stillHere = true")
-    link = cell(driver, "to-inboxes", "bob").find_element(By.CSS_SELECTOR, "a.what")
-    first = int(link.get_attribute("href").rsplit("/", 1)[1])
+    first = newest(driver, "to-inboxes", "bob")
     WebDriverWait(driver, 45, poll_frequency=0.5).until(
-        lambda drv: (
-            int(
-                cell(drv, "to-inboxes", "bob")
-                .find_element(By.CSS_SELECTOR, "a.what")
-                .get_attribute("href")
-                .rsplit("/", 1)[1]
-            )
-            > first
-        )
+        lambda drv: newest(drv, "to-inboxes", "bob") > first
     )
     assert driver.execute_script("return window.stillHere === true")
 
@@ -213,3 +218,50 @@ def test_overview_probe_page_live_update_and_small_screens(
 
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_the_open_page_follows_a_reload_and_a_restart(
+    mailstack, tmp_path, daemon, browser, refusing_server
+):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = free_port()
+    path = config(mailstack, tmp_path, port, refusing_server)
+    db = tmp_path / "mc.db"
+    d = daemon(path)
+    d.start()
+    wait_for(
+        lambda: rows(db, "SELECT 1 FROM probes WHERE route='to-inboxes' AND verdict='inbox'"),
+        60,
+        "a first inbox verdict",
+    )
+    driver = browser
+    driver.get(f"http://127.0.0.1:{port}/")
+    driver.execute_script("window.stillHere = true")
+    assert newest(driver, "to-inboxes", "bob") > 0
+
+    # SIGHUP with one more route: its mailbox shows up in the open page.
+    path.write_text(
+        path.read_text() + '\n[[routes]]\nname = "added"\nfrom = "alice"\nto = ["carol"]\n'
+    )
+    assert d.proc is not None
+    os.kill(d.proc.pid, signal.SIGHUP)
+    WebDriverWait(driver, 45, poll_frequency=0.5).until(
+        lambda drv: newest(drv, "added", "carol") > 0
+    )
+
+    # A stop with the page's event stream open is prompt and clean.
+    started = time.monotonic()
+    assert d.signal(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 15
+    before = newest(driver, "to-inboxes", "bob")
+    d.start()
+    WebDriverWait(driver, 60, poll_frequency=0.5).until(
+        lambda drv: newest(drv, "to-inboxes", "bob") > before
+    )
+    assert driver.execute_script("return window.stillHere === true")
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    # While the daemon was down the stream's reconnects failed; nothing else may complain.
+    assert all("/events" in e["message"] for e in errors), errors
+    log = (tmp_path / "daemon.log").read_text()
+    assert "Traceback" not in log and '"http request failed"' not in log

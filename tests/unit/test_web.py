@@ -12,8 +12,8 @@ from monitor.config.load import ConfigError, load_config
 from monitor.core.durations import format_duration
 from monitor.core.models import Verdict
 from monitor.reports.model import Histogram, Tally, bucket_of
-from monitor.web import charts, model
-from monitor.web.cache import Closed
+from monitor.web import charts, model, reads
+from monitor.web.cache import Windows
 from monitor.web.security import Gate, check_password, hash_password
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -189,20 +189,37 @@ def test_web_password_prints_a_hash_that_checks() -> None:
     assert CliRunner().invoke(app, ["web-password"], input="\n").exit_code == 2
 
 
-async def test_closed_hours_are_kept_until_they_expire() -> None:
+async def test_windows_are_kept_slid_and_refreshed_in_the_background() -> None:
     now = [0.0]
-    cache = Closed(ttl=10, entries=2, clock=lambda: now[0])
-    calls: list[str] = []
+    windows = Windows(ttl=10, clock=lambda: now[0])
+    reads: list[tuple[str, int, int]] = []
+    h = [T0 + timedelta(hours=k) for k in range(30)]
 
-    async def compute(name: str) -> str:
-        calls.append(name)
-        return name.upper()
+    async def load(a: datetime, b: datetime) -> list[int]:
+        reads.append(("load", h.index(a), h.index(b)))
+        return list(range(h.index(a), h.index(b)))
 
-    assert await cache.get("a", lambda: compute("a")) == "A"
-    assert await cache.get("a", lambda: compute("a")) == "A"
+    async def slide(kept: list[int], a0, b0, a: datetime, b: datetime) -> list[int]:
+        reads.append(("slide", h.index(b0), h.index(b)))
+        return [k for k in kept if k >= h.index(a)] + list(range(h.index(b0), h.index(b)))
+
+    assert await windows.get("s", h[0], h[5], load, slide) == [0, 1, 2, 3, 4]
+    assert await windows.get("s", h[0], h[5], load, slide) == [0, 1, 2, 3, 4]
+    assert await windows.get("s", h[1], h[6], load, slide) == [1, 2, 3, 4, 5]
+    assert reads == [("load", 0, 5), ("slide", 5, 6)]
+    # Past the ttl the kept value is served and read in full behind the view's back.
     now[0] = 11
-    assert await cache.get("a", lambda: compute("a")) == "A"
-    await cache.get("b", lambda: compute("b"))
-    await cache.get("c", lambda: compute("c"))  # "a" is the oldest: dropped
-    await cache.get("a", lambda: compute("a"))
-    assert calls == ["a", "a", "b", "c", "a"]
+    assert await windows.get("s", h[1], h[6], load, slide) == [1, 2, 3, 4, 5]
+    await windows.settle()
+    assert reads[-1] == ("load", 1, 6)
+    # Going back, or far ahead, is a full read.
+    await windows.get("s", h[0], h[5], load, slide)
+    await windows.get("s", h[20], h[25], load, slide)
+    assert reads[-2:] == [("load", 0, 5), ("load", 20, 25)]
+
+
+def test_tallies_add_and_subtract() -> None:
+    one = {"a": Tally({Verdict.INBOX: 3, Verdict.SPAM: 1}), "b": Tally({Verdict.INBOX: 1})}
+    other = {"a": Tally({Verdict.SPAM: 1}), "b": Tally({Verdict.INBOX: 1})}
+    assert reads.minus(one, other) == {"a": Tally({Verdict.INBOX: 3})}
+    assert reads.add(reads.minus(one, other), other) == one
