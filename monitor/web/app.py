@@ -90,6 +90,10 @@ class Pages:
         app.router.add_get(r"/probe/{probe:\d{1,18}}", self.probe)
         app.router.add_get("/events", self.events)
         app.router.add_get("/static/{name}", self.asset)
+        app.on_shutdown.append(self._stopping)
+
+    async def _stopping(self, _: web.Application) -> None:
+        self.source.hub.close()
 
     def _render(self, template: str, context: dict[str, Any]) -> web.Response:
         body = self.env.get_template(f"web/{template}").render(**context)
@@ -134,6 +138,9 @@ class Pages:
             await response.write(f"retry: 3000\nevent: hello\ndata: {seen}\n\n".encode())
             while True:
                 version = await hub.wait(seen, HEARTBEAT)
+                if hub.closed:
+                    await response.write_eof()
+                    break
                 if version == seen:
                     await response.write(b": idle\n\n")
                 else:

@@ -12,7 +12,13 @@ import asyncio
 class Hub:
     def __init__(self) -> None:
         self.version = 0
+        self.closed = False
         self._moved = asyncio.Event()
+
+    def close(self) -> None:
+        """The listener is stopping: streams end cleanly (the browser reconnects later)."""
+        self.closed = True
+        self._moved.set()
 
     def changed(self) -> None:
         self.version += 1
@@ -22,7 +28,7 @@ class Hub:
 
     async def wait(self, seen: int, within: float) -> int:
         """The version after `seen`, or `seen` again when nothing changed `within` seconds."""
-        if self.version != seen:
+        if self.version != seen or self.closed:
             return self.version
         moved = self._moved
         try:
