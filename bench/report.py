@@ -42,8 +42,8 @@ from sqlalchemy.engine import make_url
 
 from monitor.adapters.report_tables import RollupRow
 from monitor.adapters.store import Store, make_engine
-from monitor.reports.build import Mailbox
 from monitor.reports.charts import draw_charts
+from monitor.reports.document import Mailbox
 from monitor.reports.html import render_html
 from monitor.reports.model import last_full_week
 from monitor.reports.query import build_report, render_json
@@ -268,7 +268,12 @@ async def main() -> None:
             began = time.perf_counter()
             reports.append(
                 await build_report(
-                    engine, period, mailboxes=shown, configured=configured, now=now, **options
+                    Store(engine),
+                    period,
+                    mailboxes=shown,
+                    configured=configured,
+                    now=now,
+                    **options,
                 )
             )
             timings.append(time.perf_counter() - began)

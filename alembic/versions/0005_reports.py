@@ -7,7 +7,7 @@ Create Date: 2026-11-29
 `probe_rollup` counts final probes per (route, recipient, UTC hour, verdict, delivery-time
 bucket, DMARC result); triggers on `probes` keep it in step in the same transaction as every
 write, and existing probes are counted once here. The bucket edges are frozen below and
-must equal `monitor.core.report.EDGES` (a test checks every bucket through the database).
+must equal `monitor.reports.model.EDGES` (a test checks every bucket through the database).
 """
 
 from collections.abc import Sequence

@@ -65,7 +65,7 @@ class DeliveryRow(Base):
     route: Mapped[str | None] = mapped_column(Text)
     recipient: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(String(32))
-    # The rendered alert (`monitor.core.alertmsg.describe`); signing happens when sending.
+    # The rendered alert (`monitor.alerts.message.describe`); signing happens when sending.
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16))

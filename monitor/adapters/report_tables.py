@@ -7,7 +7,7 @@ is a few rows per mailbox and hour. Database triggers (alembic 0005, with the in
 0006) keep it in step with `probes` in the same transaction as every insert, update and
 delete, whichever code writes the probe: `Store.finish`, `Store.mark_late`, a bulk import.
 `instance` is the `[monitor] instance` that claimed and sent the canary (several daemons may
-share a PostgreSQL database); `bucket` is `monitor.core.report.bucket_of` of
+share a PostgreSQL database); `bucket` is `monitor.reports.model.bucket_of` of
 `delivery_seconds` (-1: no delivery time); `dmarc` the receiver's DMARC result ("": none
 recorded). `max_seconds` is exact unless probes were deleted: then it is an upper bound
 within its bucket. The buckets are frozen in the migrations: changing them needs a new one.

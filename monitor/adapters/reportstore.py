@@ -29,7 +29,7 @@ from monitor.adapters.alert_tables import AlertRow, DeliveryRow
 from monitor.adapters.report_tables import FAILED_VERDICTS, ReportSendRow, RollupRow
 from monitor.adapters.tables import ProbeRow
 from monitor.core.models import Verdict
-from monitor.reports.build import Aggregates, FailureCount, HourCount, Incident, Line
+from monitor.reports.document import Aggregates, FailureCount, HourCount, Incident, Line
 from monitor.reports.model import Histogram, Period
 
 INCIDENT_LOOKBACK = timedelta(days=35)  # an alert that fired this long before may still be open

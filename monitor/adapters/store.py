@@ -11,13 +11,12 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import CursorResult, and_, event, func, select, text, update
+from sqlalchemy import CursorResult, and_, event, func, inspect, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 import monitor
@@ -26,6 +25,7 @@ from monitor.adapters import (
     report_tables,  # noqa: F401 - registers its tables on the metadata
 )
 from monitor.adapters import rows as convert
+from monitor.adapters.quickread import sqlite_path
 from monitor.adapters.tables import ProbeRow
 from monitor.adapters.writeturns import Urgency, WriteTurns
 from monitor.core.models import (
@@ -37,10 +37,18 @@ from monitor.core.models import (
     Verdict,
     utcnow,
 )
+from monitor.probe.verdict import INTERRUPTED
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _UNFINISHED = ("planned", "sending", "sent")
 _MIGRATION_LOCK = 0x6D61696C63616E  # any fixed bigint; "mailcan" in ASCII
+
+
+# What the CLI catches to say "database: …" in one line, without knowing SQLAlchemy.
+DatabaseError = SQLAlchemyError
 
 
 class SlotTaken(Exception):
@@ -76,6 +84,12 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
     return engine
 
 
+def missing_file(url: str) -> Path | None:
+    """The SQLite file a reader would create by opening `url`, when it does not exist yet."""
+    path = sqlite_path(url)
+    return path if path is not None and not path.exists() else None
+
+
 def _ensure_directory(url: URL) -> None:
     database = url.database or ""
     if database in ("", ":memory:") or url.query.get("uri") == "true":
@@ -106,14 +120,18 @@ def migrations_dir() -> Path:
     raise FileNotFoundError(f"no Alembic migrations next to {package}")
 
 
-def alembic_config() -> Config:
-    config = Config()
+def alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig  # only migrations need Alembic
+
+    config = AlembicConfig()
     # Config values go through ConfigParser interpolation: a literal % must be doubled.
     config.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
     return config
 
 
 def _upgrade_to_head(connection: Connection) -> None:
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
@@ -150,6 +168,25 @@ class Store:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
                 )
             await connection.run_sync(_upgrade_to_head)
+
+    async def has_table(self, table: str, *columns: str) -> bool:
+        """Whether the schema has `table` (with these columns): before the daemon's first
+        start, or before a migration, readers say "nothing yet" instead of failing."""
+
+        def look(connection: Connection) -> bool:
+            found = inspect(connection)
+            if not found.has_table(table):
+                return False
+            present = {column["name"] for column in found.get_columns(table)}
+            return set(columns) <= present
+
+        async with self._engine.connect() as connection:
+            return await connection.run_sync(look)
+
+    async def ping(self) -> None:
+        """One round trip: raises when the database does not answer."""
+        async with self._engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         # Also ends aiosqlite's worker threads, which would otherwise keep the process alive.
@@ -192,13 +229,20 @@ class Store:
         await self._update(probe_id, _UNFINISHED, values, Urgency.VERDICT)
 
     async def mark_late(self, token: str, decision: Decision, sighting: Sighting) -> bool:
-        """Record a canary found after its deadline; only a `missing` verdict may change."""
+        """Record a canary found after its probe was judged; only a verdict of absence may
+        change (`monitor.core.verdict.revisable`: missing, or send_failed/interrupted)."""
         if sighting.token != token:
             raise ValueError("the sighting is of another canary")
+        revisable = or_(
+            ProbeRow.verdict == Verdict.MISSING.value,
+            and_(ProbeRow.verdict == Verdict.SEND_FAILED.value, ProbeRow.failure == INTERRUPTED),
+        )
+        # The canary turned up: whatever failure the absence was put down to no longer holds.
+        values = convert.no_failure() | convert.decision_values(decision, sighting)
         statement = (
             update(ProbeRow)
-            .where(ProbeRow.token == token, ProbeRow.verdict == Verdict.MISSING.value)
-            .values(convert.decision_values(decision, sighting))
+            .where(ProbeRow.token == token, revisable)
+            .values(values)
             .execution_options(synchronize_session=False)
         )
         async with self._write_turn(Urgency.VERDICT), self._sessions.begin() as session:

@@ -1,32 +1,32 @@
 """The alerting loop: verdicts in, state changes and deliveries out, never in the probes' way.
 
 `on_progress` is a `ProbeRunner` progress callback: it only puts the final record on a
-bounded queue and returns. One task turns records into state changes (`monitor.core.alerts`)
+bounded queue and returns. One task turns records into state changes (`monitor.alerts.state`)
 and writes each change together with its outbox rows in one transaction; another sends what
 is due, with exponential backoff (5 s doubling to 10 min, given up after a day) and a lease
 per row; a third ticks reminders. A dead webhook or SMTP server only ever delays its own
 outbox rows. At start, leases this instance held when it died are freed (those rows go out
-again, with the same delivery id) and probes finished while alerting was not looking are
-replayed (the state machine ignores what it has already seen).
+again, with the same delivery id), probes finished while alerting was not looking are
+replayed (the state machine ignores what it has already seen), and reminders that fell due
+meanwhile are sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor import logs
 from monitor.adapters import notifiers
 from monitor.adapters.alertstore import AlertStore, Conflict, Delivery, Outgoing, StoredAlert
-from monitor.adapters.oauth import token_source
 from monitor.adapters.store import Store
-from monitor.adapters.tls import client_context
 from monitor.alerts import message as alertmsg
 from monitor.alerts.state import AlertState, Key, Observation, Transition, observe, step
 from monitor.config.alert_settings import EmailChannel, WebhookChannel
@@ -49,13 +49,14 @@ class Alerting:
     def __init__(
         self,
         cfg: Config,
-        engine: AsyncEngine,
+        store: Store,
         *,
         backoff: tuple[float, float] = (5.0, 600.0),
         give_up_after: float = 86400.0,
     ) -> None:
         self.cfg = cfg
-        self.store = AlertStore(engine)
+        hide_urls(cfg)
+        self.store = AlertStore(store.engine)
         self.owner = cfg.monitor.instance
         self.backoff = backoff
         self.give_up_after = timedelta(seconds=give_up_after)
@@ -65,12 +66,14 @@ class Alerting:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
+        # (channel, "sent" | "failed" | "given_up") after each attempt, e.g. for /metrics.
+        self.on_delivery: Callable[[str, str], None] | None = None
 
     # -- the face towards the runner and the daemon ------------------------------------------
 
     def on_progress(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
         """A progress callback: O(1), never blocks, never raises."""
-        # "late" revisions are left out on purpose: see monitor.core.alerts.
+        # "late" revisions are left out on purpose: see monitor.alerts.state.
         if stage != "final" or record is None or record.decision is None:
             return
         try:
@@ -86,6 +89,9 @@ class Alerting:
         self._states = await self.store.load()
         if probes is not None:
             await self._catch_up(probes)
+        # Reminders that fell due while we were down go out now, not a tick later: a daemon
+        # restarted more often than REMIND_TICK would otherwise never send one.
+        await self._remind_safely()
         self._client = httpx.AsyncClient(follow_redirects=False)
         self._tasks = [
             self._spawn(self._observe_loop()),
@@ -108,6 +114,7 @@ class Alerting:
 
     def reconfigure(self, cfg: Config) -> None:
         self.cfg = cfg
+        hide_urls(cfg)
         self._wake.set()
 
     def states(self) -> list[AlertState]:
@@ -237,10 +244,13 @@ class Alerting:
     async def _remind_loop(self) -> None:
         while True:
             await asyncio.sleep(REMIND_TICK)
-            try:
-                await self.remind()
-            except Exception as exc:
-                log.error("alert reminders failed", error=_first_line(exc))
+            await self._remind_safely()
+
+    async def _remind_safely(self) -> None:
+        try:
+            await self.remind()
+        except Exception as exc:  # a database hiccup must not end alerting
+            log.error("alert reminders failed", error=_first_line(exc))
 
     async def _deliver_loop(self) -> None:
         while True:
@@ -278,10 +288,15 @@ class Alerting:
             error = f"not sent within {SEND_TIMEOUT:g}s"
         now = utcnow()
         fields = {"channel": channel.name, "transition": delivery.transition_id}
+        given_up = error is not None and now - delivery.created_at >= self.give_up_after
+        if self.on_delivery is not None:
+            self.on_delivery(
+                channel.name, "sent" if error is None else "given_up" if given_up else "failed"
+            )
         if error is None:
             await self.store.sent(delivery, self.owner, now)
             log.info("alert delivered", attempts=delivery.attempts + 1, **fields)
-        elif now - delivery.created_at >= self.give_up_after:
+        elif given_up:
             await self.store.give_up(delivery, self.owner, error)
             log.error("alert delivery given up", error=error, **fields)
         else:
@@ -325,23 +340,14 @@ async def send(
         account = cfg.account(channel.account)
     except KeyError:
         return f"account {channel.account} is no longer in the config"
-    if account.smtp is None:
-        return f"account {account.name} has no smtp"
     return await notifiers.send_email(
-        account.smtp,
-        username=account.username,
-        password=account.password.get_secret_value() if account.password else None,
-        ssl_context=client_context(account.ca_files),
-        sender=account.email,
-        to=target,
-        alert=alert,
-        delivery_id=delivery_id,
-        oauth=token_source(account, cfg.monitor.state_dir),
+        account, target, alert, delivery_id=delivery_id, state_dir=cfg.monitor.state_dir
     )
 
 
 async def send_test_alerts(cfg: Config) -> list[tuple[str, str, str | None]]:
     """One test message through every channel and target now: (channel, target, error)."""
+    hide_urls(cfg)
     at = utcnow()
     targets = [(c, to) for c in cfg.alerts.email for to in c.to]
     targets += [(c, "") for c in cfg.alerts.webhook]
@@ -357,6 +363,16 @@ async def send_test_alerts(cfg: Config) -> list[tuple[str, str, str | None]]:
         return channel.name, target, error
 
     return list(await asyncio.gather(*(one(c, t) for c, t in targets)))
+
+
+def hide_urls(cfg: Config) -> None:
+    """Webhook URLs (and their paths, where Slack and Teams keep the token) never reach a log."""
+    for channel in cfg.alerts.webhook:
+        parts = urlsplit(channel.url)
+        logs.hide(channel.url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        if len(path) >= 16:  # a token's length; "/mailcanary" would hide file paths too
+            logs.hide(path)
 
 
 def webhook(channel: WebhookChannel) -> notifiers.Webhook:

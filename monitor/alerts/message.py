@@ -38,7 +38,6 @@ The `json` webhook format sends the canonical dict as is. Its fields are a stabl
 
 from __future__ import annotations
 
-import html
 import shlex
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +46,7 @@ from urllib.parse import quote
 from monitor.alerts.state import AlertKind, Event, Evidence, Status, Transition
 from monitor.core.catalogue import advise
 from monitor.core.durations import format_duration
+from monitor.templates import render
 
 SCHEMA = "mailcanary.alert.v1"
 FORMATS = ("json", "slack", "alertmanager")
@@ -258,17 +258,7 @@ def text_body(alert: dict[str, Any]) -> str:
 
 
 def html_body(alert: dict[str, Any]) -> str:
-    color = {"firing": "#b00020", "reminder": "#b00020", "resolved": "#1b7f3b"}
-    cells = "".join(
-        f'<tr><th align="left" valign="top" style="padding:2px 12px 2px 0">{html.escape(label)}'
-        f'</th><td style="padding:2px 0">{html.escape(value)}</td></tr>'
-        for label, value in lines(alert)
-    )
-    return (
-        '<!DOCTYPE html><html><body style="font-family:sans-serif;font-size:14px">'
-        f'<h2 style="color:{color.get(alert["event"], "#333")}">{html.escape(alert["title"])}</h2>'
-        f"<table>{cells}</table></body></html>\n"
-    )
+    return render("alert.html", alert=alert, rows=lines(alert))
 
 
 def _slack_escape(value: str) -> str:

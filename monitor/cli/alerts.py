@@ -25,87 +25,18 @@ import json
 import sys
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import inspect
 
-from monitor.adapters.alertstore import AlertStore, Delivery, evidence_json
-from monitor.adapters.store import Store
 from monitor.alerts.dispatch import send_test_alerts
-from monitor.alerts.message import investigate
-from monitor.alerts.state import AlertState, Status, transition_id
+from monitor.alerts.query import alert_dict, load_alerts
+from monitor.alerts.state import Status
+from monitor.cli.console import out
+from monitor.cli.tables import shorten
 from monitor.config.load import Config
-from monitor.probe.oneshot import out
 
 STYLE = {Status.FIRING: "bold red", Status.PENDING: "yellow", Status.RESOLVED: "green"}
-
-
-async def load_alerts(cfg: Config, *, include_all: bool) -> list[tuple[AlertState, list[Delivery]]]:
-    """Alerts newest first with the deliveries of their latest transition."""
-    from monitor.cli.status import _sqlite_file  # late: status imports this module
-
-    database = _sqlite_file(cfg.monitor.database)
-    if database is not None and not database.exists():
-        return []  # opening it would create it
-    store = await Store.open(cfg.monitor.database)
-    try:
-        async with store.engine.connect() as connection:
-            if not await connection.run_sync(lambda c: inspect(c).has_table("alerts")):
-                return []
-        alerts = AlertStore(store.engine)
-        wanted = (
-            [Status.PENDING, Status.FIRING, Status.RESOLVED] if include_all else [Status.FIRING]
-        )
-        states = [s.state for s in (await alerts.load(statuses=wanted)).values()]
-        if not include_all:
-            pairs = {(r.name, to) for r in cfg.routes for to in r.recipients}
-            states = [s for s in states if (s.route, s.recipient) in pairs]
-        ids = {transition_id(s): s for s in states}
-        found = await alerts.deliveries(transition_ids=ids, limit=10_000) if ids else []
-    finally:
-        await store.close()
-    by_transition: dict[str, list[Delivery]] = {}
-    for delivery in reversed(found):
-        by_transition.setdefault(delivery.transition_id, []).append(delivery)
-    states.sort(
-        key=lambda s: s.fired_at or s.since or s.last_bad_at or s.last_seen_at, reverse=True
-    )
-    return [(s, by_transition.get(transition_id(s), [])) for s in states]
-
-
-def alert_dict(state: AlertState, deliveries: list[Delivery]) -> dict[str, Any]:
-    evidence = evidence_json(state.evidence)
-    failure = evidence.pop("failure") if evidence else None
-    if evidence is not None:
-        evidence.pop("sender")
-    return {
-        "route": state.route,
-        "to": state.recipient,
-        "kind": state.kind.value,
-        "status": state.status.value,
-        "since": _iso(state.since),
-        "fired_at": _iso(state.fired_at),
-        "resolved_at": _iso(state.resolved_at),
-        "last_good_at": _iso(state.last_good_at),
-        "consecutive_failures": state.bad_streak,
-        "canary": evidence,
-        "failure": None
-        if failure is None
-        else {k: failure[k] for k in ("kind", "phase", "code", "enhanced", "message")},
-        "investigate": investigate(state.route),
-        "deliveries": [
-            {
-                "channel": d.channel,
-                "target": d.target or None,
-                "event": d.event,
-                "status": d.status,
-                "attempts": d.attempts,
-                "last_error": d.last_error,
-                "sent_at": _iso(d.sent_at),
-            }
-            for d in deliveries
-        ],
-    }
 
 
 async def show_alerts(cfg: Config, *, include_all: bool, as_json: bool) -> int:
@@ -144,9 +75,13 @@ async def run_test_alert(cfg: Config) -> int:
     for channel, target, error in results:
         where = f"{channel} → {target}" if target else channel
         if error is None:
-            out.print(f"[green]sent[/]    {where}", highlight=False)
+            out.print(f"[green]sent[/]    {escape(str(where))}", highlight=False, markup=True)
         else:
-            out.print(f"[red]failed[/]  {where}: {error}", highlight=False)
+            out.print(
+                f"[red]failed[/]  {escape(str(where))}: {escape(str(error))}",
+                highlight=False,
+                markup=True,
+            )
     return 0 if all(error is None for _, _, error in results) else 1
 
 
@@ -154,14 +89,10 @@ def _detail(alert: dict[str, Any]) -> str:
     failure, canary = alert["failure"], alert["canary"]
     if failure is not None:
         code = " ".join(str(p) for p in (failure["code"], failure["enhanced"]) if p)
-        return f"{failure['kind']} {code}: {failure['message']}"[:100]
+        return shorten(f"{failure['kind']} {code}: {failure['message']}", 100)
     if canary is not None and canary["folder"]:
         return f'{canary["verdict"]} in "{canary["folder"]}"'
     return canary["verdict"] if canary else ""
-
-
-def _iso(moment: Any) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 def _local(moment: Any) -> str:

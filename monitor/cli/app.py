@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
-from monitor import logs as logsetup
+if TYPE_CHECKING:
+    from monitor.core.models import ProbeRecord
+
 from monitor.cli.common import (
     EX_CONFIG,
     EX_IOERR,
@@ -26,11 +29,11 @@ from monitor.cli.common import (
     err,
     fail,
     known_account,
+    log_level,
     run_async,
     state,
 )
 from monitor.cli.oauth import oauth_app
-from monitor.core.models import ProbeRecord
 
 app = typer.Typer(
     help="Watches whether email really arrives: canaries through SMTP, found over IMAP.",
@@ -50,6 +53,7 @@ def main_options(
         typer.Option(
             "--config",
             "-c",
+            metavar="FILE",
             help="Config file (default: $MAILCANARY_CONFIG, "
             "$CONFIGURATION_DIRECTORY/mailcanary.toml, /etc/mailcanary/mailcanary.toml, "
             "./mailcanary.toml).",
@@ -74,22 +78,24 @@ def check_config() -> None:
 @app.command()
 def probe(
     route: Annotated[
-        list[str] | None, typer.Option("--route", "-r", help="Only this route (repeatable).")
+        list[str] | None,
+        typer.Option("--route", "-r", metavar="NAME", help="Only this route (repeatable)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     deadline: Annotated[
-        str | None, typer.Option(help="Wait this long per canary, e.g. 2m.")
+        str | None, typer.Option(metavar="DURATION", help="Wait this long per canary, e.g. 2m.")
     ] = None,
     nagios: Annotated[
         bool, typer.Option("--nagios", help="One Nagios plugin line with perfdata; exit 0-3.")
     ] = False,
 ) -> None:
     """Send one canary per (route, recipient) now and wait for every verdict."""
-    from monitor.core.nagios import plugin_error
+    from monitor.cli.nagios import plugin_error
+    from monitor.config.file_models import DEADLINE
     from monitor.probe.oneshot import probe_once
 
     try:
-        cfg = config()
+        cfg = config(routes=True)
     except typer.Exit:
         if not nagios:
             raise
@@ -107,12 +113,12 @@ def probe(
         )
     routes = [r for r in cfg.routes if not wanted or r.name in wanted]
     # The verdict table already says why a mailbox could not be watched; -v shows the retries.
-    logsetup.configure("INFO" if state.verbose else "ERROR")
+    log_level("ERROR")
     if nagios:
-        from monitor.core.nagios import canaries, plugin_output
+        from monitor.cli.nagios import canaries, plugin_output
 
         records: list[ProbeRecord] = []
-        wait = duration_option(deadline, "--deadline")
+        wait = duration_option(deadline, "--deadline", DEADLINE)
         run_async(
             lambda: probe_once(
                 cfg, routes, deadline=wait, as_json=False, collect=records, quiet=True
@@ -123,7 +129,7 @@ def probe(
         raise typer.Exit(code)
     code = run_async(
         lambda: probe_once(
-            cfg, routes, deadline=duration_option(deadline, "--deadline"), as_json=as_json
+            cfg, routes, deadline=duration_option(deadline, "--deadline", DEADLINE), as_json=as_json
         )
     )
     raise typer.Exit(code)
@@ -134,25 +140,28 @@ def run() -> None:
     """Run the daemon: every route on its interval until SIGTERM or SIGINT."""
     from monitor.daemon.main import Daemon
 
-    cfg = config()
-    logsetup.configure("DEBUG" if state.verbose else "INFO")
+    cfg = config(routes=True)
+    log_level("INFO", verbose="DEBUG")
     raise typer.Exit(run_async(Daemon(cfg).run))
 
 
 @app.command()
 def history(
     since: Annotated[
-        str | None, typer.Option(help="Only probes planned in the last …, e.g. 1h.")
+        str | None,
+        typer.Option(metavar="DURATION", help="Only probes planned in the last …, e.g. 1h."),
     ] = None,
-    route: Annotated[str | None, typer.Option("--route", "-r", help="Only this route.")] = None,
+    route: Annotated[
+        str | None, typer.Option("--route", "-r", metavar="NAME", help="Only this route.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many probes.")] = 200,
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many probes.")] = 200,
 ) -> None:
     """Recorded probes, newest first."""
     from monitor.probe.oneshot import show_history
 
     cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
     window = duration_option(since, "--since")
     run_async(lambda: show_history(cfg, since=window, route=route, as_json=as_json, limit=limit))
 
@@ -160,13 +169,50 @@ def history(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    nagios: Annotated[
+        bool,
+        typer.Option(
+            "--nagios",
+            help="A passive Nagios check of the daemon's record: one plugin line, exit 0-3.",
+        ),
+    ] = False,
 ) -> None:
-    """Where each route's mailboxes stand: last verdict, last inbox, canaries in flight."""
+    """Where each route's mailboxes stand: last verdict, last inbox, canaries in flight.
+
+    Exit code, the worst last verdict as in `probe`: 0 inbox, 1 spam or late,
+
+    2 missing or send_failed, 3 check_failed (mailboxes never decided do not count);
+
+    78 bad config, 74 the database cannot be read.
+    """
+    if nagios:
+        raise typer.Exit(_passive_check())
     from monitor.cli.status import show_status
 
     cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
     raise typer.Exit(run_async(lambda: show_status(cfg, as_json=as_json)))
+
+
+def _passive_check() -> int:
+    from monitor.cli.nagios import plugin_error
+
+    try:
+        cfg = config()
+    except typer.Exit:
+        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
+        line, code = plugin_error("bad config (see stderr)")
+        typer.echo(line)
+        return code
+    from monitor.cli.passive import nagios_status
+
+    log_level("ERROR")
+    try:
+        line, code = run_async(lambda: nagios_status(cfg))
+    except typer.Exit:  # run_async said why on stderr; Nagios needs its own code
+        line, code = plugin_error("the record could not be read (see stderr)")
+    typer.echo(line)
+    return code
 
 
 @app.command()
@@ -182,7 +228,7 @@ def diagnose(
 
     cfg = config()
     chosen = known_account(cfg, account)
-    logsetup.configure("INFO" if state.verbose else "ERROR")
+    log_level("ERROR")
     wait = min(cfg.monitor.deadline, 120.0)  # an interactive command: not the full deadline
     state_dir = cfg.monitor.state_dir
     code = run_async(
@@ -196,14 +242,21 @@ def diagnose(
 @app.command()
 def report(
     since: Annotated[
-        str | None, typer.Option(help="The last …, e.g. 7d (default: last week).")
+        str | None,
+        typer.Option(metavar="DURATION", help="The last …, e.g. 7d (default: last week)."),
     ] = None,
     date_from: Annotated[
-        str | None, typer.Option("--from", help="First day, e.g. 2026-11-02.")
+        str | None, typer.Option("--from", metavar="DAY", help="First day, e.g. 2026-11-02.")
     ] = None,
-    date_to: Annotated[str | None, typer.Option("--to", help="Last day (included).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="text | html | json | csv")] = "text",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE.")] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", metavar="DAY", help="Last day (included).")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="text|html|json|csv", help="The output format.")
+    ] = "text",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE.")
+    ] = None,
     instance: Annotated[
         list[str] | None,
         typer.Option(
@@ -220,7 +273,7 @@ def report(
     from monitor.cli.report import ReportArgsError, ReportUnavailable, run_report
 
     cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
     window = duration_option(since, "--since")
     try:
         code = run_async(
@@ -250,11 +303,11 @@ def dns_check(
     ] = False,
 ) -> None:
     """DNS posture of ACCOUNT's sending domain: MX, SPF, DMARC, DKIM, PTR, DNSBL. Exit 0-3."""
-    from monitor.dnscheck.run import report_account
+    from monitor.cli.dns import report_account
 
     cfg = config()
     target = known_account(cfg, account)
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
     raise typer.Exit(run_async(lambda: report_account(target, cfg.dns, as_json=as_json)))
 
 
@@ -280,7 +333,7 @@ def alerts(
     from monitor.cli.alerts import show_alerts
 
     cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
     raise typer.Exit(run_async(lambda: show_alerts(cfg, include_all=include_all, as_json=as_json)))
 
 
@@ -290,7 +343,7 @@ def test_alert() -> None:
     from monitor.cli.alerts import run_test_alert
 
     cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
     raise typer.Exit(run_async(lambda: run_test_alert(cfg)))
 
 
@@ -316,7 +369,7 @@ def db_upgrade() -> None:
     from monitor.adapters.store import Store
 
     cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
 
     async def work() -> None:
         store = await Store.open(cfg.monitor.database)
@@ -331,28 +384,67 @@ def db_upgrade() -> None:
 
 @app.command()
 def demo(
-    deadline: Annotated[str, typer.Option(help="How long each demo canary may take.")] = "20s",
+    deadline: Annotated[
+        str, typer.Option(metavar="DURATION", help="How long each demo canary may take.")
+    ] = "20s",
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep", help="Leave the stack up afterwards, print commands to try, wait for kill."
+        ),
+    ] = False,
 ) -> None:
     """Start a private Postfix + Dovecot on 127.0.0.1 and probe it: verdicts live."""
     try:
         from monitor.harness.demo import run_demo
     except ImportError as exc:
         fail(f"demo: {exc.name} is not installed; pip install 'mailcanary[demo]'", EX_UNAVAILABLE)
-    logsetup.configure("INFO" if state.verbose else "ERROR")
+    log_level("ERROR")
     seconds = duration_option(deadline, "--deadline") or 20.0
-    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds)))
+    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds, keep=keep)))
+
+
+GLOBAL_OPTIONS = {"--config": True, "-c": True, "--verbose": False, "-v": False}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`mailcanary check-config --config X` means what `mailcanary --config X check-config`
+    does: global options given after the command move in front of it."""
+    front: list[str] = []
+    rest: list[str] = []
+    seen_command = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if name in GLOBAL_OPTIONS:
+            takes_value = GLOBAL_OPTIONS[name] and "=" not in arg
+            taken = args[i : i + 2] if takes_value else [arg]
+            (front if seen_command else rest).extend(taken)
+            i += len(taken)
+            continue
+        if not arg.startswith("-"):
+            seen_command = True
+        rest.append(arg)
+        i += 1
+    return front + rest
 
 
 def main() -> None:
     try:
-        app()
+        app(args=hoist_global_options(sys.argv[1:]))
     except Exception as exc:  # the last line of defence: never a traceback for a user
         if os.environ.get("MAILCANARY_DEBUG"):
             raise
         err.print(
-            f"[bold red]mailcanary: internal error:[/] {type(exc).__name__}: {exc} "
+            f"[bold red]mailcanary: internal error:[/] {escape(str(type(exc).__name__))}: "
+            f"{escape(str(exc))} "
             "(set MAILCANARY_DEBUG=1 for a traceback; please report it)",
             highlight=False,
+            markup=True,
         )
         sys.exit(EX_SOFTWARE)
 

@@ -10,21 +10,42 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from monitor.config.load import Config, ConfigError, load_config
-from monitor.config.schema import Account
-from monitor.core.durations import parse_duration
+from monitor.core.durations import DurationRange, parse_duration
+
+if TYPE_CHECKING:  # `--help` and a mistyped command must not pay for pydantic and SQLAlchemy
+    from monitor.config.load import Config
+    from monitor.config.schema import Account
 
 EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_SOFTWARE = 78, 74, 69, 70
 T = TypeVar("T")
 
-err = Console(stderr=True)
+err = Console(stderr=True, markup=False)  # see console.py
+
+
+def _hide_flag_types() -> None:
+    """Typer labels every flag `<bool>` in --help, which reads as if it took a value."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
 
 
 class State:
@@ -36,7 +57,12 @@ state = State()
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]mailcanary:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(
+        f"[bold red]mailcanary:[/] {escape(str(message))}",
+        highlight=False,
+        soft_wrap=True,
+        markup=True,
+    )
     raise typer.Exit(code)
 
 
@@ -51,10 +77,23 @@ def default_config_path() -> Path:
     return Path("mailcanary.toml")
 
 
-def config() -> Config:
+def log_level(quiet: str, *, verbose: str = "INFO") -> None:
+    """Configure logging for a command: `quiet` by default, `verbose` with -v."""
+    from monitor import logs
+
+    logs.configure(verbose if state.verbose else quiet)
+
+
+def config(*, routes: bool = False) -> Config:
+    """The config, or exit 78 naming every problem. `routes`: a command that sends (probe,
+    run) also needs a route; with none it would check nothing and say all is well."""
+    from monitor.config.load import ConfigError, load_config
+
     path = state.config_path or default_config_path()
     try:
         cfg = load_config(path)
+        if routes:
+            cfg.require_routes()
     except ConfigError as exc:
         for line in exc.problems:
             err.print(line, highlight=False, soft_wrap=True, markup=False)
@@ -74,29 +113,39 @@ def known_account(cfg: Config, name: str) -> Account:
 
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine, turning the failures a user can cause into one line each."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from monitor.adapters.keyfile import KeyFileError
 
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    except SQLAlchemyError as exc:
-        fail(
-            f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
-            EX_IOERR,
-        )
     except KeyFileError as exc:
         fail(str(exc), EX_IOERR)
     except OSError as exc:
         fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", EX_IOERR)
+    except Exception as exc:
+        if not _database_error(exc):
+            raise
+        fail(
+            f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
+            EX_IOERR,
+        )
 
 
-def duration_option(value: str | None, name: str) -> float | None:
+def _database_error(exc: Exception) -> bool:
+    # Only a command that opened the store can meet a database error; looking it up this way
+    # keeps SQLAlchemy out of the commands that never touch it (status --nagios, --help).
+    store = sys.modules.get("monitor.adapters.store")
+    return store is not None and isinstance(exc, store.DatabaseError)
+
+
+def duration_option(
+    value: str | None, name: str, bounds: DurationRange | None = None
+) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
+        return bounds.check(seconds) if bounds is not None else seconds
     except ValueError as exc:
         fail(f"{name}: {exc}", 2)

@@ -1,4 +1,5 @@
-"""`mailcanary oauth …`: sign-in for auth = "xoauth2" accounts (the work is in service.oauthcli)."""
+"""`mailcanary oauth …`: sign-in for auth = "xoauth2" accounts (the conversations are in
+oauth_signin.py and oauth_browser.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from monitor import logs as logsetup
-from monitor.cli.common import EX_CONFIG, config, fail, known_account, run_async, state
+from monitor.cli.common import EX_CONFIG, config, fail, known_account, log_level, run_async
 
 oauth_app = typer.Typer(
     help='OAuth2 (XOAUTH2) sign-in for auth = "xoauth2" accounts.', no_args_is_help=True
@@ -19,10 +19,10 @@ def oauth_status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Each xoauth2 account's token state and expiry (never the tokens); exit 1: one is missing."""
-    from monitor.oauth.login import show_status
+    from monitor.cli.oauth_signin import show_status
 
     cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
     raise typer.Exit(show_status(cfg, as_json=as_json))
 
 
@@ -53,10 +53,10 @@ def oauth_login(
     else a browser sign-in that comes back to 127.0.0.1 (Google). Exit 0 signed in,
     1 failed, 2 no way to sign in, 77 access not granted at the consent screen.
     """
-    from monitor.oauth.login import import_refresh_token, login
+    from monitor.cli.oauth_signin import import_refresh_token, login
 
     cfg = config()
-    logsetup.configure("INFO" if state.verbose else "WARNING")
+    log_level("WARNING")
     chosen = known_account(cfg, account)
     if chosen.auth != "xoauth2":
         fail(f'account {account!r} does not use auth = "xoauth2"', EX_CONFIG)

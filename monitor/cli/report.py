@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import inspect
-from sqlalchemy.engine import Connection, make_url
-
-from monitor.adapters.store import Store
+from monitor.adapters.store import Store, missing_file
+from monitor.cli.common import err
 from monitor.config.load import Config
 from monitor.core.models import utcnow
 from monitor.reports.charts import render_charts, use_cache_dir
@@ -99,21 +97,29 @@ async def run_report(
     _require_database(cfg.monitor.database)
     store = await Store.open(cfg.monitor.database)
     try:
-        async with store.engine.connect() as connection:
-            ready = await connection.run_sync(_rollup_by_instance)
-        if not ready:
+        # The rollup keyed by instance arrived with migration 0006.
+        if not await store.has_table("probe_rollup", "instance"):
             raise ReportUnavailable(
                 "the database predates this version's reports: run `mailcanary db upgrade` "
                 "or restart the daemon"
             )
         try:
             report = await report_for(
-                cfg, store.engine, period, now, instances=only, by_instance=by_instance
+                cfg, store, period, now, instances=only, by_instance=by_instance
             )
         except UnknownInstance as exc:
             raise ReportArgsError(f"--instance: {exc}") from None
     finally:
         await store.close()
+    if report.total.tally.total == 0:
+        # An empty default week right after set-up reads as "broken": say what was read.
+        chosen = "the last full week" if since is None and not date_from else "the period asked"
+        err.print(
+            f"mailcanary: no canaries in {report.period.label} ({chosen}, {cfg.reports.timezone}); "
+            "choose another period with --since 1d or --from 2026-11-02 --to 2026-11-08",
+            highlight=False,
+            soft_wrap=True,
+        )
     if fmt == "html":
         use_cache_dir(cfg.monitor.state_dir)
         charts = await render_charts(report)
@@ -131,18 +137,8 @@ async def run_report(
     return 0
 
 
-def _rollup_by_instance(connection: Connection) -> bool:
-    """Whether the schema has the rollup with its instance (alembic 0006)."""
-    found = inspect(connection)
-    if not found.has_table("probe_rollup"):
-        return False
-    return "instance" in {column["name"] for column in found.get_columns("probe_rollup")}
-
-
 def _require_database(url: str) -> None:
     # Opening a missing SQLite file would create it: a report must not leave one behind.
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri") == "true":
-        return
-    if parsed.database not in (None, "", ":memory:") and not Path(parsed.database).exists():
-        raise ReportUnavailable(f"no probes recorded yet: {parsed.database} does not exist")
+    missing = missing_file(url)
+    if missing is not None:
+        raise ReportUnavailable(f"no probes recorded yet: {missing} does not exist")

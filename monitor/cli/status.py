@@ -32,24 +32,20 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
-
-from monitor.adapters.store import PairLatest, Store
+from monitor.adapters.store import PairLatest, Store, missing_file
+from monitor.alerts.query import load_alerts
 from monitor.alerts.state import AlertState
 from monitor.cli import tables as render
-from monitor.cli.alerts import load_alerts
+from monitor.cli.console import out
 from monitor.config.load import Config
 from monitor.probe import verdict
-from monitor.probe.oneshot import out
 
 
 async def show_status(cfg: Config, *, as_json: bool) -> int:
-    database = _sqlite_file(cfg.monitor.database)
-    missing = database is not None and not database.exists()
+    database = missing_file(cfg.monitor.database)
+    missing = database is not None
     # Opening a missing SQLite file would create it: a status query must not leave one behind.
     latest = {} if missing else {(p.route, p.recipient): p for p in await _latest(cfg)}
     firing: dict[tuple[str, str], list[AlertState]] = {}
@@ -110,16 +106,8 @@ async def _latest(cfg: Config) -> list[PairLatest]:
     store = await Store.open(cfg.monitor.database)
     try:
         # Before the daemon's first start there is no table yet; that is "never", not an error.
-        async with store.engine.connect() as connection:
-            if not await connection.run_sync(lambda c: inspect(c).has_table("probes")):
-                return []
+        if not await store.has_table("probes"):
+            return []
         return await store.latest_per_pair()
     finally:
         await store.close()
-
-
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri") == "true":
-        return None
-    return Path(parsed.database) if parsed.database not in (None, "", ":memory:") else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from datetime import datetime
 from typing import Any
 
@@ -117,7 +118,7 @@ def _detail(record: ProbeRecord | None) -> str:
     if failure is not None:
         advice = advice_of(record)
         remedy = f" — {advice.remedy}" if advice else ""
-        return f"{failure.kind} ({failure.phase.value}): {failure.message}"[:90] + remedy
+        return shorten(f"{failure.kind} ({failure.phase.value}): {failure.message}", 90) + remedy
     parts = []
     if record.decision is not None and record.decision.reason:
         parts.append(record.decision.reason)
@@ -127,6 +128,11 @@ def _detail(record: ProbeRecord | None) -> str:
     if receipt is not None and receipt.auth is not None:
         parts.append(_auth_summary(receipt.auth))
     return "; ".join(part for part in parts if part)
+
+
+def shorten(text: str, width: int) -> str:
+    """At most `width` characters, cut between words: never inside a port or a code."""
+    return textwrap.shorten(text, width=width, placeholder=" …")
 
 
 def _auth_summary(auth: AuthResults) -> str:

@@ -40,6 +40,12 @@ class Endpoint(BaseModel):
     security: Security
     timeout: float = 60.0
 
+    @property
+    def on_loopback(self) -> bool:
+        """Is the server on this machine (a test stack, the demo)?"""
+        host = self.host
+        return host == "localhost" or host.startswith("127.") or host == "::1"
+
 
 class MonitorSettings(BaseModel):
     model_config = _RESOLVED
@@ -120,6 +126,14 @@ class Config(BaseModel):
     accounts: list[Account] = []
     routes: list[Route] = []
     warnings: list[str] = []
+
+    def require_routes(self) -> None:
+        """For the commands that send (probe, run): ConfigError when there is nothing to send,
+        so a check that checks nothing cannot pass. check-config only warns about it."""
+        if not self.routes:
+            raise problems.ConfigError(
+                [f"routes: none in {self.path}; probe and run need at least one [[routes]] table"]
+            )
 
     def account(self, name: str) -> Account:
         for account in self.accounts:

@@ -9,7 +9,7 @@ Facts from the providers' published error pages; the wording is ours.
 
 from __future__ import annotations
 
-from monitor.core.catalogue import Entry, entry
+from monitor.core.rules import Entry, entry
 
 _GMAIL = r"gsmtp|support\.google\.com"
 _YAHOO_URL = "postmaster.yahooinc.com"

@@ -23,7 +23,6 @@ from typing import Any
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import text
 
 from monitor.adapters import keyfile, tls
 from monitor.adapters.store import Store
@@ -32,11 +31,13 @@ from monitor.alerts.dispatch import Alerting
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
-from monitor.daemon import http, sdnotify, slots
+from monitor.core.slots import jitter, phase, slot_for
+from monitor.daemon import http, sdnotify
 from monitor.daemon.metrics import Metrics
+from monitor.daemon.slots import SlotTrigger
 from monitor.dnscheck.policy import Finding
 from monitor.dnscheck.run import log_posture
-from monitor.probe.runner import ProbeRunner, Progress, slot_for
+from monitor.probe.runner import ProbeRunner, Progress
 from monitor.reports.weekly import Reporting
 from monitor.web.app import Pages
 from monitor.web.live import Hub
@@ -53,14 +54,16 @@ FIRST_RUNS_PER_SECOND = 20
 
 
 @asynccontextmanager
-async def opened(cfg: Config, *, progress: Progress | None = None) -> AsyncIterator[ProbeRunner]:
+async def opened(
+    cfg: Config, *, progress: Progress | None = None, give_up_after: int | None = None
+) -> AsyncIterator[ProbeRunner]:
     """Store migrated, key loaded, runner built; everything closed on the way out."""
     tls.trim_read_buffers()
     store = await Store.open(cfg.monitor.database)
     try:
         await store.upgrade()
         key = keyfile.load_or_create(cfg.monitor.state_dir)
-        runner = ProbeRunner(cfg, store, key, progress=progress)
+        runner = ProbeRunner(cfg, store, key, progress=progress, give_up_after=give_up_after)
         try:
             yield runner
         finally:
@@ -79,6 +82,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.notifier = sdnotify.Notifier()
         self.metrics = Metrics()
+        self.metrics.configure(cfg)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.database_ok = True
         self.runner: ProbeRunner | None = None
@@ -121,7 +125,8 @@ class Daemon:
             self.metrics.seed_success(pair.route, pair.recipient, pair.last_inbox_at)
         self.metrics.watch_watchers(lambda: {n: w.connected for n, w in runner.watchers.items()})
         # Before recover(): verdicts of resumed probes must be evaluated too.
-        self.alerting = Alerting(self.cfg, runner.store.engine)
+        self.alerting = Alerting(self.cfg, runner.store)
+        self.alerting.on_delivery = self.metrics.alert_delivery
         await self.alerting.start(runner.store)
         self.metrics.watch_alerts(self.alerting.states)
         await runner.start_watchers(recipients(self.cfg))
@@ -131,7 +136,7 @@ class Daemon:
             self._schedule_route(route, index)
         self._schedule_housekeeping()
         # The weekly report: each week sent once, even across restarts; a missed one on start.
-        self.reporting = Reporting(self.cfg, runner.store.engine)
+        self.reporting = Reporting(self.cfg, runner.store)
         await self.reporting.start(self.scheduler)
         self.scheduler.start()
         self.metrics.scheduler_running(True)
@@ -179,13 +184,13 @@ class Daemon:
 
         # The first canary soon after start; with many routes, FIRST_RUNS_PER_SECOND at most,
         # so a start does not send to 1,000 mailboxes while their watchers still log in.
-        spread = random.uniform(0, min(slots.jitter(route.interval), 5))
+        spread = random.uniform(0, min(jitter(route.interval), 5))
         soon = 1 + queue / FIRST_RUNS_PER_SECOND + spread
         first = utcnow() + timedelta(seconds=min(soon, route.interval))
         self.scheduler.add_job(
             fire,
             # One run per slot, at the route's phase in it: a late run keeps its slot.
-            slots.SlotTrigger(route.interval, slots.phase(route.name, route.interval)),
+            SlotTrigger(route.interval, phase(route.name, route.interval)),
             id=f"route:{route.name}",
             name=route.name,
             replace_existing=True,
@@ -205,8 +210,7 @@ class Daemon:
         async def heartbeat() -> None:
             try:
                 async with asyncio.timeout(HEARTBEAT_SECONDS):
-                    async with runner.store.engine.connect() as conn:
-                        await conn.execute(text("SELECT 1"))
+                    await runner.store.ping()
                 self.database_ok = True
             except Exception as exc:  # any failure means the record cannot be written
                 self.database_ok = False
@@ -254,6 +258,7 @@ class Daemon:
             self.notifier.reloading()
             try:
                 new = await asyncio.to_thread(load_config, self.cfg.path)
+                new.require_routes()  # a daemon with nothing to send would look healthy
             except ConfigError as exc:
                 for problem in exc.problems:
                     log.error("reload refused; the running config stays", problem=problem)
@@ -267,6 +272,7 @@ class Daemon:
             if (new.monitor.listen, new.web.enabled) != now_served:
                 log.warning("monitor.listen and web.enabled change only at restart")
             old, self.cfg = self.cfg, new
+            self.metrics.configure(new)
             self.gate = Gate(new.web)
             assert self.runner is not None
             await self.runner.reconfigure(new, recipients(new))

@@ -1,5 +1,5 @@
 """The decisions of `mailcanary diagnose`, kept pure: what to suggest, what a step's outcome
-means, and how the facts are worded. The steps themselves run in monitor/service/diagnose.py."""
+means, and how the facts are worded. The steps themselves run in monitor/diagnose/run.py."""
 
 from __future__ import annotations
 

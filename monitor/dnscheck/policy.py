@@ -2,7 +2,7 @@
 
 Pure: every function takes records already fetched (TXT strings joined per RFC 7208 §3.3,
 names lower case without the final dot) and returns `Finding`s. SPF, which needs
-lookups between steps, lives in `monitor.core.spf`.
+lookups between steps, lives in `monitor.dnscheck.spf`.
 """
 
 from __future__ import annotations

@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from monitor.adapters.dns import Dns, DnsError
 from monitor.config.load import Config
@@ -213,7 +209,7 @@ async def _dnsbl(dns: Dns, address: str, zone: str) -> list[Finding]:
     return [evaluate_dnsbl(address, zone, answers, reason)]
 
 
-# ---------------------------------------------------------------- faces: CLI and daemon
+# ---------------------------------------------------------------- what the CLI and the daemon show
 
 
 def finding_dict(account: Account, finding: Finding) -> dict[str, str]:
@@ -226,37 +222,6 @@ def finding_dict(account: Account, finding: Finding) -> dict[str, str]:
         "detail": finding.detail,
         "remedy": finding.remedy,
     }
-
-
-_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "error": "magenta"}
-
-
-async def report_account(account: Account, dns_settings: DnsSettings, *, as_json: bool) -> int:
-    """Check, print (table, JSON lines, or one line when nothing could be looked up), and
-    return the exit code."""
-    findings = await check_account(account, dns_settings)
-    out = Console(highlight=False)
-    if not out.is_terminal:
-        out = Console(highlight=False, width=200)  # piped: do not wrap at 80 columns
-    if as_json:
-        for finding in findings:
-            print(json.dumps(finding_dict(account, finding), ensure_ascii=False))
-    elif [f.check for f in findings] == ["resolver"]:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]mailcanary:[/] dns {account.name}: {findings[0].target}: "
-            f"{findings[0].detail}",
-        )
-    else:
-        table = Table(title=f"DNS posture of {sending_domain(account)} ({account.name})")
-        for column in ("check", "target", "status", "detail"):
-            table.add_column(column)
-        for f in findings:
-            detail = Text(f.detail)
-            if f.remedy:
-                detail.append(f"\n→ {f.remedy}", style="dim")
-            table.add_row(f.check, f.target, Text(str(f.status), _STYLE[f.status]), detail)
-        out.print(table)
-    return exit_code(findings)
 
 
 async def log_posture(cfg: Config) -> dict[str, list[Finding]]:

@@ -19,6 +19,10 @@ from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
 from monitor.daemon.main import READY_TIMEOUT, opened
 from monitor.probe import verdict
 
+# A one-shot check gives up on a mailbox after this many failed IMAP sessions in a row
+# (each ends at the first step with no answer within imap_timeout; 1 s and 2 s between).
+IMAP_ATTEMPTS = 3
+
 out = Console()
 if not out.is_terminal:
     out = Console(width=200)  # piped to a file or a pager: do not wrap at 80 columns
@@ -63,7 +67,15 @@ async def probe_once(
     wait = deadline or cfg.monitor.deadline
     board = LiveBoard(f"mailcanary probe — deadline {wait:g}s per canary", routes)
     live = out.is_terminal and not as_json and not quiet
-    async with opened(cfg, progress=board.update) as runner:
+
+    def progress(planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
+        board.update(planned, stage, record)
+        if as_json and stage == "final" and record is not None:
+            # Each line as its canary is judged: a slow mailbox holds up only its own.
+            sys.stdout.write(render.json_line(record) + "\n")
+            sys.stdout.flush()
+
+    async with opened(cfg, progress=progress, give_up_after=IMAP_ATTEMPTS) as runner:
         await runner.start_watchers({to for r in routes for to in r.recipients})
         await runner.wait_watchers_ready(READY_TIMEOUT)
         jobs = [runner.probe(r, to, deadline=wait) for r in routes for to in r.recipients]
@@ -83,10 +95,7 @@ async def probe_once(
     records = [r for r in results if r is not None]
     if collect is not None:
         collect.extend(records)
-    if as_json:
-        for record in records:
-            sys.stdout.write(render.json_line(record) + "\n")
-    elif not quiet:
+    if not as_json and not quiet:
         out.print(board.table())
     return verdict.exit_code([r.decision.verdict for r in records if r.decision])
 

@@ -21,15 +21,13 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 
 from monitor.adapters import notifiers
-from monitor.adapters.oauth import token_source
-from monitor.adapters.tls import client_context
 from monitor.config.schema import Account
 from monitor.core.models import Verdict, utcnow
-from monitor.reports.build import Report
+from monitor.reports.document import Report
 from monitor.reports.html import render_html
 from monitor.reports.model import Period
-from monitor.reports.query import percent, trend_text
 from monitor.reports.text import render_text
+from monitor.templates.filters import percent, trend_text
 
 REPORT_HEADER = "X-Mailcanary-Report"
 
@@ -91,18 +89,4 @@ async def send_report(
     An auth = "xoauth2" account logs in with an access token from its token store, which
     lives in `state_dir`.
     """
-    if account.smtp is None:
-        return f"account {account.name} has no smtp"
-    oauth = token_source(account, state_dir) if state_dir is not None else None
-    if account.auth == "xoauth2" and oauth is None:
-        return f"account {account.name} uses XOAUTH2, but no token store was given"
-    return await notifiers.send_mail(
-        account.smtp,
-        username=account.username,
-        password=account.password.get_secret_value() if account.password else None,
-        ssl_context=client_context(account.ca_files),
-        sender=account.email,
-        to=to,
-        message=message,
-        oauth=oauth,
-    )
+    return await notifiers.send_mail(account, to, message, state_dir=state_dir)

@@ -28,7 +28,7 @@ with the verdicts inbox, spam, missing, late, send_failed, check_failed. The doc
     incidents: [{"route", "recipient", "kind", "fired_at", "resolved_at",
                  "duration_seconds", "open"}],
     what_to_fix: [{"severity": "high"|"medium"|"low", "text", "remedy"}]
-Percentiles come from log-scale histograms (monitor.core.report): within a few per cent.
+Percentiles come from log-scale histograms (monitor.reports.model): within a few per cent.
 A mailbox's "instance" is the instance whose canaries its entry counts, or null when it adds
 up all of them (`by_instance` false, or a configured mailbox with no canaries at all).
 Text, HTML and CSV show an instance column only when split and there is more than one.
@@ -43,15 +43,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from monitor.adapters.reportstore import ReportStore
+from monitor.adapters.store import Store
 from monitor.config.presets import PRESETS
 from monitor.config.schema import Config
-from monitor.core.durations import format_duration
 from monitor.core.models import Verdict
-from monitor.reports.build import Mailbox, Pair, PairReport, ProviderReport, Report, build
-from monitor.reports.model import VERDICTS, Histogram, Period, Summary, Tally, Trend
+from monitor.reports.build import build
+from monitor.reports.document import Mailbox, Pair, PairReport, ProviderReport, Report
+from monitor.reports.model import VERDICTS, Histogram, Period, Summary, Tally
 
 SCHEMA = "mailcanary.report/1"
 SHOWN_FAILURES = 15  # text and HTML; JSON has them all
@@ -85,7 +84,7 @@ class UnknownInstance(ValueError):
 
 
 async def build_report(
-    engine: AsyncEngine,
+    store: Store,
     period: Period,
     *,
     mailboxes: Mapping[str, Mailbox],
@@ -97,13 +96,13 @@ async def build_report(
 ) -> Report:
     """`instances`: only the canaries these sent (empty: the whole fleet); `by_instance`:
     split each mailbox's line per instance."""
-    store = ReportStore(engine)
+    rollup = ReportStore(store.engine)
     only = tuple(dict.fromkeys(instances))
-    aggregates = await store.aggregates(period, only)
+    aggregates = await rollup.aggregates(period, only)
     if only:
         counted = {row.instance for row in aggregates.hours}
         if missing := [name for name in only if name not in counted]:
-            known = await store.instances(period.previous().start, period.end)
+            known = await rollup.instances(period.previous().start, period.end)
             raise UnknownInstance(
                 f"no canaries of {', '.join(missing)} in {period.label} or the period before; "
                 f"instances with canaries then: {', '.join(known) or 'none'}"
@@ -125,7 +124,7 @@ async def build_report(
 
 async def report_for(
     cfg: Config,
-    engine: AsyncEngine,
+    store: Store,
     period: Period,
     now: datetime,
     *,
@@ -136,7 +135,7 @@ async def report_for(
     neither `instances` nor `by_instance`: it is the whole fleet's report, the same whichever
     instance claims the week's send."""
     return await build_report(
-        engine,
+        store,
         period,
         mailboxes=mailboxes_of(cfg),
         configured=configured_of(cfg),
@@ -145,32 +144,6 @@ async def report_for(
         instances=instances,
         by_instance=by_instance,
     )
-
-
-# -- numbers as people read them -------------------------------------------------------------
-
-
-def percent(rate: float | None) -> str:
-    if rate is None:
-        return "–"
-    return f"{rate * 100:.1f}%" if rate < 0.1 else f"{rate * 100:.0f}%"
-
-
-def seconds(value: float | None) -> str:
-    return "–" if value is None else format_duration(value)
-
-
-def trend_text(trend: Trend) -> str:
-    """↑ +1.2 pp, ↓ -3s, → or "" when there is nothing to compare with."""
-    delta = trend.delta
-    if delta is None:
-        return ""
-    if trend.direction == "flat":
-        return "→"
-    if trend.relative:
-        sign = "+" if delta > 0 else "-"
-        return f"{trend.arrow} {sign}{format_duration(abs(delta))}"
-    return f"{trend.arrow} {delta * 100:+.1f} pp"
 
 
 # -- JSON ------------------------------------------------------------------------------------

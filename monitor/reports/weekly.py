@@ -22,9 +22,9 @@ import structlog
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.adapters.reportstore import ReportStore
+from monitor.adapters.store import Store
 from monitor.config.load import Config
 from monitor.config.report_settings import WEEKDAYS, ReportSettings
 from monitor.core.models import utcnow
@@ -61,15 +61,15 @@ class Reporting:
     def __init__(
         self,
         cfg: Config,
-        engine: AsyncEngine,
+        store: Store,
         *,
         clock: Callable[[], datetime] = utcnow,
         on_result: Callable[[Period, str, str | None], None] | None = None,
     ) -> None:
         """`on_result(period, address, error)` after each send attempt (metrics, tests)."""
         self.cfg = cfg
-        self.engine = engine
-        self.store = ReportStore(engine)
+        self.probes = store
+        self.store = ReportStore(store.engine)
         self.owner = cfg.monitor.instance
         self._clock = clock
         self._on_result = on_result
@@ -143,7 +143,7 @@ class Reporting:
         if not claimed:
             return []
         try:
-            report = await report_for(self.cfg, self.engine, period, now)
+            report = await report_for(self.cfg, self.probes, period, now)
             charts = await render_charts(report)
         except Exception as exc:
             error = f"report not built: {(str(exc).splitlines() or [repr(exc)])[0]}"

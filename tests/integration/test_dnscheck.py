@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from monitor.cli.dns import report_account
 from monitor.config.load import Config, load_config
 from monitor.dnscheck.policy import Status, exit_code
-from monitor.dnscheck.run import check_account, report_account
+from monitor.dnscheck.run import check_account
 from monitor.harness.dnsserver import (
     BAD,
     CLEAN_ZONE,

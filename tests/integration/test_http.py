@@ -121,6 +121,9 @@ async def test_probe_metrics_as_prometheus_reads_them(endpoint) -> None:
     second = record(2, "r1", "alice", Verdict.SPAM, 5, 40.0)
     missing = record(3, "r1", "bob", Verdict.MISSING, 0)
     failed = record(4, "r2", "bob", Verdict.SEND_FAILED, 0, send=bad_send)
+    failed = replace(failed, decision=replace(failed.decision, failure=refused))
+    # Per-mailbox series carry the recipient's provider; "carol" is not in the config.
+    metrics.providers = {"alice": "gmail", "bob": "example.test"}
     for good in (first, second, missing):
         metrics.on_progress(good.planned, "watching", replace(good, decision=None))
         metrics.on_progress(good.planned, "final", good)
@@ -131,28 +134,42 @@ async def test_probe_metrics_as_prometheus_reads_them(endpoint) -> None:
     metrics.watcher_state("alice", True)
     metrics.watch_watchers(lambda: {"bob": False})
     metrics.scheduler_running(True)
+    metrics.alert_delivery("ops-hook", "failed")
+    metrics.alert_delivery("ops-hook", "sent")
 
     s = await scrape(server)
     probes = s["mailcanary_probes_total"]
-    assert probes[labels(route="r1", recipient="alice", verdict="inbox")] == 1
-    assert probes[labels(route="r1", recipient="alice", verdict="spam")] == 1
-    assert probes[labels(route="r1", recipient="bob", verdict="missing")] == 1
-    assert probes[labels(route="r2", recipient="bob", verdict="send_failed")] == 1
+    alice = {"route": "r1", "recipient": "alice", "provider": "gmail"}
+    bob = {"recipient": "bob", "provider": "example.test"}
+    assert probes[labels(**alice, verdict="inbox")] == 1
+    assert probes[labels(**alice, verdict="spam")] == 1
+    assert probes[labels(route="r1", **bob, verdict="missing")] == 1
+    assert probes[labels(route="r2", **bob, verdict="send_failed")] == 1
     assert len(probes) == 4
+    failures = s["mailcanary_probe_failures_total"]
+    assert failures == {
+        labels(route="r2", **bob, verdict="send_failed", kind="rejected", code="550"): 1
+    }
+    remedies = s["mailcanary_failure_kind_info"]
+    assert any(dict(key)["kind"] == "rejected" and dict(key)["remedy"] for key in remedies)
+    deliveries = s["mailcanary_alert_deliveries_total"]
+    assert deliveries == {
+        labels(channel="ops-hook", result="failed"): 1,
+        labels(channel="ops-hook", result="sent"): 1,
+    }
 
-    alice = {"route": "r1", "recipient": "alice"}
     assert s["mailcanary_delivery_seconds_count"][labels(**alice)] == 2
     assert s["mailcanary_delivery_seconds_sum"][labels(**alice)] == pytest.approx(40.3)
     buckets = s["mailcanary_delivery_seconds_bucket"]
     assert buckets[labels(**alice, le="0.4")] == 1
     assert buckets[labels(**alice, le="25.6")] == 1
     assert buckets[labels(**alice, le="51.2")] == 2
-    assert labels(route="r1", recipient="bob", le="+Inf") not in buckets
+    assert labels(route="r1", **bob, le="+Inf") not in buckets
 
     last = s["mailcanary_last_verdict"]
     for verdict in Verdict:
         assert last[labels(**alice, verdict=verdict.value)] == (verdict is Verdict.SPAM)
-        bob_r1 = last[labels(route="r1", recipient="bob", verdict=verdict.value)]
+        bob_r1 = last[labels(route="r1", **bob, verdict=verdict.value)]
         assert bob_r1 == (verdict is Verdict.LATE)
     assert s["mailcanary_last_verdict_timestamp_seconds"][labels(**alice)] == (
         second.finished_at.timestamp()
@@ -166,10 +183,19 @@ async def test_probe_metrics_as_prometheus_reads_them(endpoint) -> None:
     assert replies[labels(phase="data", code="250")] == 3
     assert replies[labels(phase="rcpt_to", code="550")] == 1
     assert s["mailcanary_watcher_connected"] == {
-        labels(account="alice"): 1,
-        labels(account="bob"): 0,
+        labels(account="alice", provider="gmail"): 1,
+        labels(account="bob", provider="example.test"): 0,
     }
     assert s["mailcanary_scheduler_running"] == {(): 1}
+    failed_now = labels(route="r2", **bob, verdict="send_failed", kind="rejected", code="550")
+    assert s["mailcanary_last_failure_info"] == {failed_now: 1}
+
+    # The next probe of r2/bob arrives: the failure of the moment is gone, its count stays.
+    healed = record(5, "r2", "bob", Verdict.INBOX, 5, 1.0)
+    metrics.on_progress(healed.planned, "final", healed)
+    s = await scrape(server)
+    assert "mailcanary_last_failure_info" not in s
+    assert s["mailcanary_probe_failures_total"] == {failed_now: 1}
 
 
 async def test_seeding_restores_the_last_verdict_and_success(endpoint) -> None:
@@ -185,12 +211,14 @@ async def test_seeding_restores_the_last_verdict_and_success(endpoint) -> None:
     metrics.probe_revised(record(0, "r1", "alice", Verdict.SPAM, -10, 1.0))
 
     s = await scrape(server)
-    alice = labels(route="r1", recipient="alice", verdict="missing")
+    # Without a config every mailbox's provider is "unknown".
+    pair = {"route": "r1", "provider": "unknown"}
+    alice = labels(**pair, recipient="alice", verdict="missing")
     assert s["mailcanary_last_verdict"][alice] == 1
     assert sum(s["mailcanary_last_verdict"].values()) == 1
     assert s["mailcanary_last_success_timestamp_seconds"] == {
-        labels(route="r1", recipient="alice"): older_success.planned.planned_at.timestamp(),
-        labels(route="r1", recipient="bob"): (T0 + timedelta(minutes=3)).timestamp(),
+        labels(**pair, recipient="alice"): older_success.planned.planned_at.timestamp(),
+        labels(**pair, recipient="bob"): (T0 + timedelta(minutes=3)).timestamp(),
     }
     assert "mailcanary_probes_total" not in s  # seeding counts nothing
 

@@ -250,7 +250,7 @@ async def test_the_weekly_email_arrives_once_with_its_charts_inline(
     clock = lambda: now[0]  # noqa: E731
     try:
         # The send fails: recorded, and not retried before its backoff is over.
-        failing = Reporting(refused, store.engine, clock=clock)
+        failing = Reporting(refused, store, clock=clock)
         [(to, error)] = await failing.tick()
         assert to == bob.email and error and "auth" in error
         assert await failing.tick() == []
@@ -258,9 +258,7 @@ async def test_the_weekly_email_arrives_once_with_its_charts_inline(
         now[0] += timedelta(minutes=6)
         scheduler = AsyncIOScheduler(timezone="UTC")
         sent_now = asyncio.Event()
-        fixed = Reporting(
-            cfg, store.engine, clock=clock, on_result=lambda _, __, e: e or sent_now.set()
-        )
+        fixed = Reporting(cfg, store, clock=clock, on_result=lambda _, __, e: e or sent_now.set())
         await fixed.start(scheduler, first_in=0.1)
         scheduler.start()
         try:
@@ -269,7 +267,7 @@ async def test_the_weekly_email_arrives_once_with_its_charts_inline(
         finally:
             scheduler.shutdown(wait=False)
         # Another restart: the week's report is not sent again.
-        assert await Reporting(cfg, store.engine, clock=clock).tick() == []
+        assert await Reporting(cfg, store, clock=clock).tick() == []
         [sent] = await sends.sends(WEEK)
         assert (sent.status, sent.attempts, sent.last_error) == ("sent", 2, None)
     finally:

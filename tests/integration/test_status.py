@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -199,3 +200,56 @@ async def test_status_reads_while_a_writer_holds_the_database(config: Path, tmp_
     bob = parsed(status_json(config)[0][("main", "bob")])
     assert (bob["last_verdict"], bob["in_flight"]) == ("inbox", 0)
     assert bob["last_success_at"] == probes["bob-flying"].planned_at
+
+
+def nagios(config: Path) -> tuple[str, int]:
+    done = mailcanary(config, "status", "--nagios")
+    assert done.stdout.count("\n") == 1, (done.stdout, done.stderr)
+    return done.stdout.strip(), done.returncode
+
+
+def hourly(config: Path, database: tuple[str, str] | None = None) -> None:
+    """Route `main` every hour, route `fresh` gone; optionally another database."""
+    text = config.read_text()
+    text = text.replace('to = ["bob", "carol"]\n', 'to = ["bob", "carol"]\ninterval = "1h"\n')
+    if database is not None:
+        text = text.replace(*database)
+    config.write_text(text[: text.index('[[routes]]\nname = "fresh"')])
+
+
+async def test_status_nagios_reads_the_record_and_says_when_it_is_stale(
+    config: Path, tmp_path: Path
+) -> None:
+    line, code = nagios(config)
+    assert (code, line) == (
+        3,
+        f"MAILCANARY UNKNOWN - no probes recorded yet: {tmp_path}/var/mc.db does not exist",
+    )
+    assert not (tmp_path / "var").exists()
+
+    await fill(f"sqlite:///{tmp_path}/var/mc.db")
+    # Every 5 minutes (the default), a verdict 50 minutes old means the daemon stopped.
+    line, code = nagios(config)
+    assert code == 3 and line.startswith("MAILCANARY UNKNOWN - 0/3 inbox; ")
+    # (T0 is taken at import: the age grows with the time the suite took to get here)
+    assert re.search(r"stale: main:bob \(newest \d+ min old\), main:carol \(newest \d+ min", line)
+    assert "never: fresh:alice" in line
+
+    # Hourly, the same record is current: the worst verdict wins, perfdata per mailbox.
+    hourly(config)
+    line, code = nagios(config)
+    assert code == 2
+    assert line == (
+        "MAILCANARY CRITICAL - 0/2 inbox; missing: main:bob; send_failed: main:carol (rejected)"
+        " | 'delivery_main:bob'=U;;;0; 'delivery_main:carol'=U;;;0;"
+    )
+
+
+async def test_status_nagios_on_postgresql_says_the_same(
+    config: Path, tmp_path: Path, postgres
+) -> None:
+    url = postgres.create_database()
+    await fill(url)
+    hourly(config, database=(f"sqlite:///{tmp_path}/var/mc.db", url))
+    line, code = nagios(config)
+    assert code == 2 and "missing: main:bob; send_failed: main:carol (rejected)" in line

@@ -8,6 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from monitor.cli.nagios import (
+    MAX_NAMED,
+    Canary,
+    canaries,
+    perf_label,
+    plugin_error,
+    plugin_output,
+)
 from monitor.core.models import (
     Decision,
     Failure,
@@ -16,14 +24,6 @@ from monitor.core.models import (
     ProbeRecord,
     SendOutcome,
     Verdict,
-)
-from monitor.core.nagios import (
-    MAX_NAMED,
-    Canary,
-    canaries,
-    perf_label,
-    plugin_error,
-    plugin_output,
 )
 from monitor.probe.verdict import exit_code
 

@@ -130,7 +130,7 @@ def test_config_problems_are_named_by_key_path_without_secrets(tmp_path):
         'accounts[1] (m365).oauth.client_id: required for auth = "xoauth2"',
         'accounts[2] (c).oauth.token_url: required for issuer = "custom"',
         'accounts[3] (n).oauth: required for auth = "xoauth2" (e.g. oauth = { issuer = …})',
-        'accounts[4] (p).auth: must be "password" or "xoauth2", got "bearer"',
+        'accounts[4] (p).auth: must be "password" or "xoauth2"',  # what is typed here may be one
     ]
 
 
@@ -214,7 +214,7 @@ def _issuer_config(tmp_path: Path, issuer: TokenServer, extra: str = "", env=Non
 
 
 async def test_login_by_import_and_by_device_code_then_status(tmp_path, capsys):
-    from monitor.oauth.login import device_login, import_refresh_token, token_status
+    from monitor.cli.oauth_signin import device_login, import_refresh_token, token_status
 
     with TokenServer(device_interval=0.05) as issuer:
         cfg = _issuer_config(tmp_path, issuer, f', device_url = "{issuer.url}/devicecode"')
@@ -293,7 +293,7 @@ def test_judging_the_redirect():
 
 
 def test_which_sign_in_flow(tmp_path):
-    from monitor.oauth.login import choose_flow
+    from monitor.cli.oauth_signin import choose_flow
 
     cfg = _config(
         tmp_path,

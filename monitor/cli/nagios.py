@@ -4,7 +4,7 @@
 
 Per the Nagios plugin development guidelines: the status word matches the exit code
 (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; the worst verdict wins, as in
-`monitor.core.verdict.exit_code`), the text before `|` is for people, and the perfdata after
+`monitor.probe.verdict.exit_code`), the text before `|` is for people, and the perfdata after
 it is `label=value[UOM];warn;crit;min;max`, one delivery time in seconds per (route, to),
 labelled `delivery_<route>:<to>`. A canary without a delivery time (missing, refused, not
 looked at) reports the value `U`, so the set of labels stays the same from run to run: some
@@ -14,8 +14,9 @@ graphers start a new graph whenever it changes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from monitor.core.models import ProbeRecord, Verdict
 from monitor.probe.verdict import exit_code
@@ -38,6 +39,7 @@ class Canary:
     verdict: Verdict | None  # None: the probe ended without a verdict
     delivery_seconds: float | None = None
     failure: str | None = None  # the failure kind, shown beside the canary's name
+    unknown: str = "undecided"  # without a verdict: why ("undecided", "stale", "never")
 
     @property
     def name(self) -> str:
@@ -77,6 +79,36 @@ def plugin_output(batch: Sequence[Canary]) -> tuple[str, int]:
     return f"MAILCANARY {STATUS_WORDS[code]} - {_text(summary)} | {perfdata}", code
 
 
+def standing(
+    newest: Mapping[tuple[str, str], tuple[Canary, datetime]],
+    pairs: Sequence[tuple[str, str, float]],
+    now: datetime,
+) -> list[Canary]:
+    """The daemon's record as canaries for `status --nagios`: per configured (route, to,
+    stale_after seconds) its newest verdict, or UNKNOWN when there is none or it is older
+    than stale_after (the daemon or the route has stopped: a passive check must not keep
+    saying OK about the past)."""
+    result = []
+    for route, to, stale_after in pairs:
+        found = newest.get((route, to))
+        if found is None:
+            result.append(Canary(route, to, None, unknown="never"))
+            continue
+        canary, planned_at = found
+        age = (now - planned_at).total_seconds()
+        if age > stale_after:
+            stale = Canary(route, to, None, failure=f"newest {_age(age)} old", unknown="stale")
+            result.append(stale)
+        else:
+            result.append(canary)
+    return result
+
+
+def _age(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
+
+
 def plugin_error(reason: str) -> tuple[str, int]:
     """The line for a check that could not run at all (bad config, database down)."""
     return f"MAILCANARY UNKNOWN - {_text(reason)}", UNKNOWN
@@ -88,12 +120,12 @@ def _worst(batch: Sequence[Canary]) -> list[str]:
     for canary in batch:
         if canary.verdict is Verdict.INBOX:
             continue
-        group = canary.verdict.value if canary.verdict else "undecided"
+        group = canary.verdict.value if canary.verdict else canary.unknown
         shown = canary.name + (f" ({canary.failure})" if canary.failure else "")
         groups.setdefault(group, []).append(shown)
 
     def severity(group: str) -> tuple[int, int]:
-        if group == "undecided":
+        if group not in _ORDER:
             return (-UNKNOWN, -1)
         return (-exit_code([Verdict(group)]), _ORDER.index(group))
 

@@ -8,7 +8,7 @@ access_expires_at (ISO 8601 UTC or null), state (ok | expired | missing), file.
 `login` gets a refresh token and stores it in the state directory (0600): imported with
 --refresh-token (read from stdin when "-", so it stays out of shell history; it is tried at
 once with a refresh), through the issuer's device-code flow (it prints the code and the URL to
-open, then polls), or through a browser sign-in with a loopback redirect (oauth_loopback.py).
+open, then polls), or through a browser sign-in with a loopback redirect (oauth_browser.py).
 Which flow: --device or --loopback; by default the device flow where the issuer has a device
 endpoint (Microsoft), else the browser (Google: its device flow does not grant mail access).
 """
@@ -22,15 +22,16 @@ import time
 from typing import Any
 
 import httpx
+from rich.markup import escape
 from rich.table import Table
 
 from monitor.adapters.oauth import HTTP_TIMEOUT, OAuthError, TokenProvider, TokenStore
+from monitor.cli.console import out
+from monitor.cli.oauth_browser import loopback_login
 from monitor.config.load import Config
 from monitor.config.schema import Account
 from monitor.core.models import utcnow
 from monitor.core.oauth import TokenRefused, describe_expiry, parse_token_reply
-from monitor.oauth.loopback import loopback_login
-from monitor.probe.oneshot import out
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -99,7 +100,9 @@ async def _try(cfg: Config, account: Account) -> int:
     try:
         await provider.access_token()
     except OAuthError as exc:
-        out.print(f"[red]{account.name}:[/] {exc}", highlight=False)
+        out.print(
+            f"[red]{escape(str(account.name))}:[/] {escape(str(exc))}", highlight=False, markup=True
+        )
         return 1
     status = token_status(cfg, account)
     out.print(f"{account.name}: signed in; access token {status['access']}", highlight=False)
@@ -111,7 +114,7 @@ async def import_refresh_token(cfg: Config, account: Account, token: str) -> int
     if token == "-":
         token = sys.stdin.readline().strip()
     if not token:
-        out.print("[red]no refresh token given[/]")
+        out.print("[red]no refresh token given[/]", markup=True)
         return 2
     TokenStore(cfg.monitor.state_dir).save(account.name, token, None)
     return await _try(cfg, account)
@@ -136,9 +139,11 @@ async def login(cfg: Config, account: Account, *, flow: str | None, browser: boo
     if chosen == "loopback":
         return await loopback_login(cfg, account, browser=browser)
     out.print(
-        f"[red]{account.name}:[/] the issuer has no device or authorization endpoint: set "
+        f"[red]{escape(str(account.name))}:[/] the issuer has no device or authorization "
+        f"endpoint: set "
         "oauth.device_url or oauth.auth_url, or import a token with --refresh-token",
         highlight=False,
+        markup=True,
     )
     return 2
 
@@ -149,9 +154,11 @@ async def device_login(cfg: Config, account: Account, *, timeout: float = 900.0)
     assert settings is not None
     if not settings.device_url:
         out.print(
-            f"[red]{account.name}:[/] the issuer has no device endpoint (set oauth.device_url); "
+            f"[red]{escape(str(account.name))}:[/] the issuer has no device endpoint (set "
+            f"oauth.device_url); "
             "use --loopback or --refresh-token",
             highlight=False,
+            markup=True,
         )
         return 2
     form = {"client_id": settings.client_id, "scope": " ".join(settings.scopes)}
@@ -160,7 +167,12 @@ async def device_login(cfg: Config, account: Account, *, timeout: float = 900.0)
         offer = _json(started)
         if started.status_code != 200 or "device_code" not in offer:
             error = offer.get("error") or f"HTTP {started.status_code}"
-            out.print(f"[red]{account.name}:[/] device sign-in refused: {error}", highlight=False)
+            out.print(
+                f"[red]{escape(str(account.name))}:[/] device sign-in refused: "
+                f"{escape(str(error))}",
+                highlight=False,
+                markup=True,
+            )
             return 1
         url = offer.get("verification_uri") or offer.get("verification_url")
         out.print(f"To sign in {account.name}, open {url} and enter the code {offer['user_code']}")
@@ -181,15 +193,26 @@ async def device_login(cfg: Config, account: Account, *, timeout: float = 900.0)
                 if refused.error == "slow_down":
                     interval += 5
                     continue
-                out.print(f"[red]{account.name}:[/] sign-in failed: {refused}", highlight=False)
+                out.print(
+                    f"[red]{escape(str(account.name))}:[/] sign-in failed: {escape(str(refused))}",
+                    highlight=False,
+                    markup=True,
+                )
                 return 1
             if grant.refresh_token is None:
-                out.print(f"[red]{account.name}:[/] no refresh token (scope offline_access?)")
+                out.print(
+                    f"[red]{escape(str(account.name))}:[/] no refresh token (scope "
+                    f"offline_access?)",
+                    markup=True,
+                )
                 return 1
             TokenStore(cfg.monitor.state_dir).save(account.name, grant.refresh_token, grant)
             out.print(f"{account.name}: signed in; refresh token stored", highlight=False)
             return 0
-    out.print(f"[red]{account.name}:[/] the code expired before sign-in finished")
+    out.print(
+        f"[red]{escape(str(account.name))}:[/] the code expired before sign-in finished",
+        markup=True,
+    )
     return 1
 
 

@@ -29,6 +29,7 @@ from rich.markup import escape
 
 from monitor.adapters.oauth import HTTP_TIMEOUT, TokenStore
 from monitor.adapters.oauth_redirect import RedirectListener, Visit
+from monitor.cli.console import out
 from monitor.config.load import Config
 from monitor.config.schema import Account
 from monitor.core.models import utcnow
@@ -39,7 +40,6 @@ from monitor.core.oauth import (
     parse_token_reply,
     pkce_challenge,
 )
-from monitor.probe.oneshot import out
 
 EX_DENIED = 77
 LOGIN_TIMEOUT = 600.0  # seconds for a person to get through the issuer's pages
@@ -60,6 +60,7 @@ async def loopback_login(
             f"[red]{escape(account.name)}:[/] the issuer has no authorization endpoint "
             "(set oauth.auth_url), or use --refresh-token",
             highlight=False,
+            markup=True,
         )
         return 2
     verifier = secrets.token_urlsafe(48)  # 64 characters of the 43–128 PKCE allows
@@ -95,7 +96,11 @@ async def loopback_login(
             async with asyncio.timeout(timeout):
                 return await _conclude(account, cfg, listener, state, verifier)
         except TimeoutError:
-            out.print(f"[red]{escape(account.name)}:[/] no sign-in came back within {minutes}")
+            out.print(
+                f"[red]{escape(account.name)}:[/] no sign-in came back within "
+                f"{escape(str(minutes))}",
+                markup=True,
+            )
             return 1
 
 
@@ -113,18 +118,22 @@ async def _conclude(
         if answer.kind == "denied":
             visit.answer(200, f"Access was not granted. {_CLOSE}")
             out.print(
-                f"[red]{name}:[/] sign-in refused: access was not granted at the consent screen "
+                f"[red]{escape(str(name))}:[/] sign-in refused: access was not granted at the "
+                f"consent screen "
                 "(access_denied); run the command again and allow access",
                 highlight=False,
+                markup=True,
             )
             return EX_DENIED
         if answer.kind == "error":
             visit.answer(200, f"Signing in failed ({answer.error}). {_CLOSE}")
             detail = f": {answer.description}" if answer.description else ""
             out.print(
-                f"[red]{name}:[/] sign-in failed at the issuer: {escape(answer.error or '')}"
+                f"[red]{escape(str(name))}:[/] sign-in failed at the issuer: "
+                f"{escape(answer.error or '')}"
                 f"{escape(detail)}",
                 highlight=False,
+                markup=True,
             )
             return 1
         assert answer.code is not None
@@ -153,15 +162,27 @@ async def _redeem(
             reply = await client.post(settings.token_url, data=form)
         grant = parse_token_reply(reply.status_code, _body(reply), utcnow())
     except httpx.HTTPError as exc:
-        out.print(f"[red]{name}:[/] token endpoint at {host} failed: {type(exc).__name__}")
+        out.print(
+            f"[red]{escape(str(name))}:[/] token endpoint at {escape(str(host))} failed: "
+            f"{escape(str(type(exc).__name__))}",
+            markup=True,
+        )
         visit.answer(200, failed)
         return 1
     except TokenRefused as refused:
-        out.print(f"[red]{name}:[/] {host} refused the code: {escape(str(refused))}")
+        out.print(
+            f"[red]{escape(str(name))}:[/] {escape(str(host))} refused the code: "
+            f"{escape(str(refused))}",
+            markup=True,
+        )
         visit.answer(200, failed)
         return 1
     if grant.refresh_token is None:
-        out.print(f"[red]{name}:[/] {host} gave no refresh token (is offline access allowed?)")
+        out.print(
+            f"[red]{escape(str(name))}:[/] {escape(str(host))} gave no refresh token (is "
+            f"offline access allowed?)",
+            markup=True,
+        )
         visit.answer(200, failed)
         return 1
     TokenStore(cfg.monitor.state_dir).save(account.name, grant.refresh_token, grant)

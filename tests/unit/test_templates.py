@@ -1,0 +1,69 @@
+"""HTML comes from the Jinja2 templates with autoescape: whatever a mail server says (an SMTP
+reply, a folder or mailbox name) comes out as text, never as markup."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from monitor.alerts import message as alertmsg
+from monitor.core.models import Verdict
+from monitor.reports.build import build
+from monitor.reports.document import Aggregates, FailureCount, HourCount, Mailbox
+from monitor.reports.html import render_html
+from monitor.reports.model import days_period
+from monitor.templates import environment, render, stylesheet
+from tests.unit.test_alerts import REJECTED, AlertKind, firing, record
+
+HOSTILE = "<script>alert(1)</script>"
+WEEK = days_period(datetime(2026, 10, 19).date(), datetime(2026, 10, 25).date(), "UTC")
+
+
+def hostile_report() -> str:
+    start = WEEK.start
+    rows = (
+        HourCount("r", "x", start, Verdict.SEND_FAILED, 3),
+        HourCount("r", "x", start + timedelta(hours=1), Verdict.SPAM, 2),
+    )
+    refused = FailureCount(
+        route="r", recipient="x", verdict=Verdict.SEND_FAILED, kind="rejected", phase="rcpt_to",
+        code=550, enhanced="5.7.1", transient=False, count=3, message=f"5.7.1 {HOSTILE} no",
+    )  # fmt: skip
+    report = build(
+        WEEK,
+        Aggregates(hours=rows, failures=(refused,)),
+        mailboxes={"x": Mailbox(f"Evil {HOSTILE}", f"{HOSTILE}@example.org")},
+        configured=[("r", "x")],
+        now=WEEK.end + timedelta(hours=1),
+    )
+    return render_html(report, {"placement": 'cid:a"onerror="x'})
+
+
+def test_a_reply_and_a_mailbox_name_with_a_script_come_out_escaped_in_the_report() -> None:
+    page = hostile_report()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert 'src="cid:a&#34;onerror=&#34;x"' in page  # an attribute cannot be broken out of
+    assert "Evil &lt;script&gt;" in page  # the provider's row
+
+
+def test_a_reply_and_a_folder_with_a_script_come_out_escaped_in_the_alert() -> None:
+    hostile = replace(REJECTED, message=f"5.1.1 {HOSTILE}")
+    alert = alertmsg.describe(
+        firing(AlertKind.SEND_FAILED, record(Verdict.SEND_FAILED, failure=hostile)),
+        mailbox=f"{HOSTILE}@example.org",
+        instance="default",
+    )
+    spam = alertmsg.describe(
+        firing(AlertKind.SPAM, record(Verdict.SPAM, delivery=1.0)), mailbox=None, instance="x"
+    )
+    spam["canary"]["folder"] = HOSTILE
+    for body in (alertmsg.html_body(alert), alertmsg.html_body(spam)):
+        assert "<script>" not in body and "&lt;script&gt;" in body
+
+
+def test_every_page_gets_the_one_stylesheet_and_a_viewport() -> None:
+    page = render("base.html")
+    assert stylesheet() in page and 'name="viewport"' in page
+    # The stylesheet is our own Markup: its quotes survive, unlike server text.
+    assert '"Segoe UI"' in page
+    assert environment().autoescape("x.html") and environment().autoescape("x.xml")
