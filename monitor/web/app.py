@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 
-from monitor.core.durations import format_duration
+from monitor import templates
 from monitor.web import security, views
 from monitor.web.views import Source
 
@@ -27,7 +27,7 @@ HEARTBEAT = 15.0  # seconds between keep-alive comments on an idle event stream
 MAX_STREAMS = 32  # open event streams; beyond, browsers fall back to a periodic fetch
 _STATIC = {
     "live.js": ("monitor.web", "static/live.js", "text/javascript"),
-    "style.css": ("monitor", "templates/web/web.css", "text/css"),
+    "style.css": ("monitor", "templates/web/page.css", "text/css"),
 }
 
 
@@ -44,27 +44,12 @@ def _instant(moment: datetime | None) -> str:
     )
 
 
-def _pct(share: float | None) -> str:
-    return "—" if share is None else f"{share:.1%}" if share < 1 else "100%"
-
-
-def _duration(seconds: float | None) -> str:
-    return "—" if seconds is None else format_duration(seconds)
-
-
 def environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("monitor", "templates"),
-        autoescape=select_autoescape(["html", "xml"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    """The shared environment (monitor.templates) with the page's own filters."""
+    env = templates.environment().overlay()
     env.filters |= {
         "when": _when,
         "instant": _instant,
-        "pct": _pct,
-        "dur": _duration,
         # One path segment: a name with "/" or "?" must not change the route.
         "seg": lambda value: quote(str(value), safe=""),
     }
@@ -81,6 +66,10 @@ class Pages:
             name: (resources.files(package).joinpath(path).read_bytes(), kind)
             for name, (package, path, kind) in _STATIC.items()
         }
+        # The one stylesheet of report, mail and page, then the page's own rules.
+        shared = templates.stylesheet().encode()
+        page, kind = self.static["style.css"]
+        self.static["style.css"] = (shared + b"\n" + page, kind)
 
     def install(self, app: web.Application) -> None:
         app.middlewares.append(security.middleware(self.gate))
