@@ -95,18 +95,21 @@ class WebStore:
                     .correlate(chunk)
                     .scalar_subquery()
                 )
-                query = select(newest).select_from(chunk)
-                ids = [i for (i,) in await db.execute(query) if i is not None]
-                statement = select(
-                    _PROBES.id,
-                    _PROBES.route,
-                    _PROBES.recipient,
-                    _PROBES.verdict,
-                    _PROBES.planned_at,
-                    _PROBES.delivery_seconds,
-                    _PROBES.failure,
-                    _PROBES.failure_code,
-                ).where(_PROBES.id.in_(ids))
+                # One statement: each pair's newest row joined by the id its seek found.
+                statement = (
+                    select(
+                        _PROBES.id,
+                        _PROBES.route,
+                        _PROBES.recipient,
+                        _PROBES.verdict,
+                        _PROBES.planned_at,
+                        _PROBES.delivery_seconds,
+                        _PROBES.failure,
+                        _PROBES.failure_code,
+                    )
+                    .select_from(chunk)
+                    .join(ProbeRow.__table__, _PROBES.id == newest)
+                )
                 for row in await db.execute(statement):
                     if row.verdict in _VERDICTS:
                         found.append(

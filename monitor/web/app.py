@@ -10,12 +10,14 @@ GET /static/{name}             the stylesheet and live.js (the only script; no i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
+import structlog
 from aiohttp import web
 from jinja2 import Environment
 
@@ -23,7 +25,12 @@ from monitor import templates
 from monitor.web import security, views
 from monitor.web.views import Source
 
+log = structlog.get_logger(__name__)
+
 HEARTBEAT = 15.0  # seconds between keep-alive comments on an idle event stream
+# At most one "change" per stream this often: with a thousand mailboxes verdicts come several
+# a second, and each change makes every open page fetch itself again.
+LIVE_EVERY = 5.0
 MAX_STREAMS = 32  # open event streams; beyond, browsers fall back to a periodic fetch
 _STATIC = {
     "live.js": ("monitor.web", "static/live.js", "text/javascript"),
@@ -62,6 +69,7 @@ class Pages:
         self.gate = gate
         self.env = environment()
         self.streams = 0
+        self._warming: asyncio.Future[None] | None = None
         self.static = {
             name: (resources.files(package).joinpath(path).read_bytes(), kind)
             for name, (package, path, kind) in _STATIC.items()
@@ -79,10 +87,24 @@ class Pages:
         app.router.add_get(r"/probe/{probe:\d{1,18}}", self.probe)
         app.router.add_get("/events", self.events)
         app.router.add_get("/static/{name}", self.asset)
+        app.on_startup.append(self._starting)
         app.on_shutdown.append(self._stopping)
+
+    async def _starting(self, _: web.Application) -> None:
+        # The first read of a week is the slow one (seconds with a thousand mailboxes): do it
+        # now, in the background, rather than for the first person who opens the page.
+        self._warming = asyncio.ensure_future(self._warm())
+
+    async def _warm(self) -> None:
+        try:
+            await views.overview(self.source)
+        except Exception as exc:  # the first view will try again
+            log.warning("status page warm-up failed", error=str(exc).splitlines()[0])
 
     async def _stopping(self, _: web.Application) -> None:
         self.source.hub.close()
+        if self._warming is not None:
+            self._warming.cancel()
 
     def _render(self, template: str, context: dict[str, Any]) -> web.Response:
         body = self.env.get_template(f"web/{template}").render(**context)
@@ -135,6 +157,7 @@ class Pages:
                 else:
                     seen = version
                     await response.write(f"event: change\ndata: {version}\n\n".encode())
+                    await hub.pause(LIVE_EVERY)
         except ConnectionResetError:
             pass  # the page was closed
         finally:

@@ -23,7 +23,7 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-TTL = 300.0
+TTL = 900.0
 ENTRIES = 256  # a window per page kind, route and mailbox that people look at
 FAR = timedelta(hours=6)  # slid further than this, a full read is as cheap
 

@@ -14,17 +14,29 @@ class Hub:
         self.version = 0
         self.closed = False
         self._moved = asyncio.Event()
+        self._closing = asyncio.Event()
 
     def close(self) -> None:
         """The listener is stopping: streams end cleanly (the browser reconnects later)."""
         self.closed = True
         self._moved.set()
+        self._closing.set()
 
     def changed(self) -> None:
         self.version += 1
         self._moved.set()
         # Waiters already woken keep running; the next wait needs a fresh event.
         self._moved = asyncio.Event()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, but not past the listener's stop."""
+        if self.closed:
+            return
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait([closing], timeout=seconds)
+        finally:
+            closing.cancel()
 
     async def wait(self, seen: int, within: float) -> int:
         """The version after `seen`, or `seen` again when nothing changed `within` seconds."""
