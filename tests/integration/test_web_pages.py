@@ -131,6 +131,8 @@ async def test_read_only_and_unknown_pages(site) -> None:
     assert (await fetch(port, "/probe/999999"))[0] == 404
     assert (await fetch(port, "/route/nowhere"))[0] == 404
     assert (await fetch(port, "/static/../web.css"))[0] == 404
+    status, headers, body = await fetch(port, "/events", "HEAD")  # answered, not streamed
+    assert (status, headers["Content-Type"], body) == (200, "text/event-stream", "")
     status, headers, _ = await fetch(port, "/static/live.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
 
