@@ -193,7 +193,12 @@ class Alerting:
             mailbox: str | None = self.cfg.account(recipient).email
         except KeyError:
             mailbox = None
-        alert = alertmsg.describe(transition, mailbox=mailbox, instance=self.cfg.monitor.instance)
+        alert = alertmsg.describe(
+            transition,
+            mailbox=mailbox,
+            instance=self.cfg.monitor.instance,
+            public_url=self.cfg.monitor.public_url,
+        )
         common = {
             "transition_id": transition.id,
             "event": transition.event.value,

@@ -341,6 +341,22 @@ def test_alert() -> None:
     raise typer.Exit(run_async(lambda: run_test_alert(cfg)))
 
 
+@app.command("web-password")
+def web_password() -> None:
+    """Print a salted hash of a password for [web] auth = "password" (password_hash_env/_file).
+
+    Asks twice on a terminal; reads one line from standard input otherwise."""
+    from monitor.web.security import hash_password
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        fail("web-password: the password is empty", 2)
+    typer.echo(hash_password(password))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema (the daemon also does this on start)."""

@@ -191,6 +191,12 @@ def _listen(value: str) -> str:
     return value
 
 
+def _public_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise problem(f'must be an http(s) URL like "https://canary.example.org/", got "{value}"')
+    return value.rstrip("/")
+
+
 def _nameserver(value: object) -> tuple[str, int]:
     """ "127.0.0.1", "127.0.0.1:5353", "::1" or "[::1]:5353" → (address, port)."""
     example = '(e.g. "127.0.0.1", "127.0.0.1:5353" or "[::1]:53")'
@@ -251,6 +257,7 @@ class MonitorFile(BaseModel):
     max_parallel_logins: Annotated[int, AfterValidator(_parallel)] = 16
     max_parallel_sends: Annotated[int, AfterValidator(_parallel)] = 50
     look_out: bool = True
+    public_url: Annotated[str, AfterValidator(_public_url)] | None = None
 
 
 class EndpointFile(BaseModel):

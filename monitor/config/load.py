@@ -47,6 +47,7 @@ from monitor.config.problems import (
 from monitor.config.report_file import resolve_reports
 from monitor.config.routes import resolve_routes
 from monitor.config.schema import Account, Config, DnsSettings, Endpoint, MonitorSettings, Route
+from monitor.config.web_file import resolve_web
 from monitor.core.models import Security
 
 __all__ = ["Account", "Config", "ConfigError", "Endpoint", "Route", "load_config", "redacted_dict"]
@@ -95,7 +96,7 @@ class _Resolver:
         self.warnings: list[str] = []
 
     def resolve(self, doc: dict[str, Any]) -> Config:
-        sections = ["monitor", "dns", "accounts", "routes", "alerts", "reports"]
+        sections = ["monitor", "dns", "accounts", "routes", "alerts", "reports", "web"]
         for key in doc.keys() - set(sections):
             self.problems.append(unknown_key_line(key_path("", (key,)), key, sections))
         monitor = self._monitor(doc.get("monitor", {}))
@@ -109,6 +110,8 @@ class _Resolver:
         self.problems += problems
         reports, problems = resolve_reports(doc.get("reports", {}), accounts)
         self.problems += problems
+        web, problems = resolve_web(doc.get("web", {}), monitor.listen, self.env, self._path)
+        self.problems += problems
         if self.problems:
             raise ConfigError(self.problems)
         if not routes:
@@ -119,6 +122,7 @@ class _Resolver:
             dns=dns,
             alerts=alerts,
             reports=reports,
+            web=web,
             accounts=[a for a in accounts.values() if a is not None],
             routes=routes,
             warnings=self.warnings,
@@ -187,6 +191,7 @@ class _Resolver:
             max_parallel_logins=found.max_parallel_logins,
             max_parallel_sends=found.max_parallel_sends,
             look_out=found.look_out,
+            public_url=found.public_url,
         )
 
     def _dns(self, raw: object) -> DnsSettings:

@@ -17,6 +17,7 @@ from monitor.config.alert_settings import AlertSettings
 from monitor.config.file_models import DEFAULT_DNSBL_ZONES
 from monitor.config.oauth_settings import OAuthSettings
 from monitor.config.report_settings import ReportSettings
+from monitor.config.web_settings import WebSettings
 from monitor.core.models import Security
 
 # monitor.config.oauth_file still imports these file-side helpers from here, where they lived
@@ -65,6 +66,7 @@ class MonitorSettings(BaseModel):
     max_parallel_logins: int = 16  # IMAP connects + logins at once (startup, reconnects)
     max_parallel_sends: int = 50  # SMTP conversations at once
     look_out: bool = True  # look for a canary on its way, not only wait for the IDLE push
+    public_url: str | None = None  # where people reach the status page; alerts and reports link it
 
 
 class DnsSettings(BaseModel):
@@ -123,6 +125,7 @@ class Config(BaseModel):
     dns: DnsSettings = DnsSettings()
     alerts: AlertSettings = AlertSettings()
     reports: ReportSettings = ReportSettings()
+    web: WebSettings = WebSettings()
     accounts: list[Account] = []
     routes: list[Route] = []
     warnings: list[str] = []

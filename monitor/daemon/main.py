@@ -23,6 +23,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.adapters.webstore import WebStore
 from monitor.alerts.dispatch import Alerting
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
@@ -31,10 +32,15 @@ from monitor.core.slots import jitter, phase, slot_for
 from monitor.daemon import http, sdnotify
 from monitor.daemon.metrics import Metrics
 from monitor.daemon.slots import SlotTrigger
+from monitor.dnscheck.policy import Finding
 from monitor.dnscheck.run import log_posture
 from monitor.probe.runner import ProbeRunner
 from monitor.probe.setup import READY_TIMEOUT, opened
 from monitor.reports.weekly import Reporting
+from monitor.web.app import Pages
+from monitor.web.live import Hub
+from monitor.web.security import Gate
+from monitor.web.views import Source
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +67,11 @@ class Daemon:
         self.alerting: Alerting | None = None
         self.reporting: Reporting | None = None
         self._reloading = asyncio.Lock()
+        # The status page's state: what moves its live updates, who may read it, and the
+        # newest DNS findings per sending account (kept from the weekly check).
+        self.hub = Hub()
+        self.gate = Gate(cfg.web)
+        self.posture: dict[str, list[Finding]] = {}
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -79,6 +90,8 @@ class Daemon:
 
     def _progress(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
         self.metrics.on_progress(planned, stage, record)
+        if stage in ("final", "late"):
+            self.hub.changed()
         if self.alerting is not None:
             self.alerting.on_progress(planned, stage, record)
 
@@ -105,11 +118,14 @@ class Daemon:
         await self.reporting.start(self.scheduler)
         self.scheduler.start()
         self.metrics.scheduler_running(True)
-        server = (
-            await http.serve(self.cfg.monitor.listen, self.metrics, self.health)
-            if (self.cfg.monitor.listen)
-            else None
-        )
+        server = None
+        if self.cfg.monitor.listen:
+            source = Source(lambda: self.cfg, WebStore(runner.store.engine), self.hub)
+            source.posture = lambda: self.posture
+            pages = Pages(source, lambda: self.gate).install if self.cfg.web.enabled else None
+            server = await http.serve(
+                self.cfg.monitor.listen, self.metrics, self.health, pages=pages
+            )
         watchdog = asyncio.ensure_future(sdnotify.watchdog_loop(self.notifier, self.healthy))
         self.notifier.ready(self.summary())
         log.info(
@@ -180,7 +196,7 @@ class Daemon:
             self.notifier.status(self.summary())
 
         async def dns_posture() -> None:
-            await log_posture(self.cfg)
+            self.posture = await log_posture(self.cfg)
 
         now = utcnow()
         self.scheduler.add_job(
@@ -230,8 +246,12 @@ class Daemon:
                 return False
             if new.monitor.database != self.cfg.monitor.database:
                 log.warning("monitor.database changes only at restart; keeping the old one")
+            now_served = (self.cfg.monitor.listen, self.cfg.web.enabled)
+            if (new.monitor.listen, new.web.enabled) != now_served:
+                log.warning("monitor.listen and web.enabled change only at restart")
             old, self.cfg = self.cfg, new
             self.metrics.configure(new)
+            self.gate = Gate(new.web)
             assert self.runner is not None
             await self.runner.reconfigure(new, recipients(new))
             if self.alerting is not None:

@@ -61,6 +61,7 @@ def report_message(
     sender: str,
     to: str,
     message_id: str,
+    public_url: str | None = None,
 ) -> EmailMessage:
     cids = {name: content_id(name, message_id) for name in images}
     message = EmailMessage(policy=SMTP)
@@ -72,9 +73,10 @@ def report_message(
     # RFC 3834: no vacation replies to a robot.
     message["Auto-Submitted"] = "auto-generated"
     message[REPORT_HEADER] = f"{report.period.start.isoformat()}/{report.period.end.isoformat()}"
-    message.set_content(render_text(report))
+    live = f"\nLive: {public_url}/\n" if public_url else ""
+    message.set_content(render_text(report) + live)
     sources = {name: f"cid:{cid[1:-1]}" for name, cid in cids.items()}
-    message.add_alternative(render_html(report, sources), subtype="html")
+    message.add_alternative(render_html(report, sources, page=public_url), subtype="html")
     html = message.get_payload()[1]  # type: ignore[index]
     for name, png in images.items():
         html.add_related(png, "image", "png", cid=cids[name], filename=f"{name}.png")

@@ -332,7 +332,12 @@ def firing(kind: AlertKind, rec: ProbeRecord, policy: Policy = TWO) -> Transitio
 
 def test_the_json_alert_has_the_documented_fields_and_says_what_broke() -> None:
     transition = firing(AlertKind.SEND_FAILED, record(Verdict.SEND_FAILED, failure=AUTH))
-    alert = alertmsg.describe(transition, mailbox="bob@example.test", instance="eu-1")
+    alert = alertmsg.describe(
+        transition,
+        mailbox="bob@example.test",
+        instance="eu-1",
+        public_url="https://canary.example.org",
+    )
     documented = alertmsg.__doc__ or ""
     for field in alert:
         assert f"    {field}" in documented or f", {field}" in documented, field
@@ -346,6 +351,10 @@ def test_the_json_alert_has_the_documented_fields_and_says_what_broke() -> None:
     assert alert["investigate"] == "mailcanary history --route r1"
     text = alertmsg.text_body(alert)
     assert "535 5.7.8" in text and failure["remedy"] in text and "bob@example.test" in text
+    page = f"https://canary.example.org/probe/{alert['canary']['probe_id']}"
+    assert alert["page"] == page and f"Status page:      {page}\n" in text
+    without = alertmsg.describe(transition, mailbox=None, instance="eu-1")
+    assert without["page"] is None and "Status page" not in alertmsg.text_body(without)
 
 
 def test_spam_alert_names_the_folder_and_renders_everywhere() -> None:
