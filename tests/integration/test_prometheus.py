@@ -208,7 +208,7 @@ def test_prometheus_fires_spam_not_inbox_and_the_dashboard_has_data(scene, tmp_p
             "550",
             "example.test",
         )
-        (remedy,) = [e.remedy for e in KIND_ENTRIES if e.kinds == {"rejected"}]
+        (remedy,) = [e.says.remedy for e in KIND_ENTRIES if e.kinds == {"rejected"}]
         assert failing["annotations"]["description"].endswith(remedy)
 
         check_dashboard(prometheus, scene)
