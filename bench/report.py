@@ -44,9 +44,10 @@ from monitor.adapters.report_tables import RollupRow
 from monitor.adapters.store import Store, make_engine
 from monitor.reports.build import Mailbox
 from monitor.reports.charts import draw_charts
+from monitor.reports.export import render_json
 from monitor.reports.html import render_html
 from monitor.reports.model import last_full_week
-from monitor.reports.query import build_report, render_json
+from monitor.reports.query import build_report
 from monitor.reports.text import render_text
 
 END = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday: the data ends where a week ends

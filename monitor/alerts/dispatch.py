@@ -312,6 +312,7 @@ async def send(
                 alert,
                 delivery_id=delivery_id,
                 remind_every=cfg.alerts.remind_every,
+                timezone=cfg.reports.timezone,
             )
         finally:
             if own is not client:
@@ -332,6 +333,7 @@ async def send(
         alert=alert,
         delivery_id=delivery_id,
         oauth=token_source(account, cfg.monitor.state_dir),
+        timezone=cfg.reports.timezone,  # the one timezone the config has: [reports]
     )
 
 

@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from monitor.core.models import Failure, ProbeRecord, Verdict
+from monitor.core.receipt import auth_verdicts
 
 
 class AlertKind(StrEnum):
@@ -90,6 +91,7 @@ class Evidence:
     folder: str | None = None
     delivery_seconds: float | None = None
     failure: Failure | None = None
+    auth: tuple[tuple[str, str], ...] = ()  # (spf|dkim|dmarc, result) as the receiver wrote
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,7 @@ def evidence_of(record: ProbeRecord) -> Evidence | None:
     failure = decision.failure
     if failure is None and record.send is not None:
         failure = record.send.failure
+    receipt = record.sighting.receipt if record.sighting is not None else None
     return Evidence(
         probe_id=record.id,
         planned_at=record.planned.planned_at,
@@ -167,6 +170,7 @@ def evidence_of(record: ProbeRecord) -> Evidence | None:
         folder=decision.folder,
         delivery_seconds=decision.delivery_seconds,
         failure=failure,
+        auth=tuple(auth_verdicts(receipt.auth).items()) if receipt is not None else (),
     )
 
 

@@ -17,8 +17,11 @@ from datetime import date, datetime
 
 from monitor.core.catalogue import advise
 from monitor.core.models import Failure, Phase, Verdict
+from monitor.dnscheck.policy import Finding
+from monitor.reports.auth import AuthCount, AuthReport, auth_report
 from monitor.reports.fixes import Fix, what_to_fix
 from monitor.reports.model import HOUR, Day, Histogram, Period, Summary, Tally
+from monitor.reports.verdict import Headline, headline
 
 Pair = tuple[str, str]  # (route, recipient account)
 Line = tuple[str, str, str]  # (route, recipient account, instance)
@@ -76,6 +79,26 @@ class Aggregates:
     daily_delivery: Mapping[date, Histogram] = field(default_factory=dict)  # all mailboxes
     failures: tuple[FailureCount, ...] = ()
     incidents: tuple[Incident, ...] | None = None  # None: no alert data to read
+    auth: tuple[AuthCount, ...] = ()  # a sample of each mailbox's delivered canaries
+    weeks: tuple[WeekTotal, ...] = ()  # the trend: this period and the ones before, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class WeekTotal:
+    """All mailboxes in one period of the trend (a week for the weekly report)."""
+
+    first_day: date
+    tally: Tally
+    delivery: Histogram
+
+
+@dataclass(frozen=True)
+class DnsPosture:
+    """What `mailcanary dns` found for one sending account when the report was built."""
+
+    account: str
+    domain: str
+    findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +167,14 @@ class Report:
     instances: tuple[str, ...] = ()  # whose canaries it counts (either period), by name
     only: tuple[str, ...] = ()  # the instances it was limited to; () for the whole fleet
     split: bool = False  # asked to split each mailbox's line by instance
+    senders: Mapping[str, str] = field(default_factory=dict)  # route → sending account
+    auth: AuthReport = field(default_factory=AuthReport)
+    weeks: tuple[WeekTotal, ...] = ()
+    dns: tuple[DnsPosture, ...] | None = None  # None: not checked for this report
+    headline: Headline = field(default_factory=lambda: Headline("grey", "no canaries"))
+
+    def sender_of(self, route: str) -> str:
+        return self.senders.get(route, route)
 
     @property
     def pairs(self) -> list[PairReport]:
@@ -170,9 +201,15 @@ def build(
     worst: int = 5,
     split: bool = False,
     only: Iterable[str] = (),
+    senders: Mapping[str, str] | None = None,
+    dns: Iterable[DnsPosture] | None = None,
 ) -> Report:
     """`split`: keep each mailbox's line per instance too; `only`: the instances the store
-    limited the aggregates to, for the report to say so."""
+    limited the aggregates to, for the report to say so; `senders`: each route's sending
+    account; `dns`: the sending accounts' DNS posture, when it was checked.
+
+    Providers come worst first (the largest share not in the inbox; those without canaries
+    last); a provider's mailboxes stay in route and recipient order."""
     previous = period.previous()
     now_counts: dict[Line, dict[Verdict, int]] = defaultdict(dict)
     before_counts: dict[Line, dict[Verdict, int]] = defaultdict(dict)
@@ -222,7 +259,7 @@ def build(
         whole = PairReport(*pair, mailbox, summary, started, new, pair in wanted)
         by_provider[mailbox.provider].append(whole)
         split_lines[mailbox.provider] += own or [whole]
-    providers = tuple(
+    providers = worst_first(
         ProviderReport(
             name,
             tuple(pairs),
@@ -231,6 +268,7 @@ def build(
         )
         for name, pairs in sorted(by_provider.items())
     )
+    routes = dict(senders or {})
 
     failures = tuple(
         _explained(f) for f in sorted(aggregates.failures, key=lambda f: (-f.count, f.route))
@@ -256,8 +294,35 @@ def build(
         instances=tuple(sorted({instance for _, _, instance in seen})),
         only=tuple(only),
         split=split,
+        senders=routes,
+        auth=auth_report(
+            aggregates.auth,
+            lambda to: mailboxes.get(to, Mailbox("unknown")).provider,
+            lambda route: routes.get(route, route),
+            [p.provider for p in providers],
+        ),
+        weeks=aggregates.weeks,
+        dns=tuple(dns) if dns is not None else None,
     )
-    return replace(report, fixes=tuple(what_to_fix(report, slow_after=slow_after)))
+    report = replace(report, fixes=tuple(what_to_fix(report, slow_after=slow_after)))
+    shown = headline(
+        report.total,
+        [(p.provider, p.summary) for p in report.providers],
+        [fix.severity for fix in report.fixes],
+        report.auth.causes,
+    )
+    return replace(report, headline=shown)
+
+
+def badness(summary: Summary) -> tuple[float, int]:
+    """Sort key, worst first: the share not in the inbox, then the number of canaries; a
+    line without canaries sorts last (nothing measured is not "good", but not worse)."""
+    rate = summary.tally.rate(Verdict.INBOX)
+    return (-(1.0 - rate) if rate is not None else 1.0, -summary.tally.total)
+
+
+def worst_first(providers: Iterable[ProviderReport]) -> tuple[ProviderReport, ...]:
+    return tuple(sorted(providers, key=lambda p: (*badness(p.summary), p.provider)))
 
 
 def _add(counts: dict[Verdict, int], verdict: Verdict, n: int) -> None:

@@ -305,7 +305,9 @@ def test_failures_carry_the_catalogues_words_and_incidents_are_those_of_the_peri
     ]
     assert report.incidents and report.incidents[0].seconds(NOW) == 7200
     fixes = [f.text for f in report.fixes]
-    assert any(t.startswith("12 canaries could not be sent (550 5.7.1) on r → o1") for t in fixes)
+    assert any(
+        t.startswith("12 canaries from r could not be sent (550 5.7.1) to o1") for t in fixes
+    )
     assert any(t.startswith("Alert still firing: missing on r → g1") for t in fixes)
 
 
