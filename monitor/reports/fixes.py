@@ -122,30 +122,30 @@ def _spam(report: Report) -> list[tuple[Fix, int]]:
 
 
 def _failures(report: Report) -> list[tuple[Fix, int]]:
-    """Refusals by cause and sending account, each summed over the mailboxes it hit."""
+    """Refusals by cause and by whose they are, each summed over the mailboxes it hit: a
+    send failure is the sending account's, a check failure the watched mailbox's."""
     groups: dict[tuple[object, ...], list[FailureGroup]] = defaultdict(list)
     for group in report.failures:
         f = group.failure
-        cause = (f.verdict, f.kind, f.code, f.enhanced, report.sender_of(f.route))
-        groups[cause].append(group)
+        sending = f.verdict is Verdict.SEND_FAILED
+        whose = report.sender_of(f.route) if sending else f.recipient
+        groups[(f.verdict, f.kind, f.code, f.enhanced, whose)].append(group)
     found = []
-    for (verdict, kind, code, enhanced, sender), same in groups.items():
+    for (verdict, kind, code, enhanced, whose), same in groups.items():
         count = sum(g.failure.count for g in same)
         transient = all(g.failure.transient for g in same)
         if transient and count < 2:
             continue  # one deferral is the mail system working as designed
-        what = "could not be sent" if verdict is Verdict.SEND_FAILED else "could not be checked"
-        reply = " ".join(str(part) for part in (code, enhanced) if part)
-        mailboxes = {(g.failure.route, g.failure.recipient) for g in same}
-        where = (
-            f"to {plural(len(mailboxes), 'mailbox')}"
-            if len(mailboxes) > 1
-            else f"to {next(iter(mailboxes))[1]}"
-        )
-        text = (
-            f"{plural(count, 'canary')} from {sender} {what} ({reply or kind}) {where}: "
-            f"{same[0].explanation}"
-        )
+        reply = " ".join(str(part) for part in (code, enhanced) if part) or kind
+        if verdict is Verdict.SEND_FAILED:
+            mailboxes = {g.failure.recipient for g in same}
+            where = (
+                f"{plural(len(mailboxes), 'mailbox')}" if len(mailboxes) > 1 else mailboxes.pop()
+            )
+            text = f"{plural(count, 'canary')} from {whose} could not be sent ({reply}) to {where}"
+        else:
+            text = f"{plural(count, 'canary')} could not be checked ({reply}) in mailbox {whose}"
+        text += f": {same[0].explanation}"
         found.append((Fix("medium" if transient else "high", text, same[0].remedy), count))
     return found
 
