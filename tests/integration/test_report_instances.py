@@ -121,6 +121,12 @@ async def test_reports_count_and_split_what_each_instance_sent(
     providers = {p["provider"]: p["summary"] for p in split["providers"]}
     assert counts(providers[GMAIL]) == {"inbox": 36, "spam": 4}
     assert split["total"]["canaries"] == 47 and len(split["failures"]) == 1
+    # The trend and the Authentication-Results sample read the same on both databases.
+    assert [w["canaries"] for w in split["weeks"]][-2:] == [
+        split["total"]["previous"]["canaries"],
+        47,
+    ]
+    assert split["authentication"]["spam_causes"][GMAIL]["check"] == "dmarc"
 
     only = await asyncio.to_thread(report_json, config, "--instance", US)
     assert (only["instance_filter"], only["instances"], only["by_instance"]) == ([US], [US], False)

@@ -80,6 +80,27 @@ def test_refusals_group_by_cause_and_sending_account_not_by_mailbox() -> None:
                for t in texts)  # fmt: skip
 
 
+def test_a_check_failure_is_the_mailboxs_whoever_sent_the_canary() -> None:
+    refused = [
+        FailureCount(route, "o1", Verdict.CHECK_FAILED, "auth_failed", "imap_auth", None, None,
+                     False, 2, "NO [AUTHENTICATIONFAILED] Authentication failed.")
+        for route in ("ops", "news")
+    ]  # fmt: skip
+    report = build(
+        WEEK,
+        Aggregates(
+            failures=tuple(refused),
+            hours=(HourCount("ops", "o1", WEEK.start, Verdict.CHECK_FAILED, 4),),
+        ),
+        mailboxes=MAILBOXES,
+        configured=[],
+        now=NOW,
+        senders={"ops": "alice", "news": "newsletter"},
+    )
+    [fix] = [f for f in report.fixes if "could not be checked" in f.text]
+    assert fix.text.startswith("4 canaries could not be checked (auth_failed) in mailbox o1")
+
+
 def test_the_check_that_sets_spam_apart_is_named_and_a_common_failure_is_not() -> None:
     def rows(spam_dmarc: str, inbox_dmarc: str) -> list[AuthCount]:
         return [

@@ -9,7 +9,15 @@ from datetime import datetime, timedelta
 from monitor.alerts import message as alertmsg
 from monitor.core.models import Role, Sighting, Verdict
 from monitor.core.receipt import AuthResults, Check, Receipt
-from monitor.reports.build import Aggregates, FailureCount, HourCount, Mailbox, build
+from monitor.dnscheck.policy import WARN, Finding
+from monitor.reports.build import (
+    Aggregates,
+    DnsPosture,
+    FailureCount,
+    HourCount,
+    Mailbox,
+    build,
+)
 from monitor.reports.html import render_html
 from monitor.reports.model import days_period
 from monitor.templates import environment, render, stylesheet
@@ -35,6 +43,8 @@ def hostile_report() -> str:
         mailboxes={"x": Mailbox(f"Evil {HOSTILE}", f"{HOSTILE}@example.org")},
         configured=[("r", "x")],
         now=WEEK.end + timedelta(hours=1),
+        # A TXT record is whatever its owner wrote: DNS findings quote it.
+        dns=[DnsPosture("a", "example.org", (Finding("dmarc", "x", WARN, HOSTILE),))],
     )
     return render_html(report, {"placement": 'cid:a"onerror="x'})
 
@@ -44,6 +54,7 @@ def test_a_reply_and_a_mailbox_name_with_a_script_come_out_escaped_in_the_report
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert 'src="cid:a&#34;onerror=&#34;x"' in page  # an attribute cannot be broken out of
     assert "Evil &lt;script&gt;" in page  # the provider's row
+    assert page.count("&lt;script&gt;") >= 5  # reply, mailbox, provider (twice), DNS finding
 
 
 def test_a_reply_and_a_folder_with_a_script_come_out_escaped_in_the_alert() -> None:
