@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from monitor.core.durations import format_duration
 from monitor.core.models import Verdict
 from monitor.dnscheck.policy import FAIL, WARN
+from monitor.reports.model import Tally
 from monitor.templates.filters import local_time, percent, plural
 
 if TYPE_CHECKING:
@@ -84,13 +85,21 @@ def _silent(report: Report) -> list[tuple[Fix, int]]:
     ]
 
 
+def _spammed(tally: Tally) -> bool:
+    rate = tally.rate(Verdict.SPAM)
+    return tally.count(Verdict.SPAM) >= 2 and rate is not None and rate >= SPAM_SHARE
+
+
 def _spam(report: Report) -> list[tuple[Fix, int]]:
     found = []
     for provider in report.providers:
         tally, failed = provider.summary.tally, provider.summary.dmarc_failed
-        spam, rate = tally.count(Verdict.SPAM), tally.rate(Verdict.SPAM)
-        if spam >= 2 and rate is not None and rate >= SPAM_SHARE:
+        spam, rate = tally.count(Verdict.SPAM), tally.rate(Verdict.SPAM) or 0.0
+        if _spammed(tally):
             text = f"{provider.provider} placed {percent(rate)} of {tally.total} canaries in spam"
+            before = provider.summary.previous.rate(Verdict.SPAM)
+            if before is not None:
+                text += f" (was {percent(before)})"
             cause = report.auth.causes.get(provider.provider)
             if failed.get(Verdict.SPAM):
                 text += f"; DMARC failed on {failed[Verdict.SPAM]} of these {spam}"
@@ -185,6 +194,8 @@ def _slow(pair: PairReport, slow_after: float) -> list[tuple[Fix, int]]:
 def _drops(report: Report) -> list[tuple[Fix, int]]:
     found = []
     for provider in report.providers:
+        if _spammed(provider.summary.tally):
+            continue  # the spam fix says it already, with its cause
         trend = provider.summary.trends()["inbox_rate"]
         if trend.delta is not None and trend.delta <= -DROP:
             text = (

@@ -222,7 +222,7 @@ async def test_report_command_writes_html_json_csv_and_text_with_the_same_number
         ("send_failed", (WEEK.start + timedelta(days=6)).isoformat(), 25 * 3600.0, True),
     ]
     fixes = [f["text"] for f in document["what_to_fix"]]
-    spam = "Gmail / Google Workspace placed 33% of 30 canaries in spam"
+    spam = "Gmail / Google Workspace placed 33% of 30 canaries in spam (was 0.0%)"
     assert f"{spam}; DMARC failed on 10 of these 10." in fixes
     still = "Alert still firing: send_failed on seeds → o since Sun 25 Oct 00:00 EEST (21:00 UTC)."
     assert still in fixes
