@@ -128,6 +128,9 @@ async def dns_posture(cfg: Config) -> tuple[DnsPosture, ...]:
                 findings = await check_account(account, cfg.dns)
         except TimeoutError:
             findings = [Finding("resolver", "dns", ERROR, f"no answer within {DNS_TIMEOUT:g}s")]
+        except Exception as exc:  # the report matters more than its DNS section
+            said = (str(exc).splitlines() or [type(exc).__name__])[0]
+            findings = [Finding("resolver", "dns", ERROR, f"not checked: {said}")]
         return DnsPosture(account.name, sending_domain(account), tuple(findings))
 
     return tuple(await asyncio.gather(*(one(a) for a in accounts)))
