@@ -1,9 +1,10 @@
 """The report's two further reads: the trend of the last weeks, from the rollup, and a
 sample of each mailbox's Authentication-Results, from `probes`.
 
-Both stay cheap whatever the history: the trend is one grouped range over the rollup (a few
-rows per mailbox and hour), the sample one index seek per mailbox (route, recipient,
-planned_at) reading at most SAMPLE rows back from the period's end.
+Both stay cheap whatever the history: the trend reads one range of the rollup's key per
+older period (the two compared periods come from what the report read already), the sample
+one index seek per mailbox (route, recipient, planned_at) reading at most SAMPLE rows back
+from the period's end.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.adapters.report_tables import RollupRow
 from monitor.adapters.tables import ProbeRow
 from monitor.core.models import Verdict
-from monitor.reports.auth import SAMPLE, AuthCount, results_of
-from monitor.reports.build import WeekTotal
+from monitor.reports.auth import SAMPLE, AuthCount, results_of_text
+from monitor.reports.build import WeekTotal, first_day
 from monitor.reports.model import Histogram, Period, Tally
 
 TREND_PERIODS = 8
@@ -44,40 +45,31 @@ def _only(column: Any, instances: tuple[str, ...]) -> tuple[Any, ...]:
 async def weeks(
     db: AsyncConnection, period: Period, instances: tuple[str, ...]
 ) -> tuple[WeekTotal, ...]:
-    periods = trend_periods(period)
-    index = case(*((_ROLLUP.hour < p.end, i) for i, p in enumerate(periods)), else_=len(periods))
-    statement = (
-        select(
-            index,
-            _ROLLUP.verdict,
-            _ROLLUP.bucket,
-            func.sum(_ROLLUP.n),
-            func.max(_ROLLUP.max_seconds),
+    """The trend's periods before the two the report compares (those it has read already),
+    oldest first: one range of the rollup's key each, grouped by verdict and bucket."""
+    found = []
+    for older in trend_periods(period)[:-2]:
+        statement = (
+            select(
+                _ROLLUP.verdict, _ROLLUP.bucket, func.sum(_ROLLUP.n), func.max(_ROLLUP.max_seconds)
+            )
+            .where(
+                _ROLLUP.hour >= older.start,
+                _ROLLUP.hour < older.end,
+                *_only(_ROLLUP.instance, instances),
+            )
+            .group_by(_ROLLUP.verdict, _ROLLUP.bucket)
         )
-        .where(
-            _ROLLUP.hour >= periods[0].start,
-            _ROLLUP.hour < period.end,
-            *_only(_ROLLUP.instance, instances),
-        )
-        .group_by(index, _ROLLUP.verdict, _ROLLUP.bucket)
-    )
-    counts: dict[int, dict[Verdict, int]] = defaultdict(dict)
-    buckets: dict[int, list[tuple[int, int, float | None]]] = defaultdict(list)
-    for at, verdict, bucket, n, most in await db.execute(statement):
-        if at >= len(periods) or verdict not in _VERDICTS:
-            continue
-        shown = _VERDICTS[verdict]
-        counts[at][shown] = counts[at].get(shown, 0) + int(n)
-        if bucket >= 0:
-            buckets[at].append((bucket, int(n), most))
-    return tuple(
-        WeekTotal(
-            p.first_day or p.start.astimezone(p.zone).date(),
-            Tally(counts.get(i, {})),
-            Histogram.of(buckets.get(i, [])),
-        )
-        for i, p in enumerate(periods)
-    )
+        counts: dict[Verdict, int] = {}
+        buckets = []
+        for verdict, bucket, n, most in await db.execute(statement):
+            if verdict not in _VERDICTS:
+                continue  # a verdict a newer version added: not ours to count
+            counts[_VERDICTS[verdict]] = counts.get(_VERDICTS[verdict], 0) + int(n)
+            if bucket >= 0:
+                buckets.append((bucket, int(n), most))
+        found.append(WeekTotal(first_day(older), Tally(counts), Histogram.of(buckets)))
+    return tuple(found)
 
 
 async def auth_sample(
@@ -90,7 +82,9 @@ async def auth_sample(
     found: dict[tuple[str, str, Verdict, str, str, str], int] = defaultdict(int)
     for route, recipient in sorted(set(mailboxes)):
         statement = (
-            select(_PROBES.verdict, _PROBES.auth_results)
+            # As text: canaries of one mailbox carry a handful of distinct results, parsed
+            # once each (results_of_text caches them) instead of once per row.
+            select(_PROBES.verdict, cast(_PROBES.auth_results, Text))
             .where(
                 _PROBES.route == route,
                 _PROBES.recipient == recipient,
@@ -103,5 +97,5 @@ async def auth_sample(
             .limit(SAMPLE)
         )
         for verdict, auth in await db.execute(statement):
-            found[(route, recipient, _VERDICTS[verdict], *results_of(auth))] += 1
+            found[(route, recipient, _VERDICTS[verdict], *results_of_text(auth))] += 1
     return tuple(AuthCount(*key, n) for key, n in found.items())

@@ -11,9 +11,11 @@ check is left out of that check's rate (no result is not a failure of ours to co
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from monitor.core.models import Verdict
@@ -35,6 +37,12 @@ class AuthCount:
     dkim: str
     dmarc: str
     n: int
+
+
+@lru_cache(maxsize=4096)
+def results_of_text(auth: str | None) -> tuple[str, str, str]:
+    """results_of for the JSON text as stored."""
+    return results_of(json.loads(auth) if auth else None)
 
 
 def results_of(auth: Mapping[str, Any] | None) -> tuple[str, str, str]:

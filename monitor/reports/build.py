@@ -80,7 +80,7 @@ class Aggregates:
     failures: tuple[FailureCount, ...] = ()
     incidents: tuple[Incident, ...] | None = None  # None: no alert data to read
     auth: tuple[AuthCount, ...] = ()  # a sample of each mailbox's delivered canaries
-    weeks: tuple[WeekTotal, ...] = ()  # the trend: this period and the ones before, oldest first
+    weeks: tuple[WeekTotal, ...] = ()  # the trend's periods before the two compared, oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,12 +281,13 @@ def build(
                 key=lambda i: (i.fired_at, i.route, i.recipient, i.kind),
             )
         )
+    total = _sum(p.summary for p in providers)
     report = Report(
         period=period,
         previous_period=previous,
         generated_at=now,
         providers=providers,
-        total=_sum(p.summary for p in providers),
+        total=total,
         days=tuple(_days(period, hourly, aggregates.daily_delivery)),
         worst_hours=tuple(_worst_hours(period, hourly, worst)),
         failures=failures,
@@ -301,7 +302,7 @@ def build(
             lambda route: routes.get(route, route),
             [p.provider for p in providers],
         ),
-        weeks=aggregates.weeks,
+        weeks=(*aggregates.weeks, *_compared(period, total)),
         dns=tuple(dns) if dns is not None else None,
     )
     report = replace(report, fixes=tuple(what_to_fix(report, slow_after=slow_after)))
@@ -323,6 +324,16 @@ def badness(summary: Summary) -> tuple[float, int]:
 
 def worst_first(providers: Iterable[ProviderReport]) -> tuple[ProviderReport, ...]:
     return tuple(sorted(providers, key=lambda p: (*badness(p.summary), p.provider)))
+
+
+def first_day(period: Period) -> date:
+    return period.first_day or period.start.astimezone(period.zone).date()
+
+
+def _compared(period: Period, total: Summary) -> tuple[WeekTotal, WeekTotal]:
+    """The trend's last two points: the periods the report compares, from its totals."""
+    before = WeekTotal(first_day(period.previous()), total.previous, total.previous_delivery)
+    return before, WeekTotal(first_day(period), total.tally, total.delivery)
 
 
 def _add(counts: dict[Verdict, int], verdict: Verdict, n: int) -> None:
