@@ -6,6 +6,7 @@ screenshots go to tests/artifacts/ (ignored by git) for a person to look at."""
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +101,8 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "empty": render_html(empty_week()),
         "alert": alertmsg.html_body(spam_with_auth(), "Europe/Athens"),
     }
+    # What a mail client that drops <style> (Gmail in some views) is left with.
+    written["mail"] = re.sub(r"<style>.*?</style>", "", written["report"], flags=re.S)
     for name, html in written.items():
         (folder / f"{name}.html").write_text(html, encoding="utf-8")
     return {name: folder / f"{name}.html" for name in written}
@@ -129,6 +132,17 @@ def test_the_report_reads_top_to_bottom_without_sideways_scrolling(browser, page
     assert severe_console_messages(browser) == []
     shot = screenshot(browser, f"report-{width}")
     assert shot.stat().st_size > 10_000
+
+
+def test_without_its_stylesheet_the_report_still_fits_and_keeps_its_colours(browser, pages):
+    """The inline styles carry the mail: tables still scroll inside themselves at 400 px."""
+    show(browser, pages["mail"], 400)
+    assert browser.execute_script("return document.styleSheets.length") == 0
+    scroll, inner = overflow(browser)
+    assert scroll <= inner, f"{scroll} > {inner}"
+    state = browser.find_element("css selector", "[data-field=state]")
+    assert state.value_of_css_property("background-color") == "rgba(198, 40, 40, 1)"  # red
+    screenshot(browser, "mail-without-style-400")
 
 
 @pytest.mark.parametrize("width", WIDTHS)
