@@ -9,21 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from monitor.reports.auth import CHECKS
 from monitor.reports.document import Report
+from monitor.reports.export import SHORT, SHOWN_FAILURES
 from monitor.reports.model import VERDICTS
-from monitor.reports.query import SHORT, SHOWN_FAILURES
 from monitor.reports.text import instances_line
 from monitor.templates import render
 
 
 def render_html(report: Report, images: Mapping[str, str] | None = None) -> str:
-    """`images`: chart name ("placement", "delivery") → the `src` to show it with."""
+    """`images`: chart name (charts.CHARTS) → the `src` to show it with."""
     return render(
         "report.html",
         report=report,
         images=images or {},
         whose=instances_line(report),
         verdicts=VERDICTS,
+        checks=CHECKS,
         short=[SHORT[v] for v in VERDICTS],
         shown_failures=SHOWN_FAILURES,
         until=min(report.generated_at, report.period.end),

@@ -33,6 +33,7 @@ from monitor.core.models import (
     Verdict,
 )
 from monitor.harness.demo import write_config
+from monitor.reports.charts import CHARTS
 from monitor.reports.model import EDGES, bucket_bounds
 from monitor.reports.weekly import Reporting
 from tests.integration.support import wait_for
@@ -175,13 +176,26 @@ async def test_report_command_writes_html_json_csv_and_text_with_the_same_number
         for i in range(40)
         if WEEK.start + i * (WEEK.end - WEEK.start) / 40 >= WEEK.end - timedelta(hours=25)
     )
-    assert len(page.images) == 2
+    assert len(page.images) == len(CHARTS)
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG)
 
     document = json.loads((tmp_path / "report.json").read_text())
     assert document["schema"] == "mailcanary.report/1"
+    # Top to bottom: the verdict, the worst provider first, the check that explains spam,
+    # eight weeks of trend, the sending account's DNS as checked by the command.
+    assert document["headline"]["state"] == "red"
+    assert document["headline"]["text"].startswith("Gmail / Google Workspace: 33% to spam")
+    assert document["providers"][0]["provider"] == "Gmail / Google Workspace"
+    causes = document["authentication"]["spam_causes"]
+    assert causes["Gmail / Google Workspace"]["check"] == "dmarc"
+    assert [w["canaries"] for w in document["weeks"]][-2:] == [
+        document["total"]["previous"]["canaries"],
+        40,
+    ]
+    assert len(document["weeks"]) == 8
+    assert [d["account"] for d in document["dns"]] == ["alice"]
     assert (document["period"]["hours"], document["timezone"]) == (169, ATHENS)
     assert [d["hours"] for d in document["days"]] == [24] * 6 + [25]
     assert document["total"]["counts"]["inbox"] == 28 and document["total"]["canaries"] == 40
@@ -208,9 +222,10 @@ async def test_report_command_writes_html_json_csv_and_text_with_the_same_number
         ("send_failed", (WEEK.start + timedelta(days=6)).isoformat(), 25 * 3600.0, True),
     ]
     fixes = [f["text"] for f in document["what_to_fix"]]
-    spam = "Gmail / Google Workspace placed 33% of 30 canaries in spam"
+    spam = "Gmail / Google Workspace placed 33% of 30 canaries in spam (was 0.0%)"
     assert f"{spam}; DMARC failed on 10 of these 10." in fixes
-    assert "Alert still firing: send_failed on seeds → o since Sun 25 Oct 00:00." in fixes
+    still = "Alert still firing: send_failed on seeds → o since Sun 25 Oct 00:00 EEST (21:00 UTC)."
+    assert still in fixes
 
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text())))
     assert [r["level"] for r in rows] == ["mailbox", "provider", "mailbox", "provider", "total"]
@@ -288,10 +303,12 @@ async def test_the_weekly_email_arrives_once_with_its_charts_inline(
     assert plain.get_content_type() == "text/plain" and "Total: 40 canaries" in plain.get_content()
     html, *images = related.iter_parts()
     assert html.get_content_type() == "text/html"
-    assert [i.get_content_type() for i in images] == ["image/png", "image/png"]
+    assert [i.get_content_type() for i in images] == ["image/png"] * len(CHARTS)
     assert all(i.get_content().startswith(PNG) for i in images)
+    # Inline, not attachments: clients would list them as attachments as well.
+    assert [i.get_content_disposition() for i in images] == ["inline"] * len(CHARTS)
     cids = {i["Content-ID"].strip("<>") for i in images}
     page = Cells()
     page.feed(html.get_content())
-    assert {src.removeprefix("cid:") for src in page.images} == cids and len(cids) == 2
+    assert {src.removeprefix("cid:") for src in page.images} == cids and len(cids) == len(CHARTS)
     assert page.rows[("data-total=1",)]["canaries"] == "40"
