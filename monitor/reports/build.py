@@ -17,7 +17,7 @@ from datetime import date, datetime
 
 from monitor.core.catalogue import advise
 from monitor.core.models import Failure, Phase, Verdict
-from monitor.dnscheck.policy import Finding
+from monitor.dnscheck.history import DnsPosture
 from monitor.reports.auth import AuthCount, AuthReport, auth_report
 from monitor.reports.fixes import Fix, what_to_fix
 from monitor.reports.model import HOUR, Day, Histogram, Period, Summary, Tally
@@ -90,15 +90,6 @@ class WeekTotal:
     first_day: date
     tally: Tally
     delivery: Histogram
-
-
-@dataclass(frozen=True)
-class DnsPosture:
-    """What `mailcanary dns` found for one sending account when the report was built."""
-
-    account: str
-    domain: str
-    findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True, slots=True)
