@@ -1,8 +1,10 @@
 """`mailcanary report`: choose the period, build the report, write it in one format.
 
-Safe beside a running daemon: reads only, never migrates. Periods are local to
-`[reports] timezone` (default UTC): the last full week (Monday to Sunday) by default,
-`--since 7d` for the last seven days up to now, `--from/--to` for whole days (both included).
+Safe beside a running daemon: reads the database only, never migrates (the one write is
+the DNS run it adds to state_dir/dns-posture.json, skipped when not writable). Periods are
+local to `[reports] timezone` (default UTC): the last full week (Monday to Sunday) by
+default, `--since 7d` for the last seven days up to now, `--from/--to` for whole days (both
+included).
 `--instance NAME` (repeated, or a comma list) counts only what those instances sent;
 `--by-instance` splits each mailbox's line per instance. `--no-dns` leaves out the sending
 accounts' DNS and blocklist checks (they need the network; see reports.query.dns_posture).

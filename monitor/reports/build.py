@@ -18,11 +18,11 @@ from datetime import date, datetime
 
 from monitor.core.catalogue import advise
 from monitor.core.models import Failure, Phase, Verdict
+from monitor.dnscheck.history import DnsPosture
 from monitor.reports.auth import auth_report
 from monitor.reports.document import (
     Aggregates,
     DayReport,
-    DnsPosture,
     FailureCount,
     FailureGroup,
     Incident,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from monitor.core.models import Verdict
-from monitor.dnscheck.policy import Finding
+from monitor.dnscheck.history import DnsPosture
 from monitor.reports.auth import AuthCount, AuthReport
 from monitor.reports.model import Day, Histogram, Period, Summary, Tally
 from monitor.reports.verdict import Headline
@@ -89,15 +89,6 @@ class WeekTotal:
 def first_day(period: Period) -> date:
     """The local date a trend point is labelled with."""
     return period.first_day or period.start.astimezone(period.zone).date()
-
-
-@dataclass(frozen=True)
-class DnsPosture:
-    """What `mailcanary dns` found for one sending account when the report was built."""
-
-    account: str
-    domain: str
-    findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,9 @@ with the verdicts inbox, spam, missing, late, send_failed, check_failed. The doc
                                                 "inbox_failed"}}},
     weeks: [{"first_day", "canaries", "counts", "delivery"}], the trend, oldest first,
     dns: [{"account", "domain", "findings": [{"check", "target", "status", "detail",
-           "remedy"}]}] or null when the report did not check DNS
+           "remedy"}], "compared_with": the earlier run's time or null, "changes": [{"check",
+           "target", "was", "now"}] (statuses; null: not checked then / no longer)}]
+         or null when the report did not check DNS
 Percentiles come from log-scale histograms (monitor.reports.model): within a few per cent.
 A mailbox's "instance" is the instance whose canaries its entry counts, or null when it adds
 up all of them (`by_instance` false, or a configured mailbox with no canaries at all).
@@ -53,6 +55,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.core.models import Verdict
+from monitor.dnscheck.policy import finding_json
 from monitor.reports.auth import CHECKS, AuthRates
 from monitor.reports.document import PairReport, ProviderReport, Report
 from monitor.reports.model import VERDICTS, Histogram, Period, Summary, Tally
@@ -246,15 +249,11 @@ def report_json(report: Report) -> dict[str, Any]:
             {
                 "account": d.account,
                 "domain": d.domain,
-                "findings": [
-                    {
-                        "check": f.check,
-                        "target": f.target,
-                        "status": str(f.status),
-                        "detail": f.detail,
-                        "remedy": f.remedy,
-                    }
-                    for f in d.findings
+                "findings": [finding_json(f) for f in d.findings],
+                "compared_with": _iso(d.compared_with),
+                "changes": [
+                    {"check": c.check, "target": c.target, "was": c.was, "now": c.now}
+                    for c in d.changes
                 ],
             }
             for d in report.dns

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
+from monitor.adapters import posture_log
 from monitor.adapters.reportstore import ReportStore
 from monitor.adapters.store import Store
 from monitor.config.presets import PRESETS
 from monitor.config.schema import Account, Config
+from monitor.dnscheck.history import DnsPosture, changes
 from monitor.dnscheck.policy import ERROR, Finding
 from monitor.dnscheck.run import check_account, sending_domain
 from monitor.reports.build import build
-from monitor.reports.document import DnsPosture, Mailbox, Pair, Report
+from monitor.reports.document import Mailbox, Pair, Report
 from monitor.reports.model import Period
 
 
@@ -103,22 +106,24 @@ async def report_for(
         instances=instances,
         by_instance=by_instance,
         senders={route.name: route.sender for route in cfg.routes},
-        dns=await dns_posture(cfg) if check_dns else None,
+        dns=await dns_posture(cfg, period, now) if check_dns else None,
     )
 
 
 DNS_TIMEOUT = 60.0
 
 
-async def dns_posture(cfg: Config) -> tuple[DnsPosture, ...]:
+async def dns_posture(cfg: Config, period: Period, now: datetime) -> tuple[DnsPosture, ...]:
     """The sending accounts' DNS and blocklist findings, checked now.
 
     Run when the report is built rather than read from the daemon's weekly `dns posture`
     log events: those go to the journal, which the report cannot read back reliably (and
     `mailcanary report` runs on machines without the daemon's journal), and the state at
-    send time is what the reader can act on. The price: no history, so changes during the
-    period are not shown. Accounts are checked concurrently; one that does not finish
-    within DNS_TIMEOUT gets a single `error` finding instead of holding the report up.
+    send time is what the reader can act on. What changed during the period comes from
+    the runs kept in the state directory (adapters.posture_log: the daemon's weekly check
+    and earlier reports): this run against the newest one from before `period` began.
+    Accounts are checked concurrently; one that does not finish within DNS_TIMEOUT gets a
+    single `error` finding instead of holding the report up.
     """
     accounts = [cfg.account(name) for name in dict.fromkeys(r.sender for r in cfg.routes)]
 
@@ -133,4 +138,18 @@ async def dns_posture(cfg: Config) -> tuple[DnsPosture, ...]:
             findings = [Finding("resolver", "dns", ERROR, f"not checked: {said}")]
         return DnsPosture(account.name, sending_domain(account), tuple(findings))
 
-    return tuple(await asyncio.gather(*(one(a) for a in accounts)))
+    checked = await asyncio.gather(*(one(a) for a in accounts))
+    state_dir = cfg.monitor.state_dir
+    earlier = await asyncio.to_thread(posture_log.last_before, state_dir, period.start)
+    runs = {p.account: p.findings for p in checked if p.findings[0].check != "resolver"}
+    await asyncio.to_thread(posture_log.record, state_dir, now, runs)
+    return tuple(
+        replace(
+            p,
+            compared_with=earlier[p.account][0],
+            changes=changes(earlier[p.account][1], p.findings),
+        )
+        if p.account in earlier
+        else p
+        for p in checked
+    )

@@ -150,6 +150,10 @@ def _dns(report: Report) -> list[str]:
         bad = [f for f in posture.findings if f.status != "ok"]
         state = "all checks pass" if not bad else plural(len(bad), "finding")
         out.append(f"  {posture.account} ({posture.domain}): {state}")
+        if posture.compared_with is not None:
+            since = local_time(posture.compared_with, report.period.timezone)
+            moved = "; ".join(c.text for c in posture.changes) or "none"
+            out += _wrap(f"changed since {since}: {moved}", "    ", "      ")
         for finding in bad:
             out += _wrap(
                 f"[{finding.status}] {finding.check} {finding.target}: {finding.detail}",

@@ -52,8 +52,9 @@ def trend_text(trend: TrendLike) -> str:
 def local_time(
     moment: datetime | str | None, timezone: str = "UTC", fmt: str = "%a %d %b %H:%M"
 ) -> str:
-    """In the configured zone with UTC beside it: "Mon 26 Oct 10:00 EET (08:00 UTC)"; a time
-    in a UTC-configured installation is shown once. None → "never"."""
+    """In the configured zone with UTC beside it: "Mon 26 Oct 10:00 EET (08:00 UTC)", the
+    UTC weekday too when the days differ; a time in a UTC-configured installation is shown
+    once. None → "never"."""
     if moment is None:
         return "never"
     if isinstance(moment, str):
@@ -63,7 +64,9 @@ def local_time(
     shown = f"{local.strftime(fmt)} {local.tzname()}"
     if local.utcoffset() == utc.utcoffset() and timezone in ("UTC", "Etc/UTC"):
         return shown
-    return f"{shown} ({utc:%H:%M} UTC)"
+    # The UTC day too when it is another one: "Mon 00:00 EET (Sun 22:00 UTC)".
+    other_day = "%a " if utc.date() != local.date() else ""
+    return f"{shown} ({utc.strftime(other_day + '%H:%M')} UTC)"
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

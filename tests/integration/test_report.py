@@ -20,6 +20,7 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 
+from monitor.adapters import posture_log
 from monitor.adapters.alertstore import AlertStore, Outgoing
 from monitor.adapters.reportstore import ReportStore
 from monitor.adapters.store import Store
@@ -32,6 +33,7 @@ from monitor.core.models import (
     PlannedProbe,
     Verdict,
 )
+from monitor.dnscheck.policy import FAIL, Finding
 from monitor.harness.demo import write_config
 from monitor.reports.charts import CHARTS
 from monitor.reports.model import EDGES, bucket_bounds
@@ -156,6 +158,11 @@ async def test_report_command_writes_html_json_csv_and_text_with_the_same_number
     await record_alerts(store)
     await store.close()
 
+    # The daemon's weekly DNS run before the week, as kept in the state directory.
+    earlier = WEEK.start - timedelta(days=1)
+    listed = Finding("dnsbl", "203.0.113.9", FAIL, "listed on zen.spamhaus.org")
+    assert posture_log.record(tmp_path / "state", earlier, {"alice": [listed]})
+
     for fmt in ("html", "json", "csv", "text"):
         await asyncio.to_thread(report_command, config, fmt, tmp_path / f"report.{fmt}")
 
@@ -196,6 +203,10 @@ async def test_report_command_writes_html_json_csv_and_text_with_the_same_number
     ]
     assert len(document["weeks"]) == 8
     assert [d["account"] for d in document["dns"]] == ["alice"]
+    [alice] = document["dns"]
+    assert alice["compared_with"] == earlier.isoformat()
+    gone = {"check": "dnsbl", "target": "203.0.113.9", "was": "fail", "now": None}
+    assert gone in alice["changes"]
     assert (document["period"]["hours"], document["timezone"]) == (169, ATHENS)
     assert [d["hours"] for d in document["days"]] == [24] * 6 + [25]
     assert document["total"]["counts"]["inbox"] == 28 and document["total"]["canaries"] == 40
@@ -224,7 +235,8 @@ async def test_report_command_writes_html_json_csv_and_text_with_the_same_number
     fixes = [f["text"] for f in document["what_to_fix"]]
     spam = "Gmail / Google Workspace placed 33% of 30 canaries in spam (was 0.0%)"
     assert f"{spam}; DMARC failed on 10 of these 10." in fixes
-    still = "Alert still firing: send_failed on seeds → o since Sun 25 Oct 00:00 EEST (21:00 UTC)."
+    still = "Alert still firing: send_failed on seeds → o since Sun 25 Oct 00:00 EEST"
+    still += " (Sat 21:00 UTC)."
     assert still in fixes
 
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text())))

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import UTC, date, timedelta
 
 from monitor.core.models import Verdict
+from monitor.dnscheck.history import Change, DnsPosture
 from monitor.dnscheck.policy import FAIL, OK, WARN, Finding
 from monitor.reports.auth import AuthCount
 from monitor.reports.build import build
 from monitor.reports.document import (
     Aggregates,
-    DnsPosture,
     FailureCount,
     HourCount,
     Incident,
@@ -125,6 +125,8 @@ DNS = (
             Finding("dnsbl", "192.0.2.25", FAIL, "listed on zen.spamhaus.org (127.0.0.2)",
                     "request delisting at https://check.spamhaus.org after fixing the cause"),
         ),
+        WEEK.start - timedelta(days=2),  # the daemon's weekly run before the week
+        (Change("dnsbl", "192.0.2.25", "ok", "fail"),),
     ),
     DnsPosture("newsletter", "news.example.org", (Finding("spf", "news.example.org", OK, "ok"),)),
 )  # fmt: skip

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 from monitor.alerts import message as alertmsg
 from monitor.core.models import Role, Sighting, Verdict
 from monitor.core.receipt import AuthResults, Check, Receipt
+from monitor.dnscheck.history import DnsPosture
 from monitor.dnscheck.policy import WARN, Finding
 from monitor.reports.build import build
 from monitor.reports.document import (
     Aggregates,
-    DnsPosture,
     FailureCount,
     HourCount,
     Mailbox,
