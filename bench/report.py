@@ -4,9 +4,16 @@
     python bench/report.py --rows 10000000 --database postgresql://mc@127.0.0.1:5433/mc --reset
 
 Fills a database migrated to head (so the rollup triggers run on every insert, as they do
-when the daemon finishes a probe) with N synthetic final probes: 20 routes to 60 mailboxes
-at five providers, a few per cent spam (some with DMARC failures), lost and failed canaries,
-an afternoon outage, log-normal delivery times, realistic row widths. By default each
+when the daemon finishes a probe) with N synthetic final probes: 20 routes from four
+sending accounts to 60 mailboxes at five providers, log-normal delivery times, realistic row
+widths and Authentication-Results as each provider writes them, and the correlated
+incidents a report must make plain in the last full week: Gmail starts filing to spam on
+Wednesday noon (DMARC failing on 40 % of those), Outlook loses everything for three hours
+on Thursday, one sending account has a wrong password for five hours on Tuesday (535 5.7.8
+on each of its canaries), and Yahoo's DMARC fails on 30 % throughout (DKIM passes, signed
+by the ESP's domain, not aligned). Background noise: greylisting (451 4.7.1), a blocklist
+refusal (550 5.7.1), IMAP logins refused and connections lost, late and missing canaries,
+with the failure kinds and phases the catalogue produces. By default each
 mailbox gets a canary every 5 minutes (`--interval`), so N probes reach back N/60 × 5 min
 and the report reads the last two weeks of them. `--weeks 2` packs all N into the two weeks
 the report compares instead: the worst case, every row counted. `--instances 2` has two
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import math
 import random
@@ -44,14 +52,15 @@ from monitor.adapters.report_tables import RollupRow
 from monitor.adapters.store import Store, make_engine
 from monitor.reports.charts import draw_charts
 from monitor.reports.document import Mailbox
+from monitor.reports.export import render_json
 from monitor.reports.html import render_html
 from monitor.reports.model import last_full_week
-from monitor.reports.query import build_report, render_json
+from monitor.reports.query import build_report
 from monitor.reports.text import render_text
 
 END = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday: the data ends where a week ends
 PROVIDERS = (  # name, domain, spam share
-    ("Gmail", "gmail.com", 0.08),
+    ("Gmail", "gmail.com", 0.004),  # until it starts filing to spam: see probes()
     ("Outlook", "outlook.com", 0.04),
     ("Yahoo", "yahoo.com", 0.03),
     ("GMX", "gmx.de", 0.02),
@@ -63,16 +72,45 @@ COLUMNS = (
     "failure failure_phase failure_transient failure_message failure_code failure_enhanced "
     "folder folder_role arrived_at arrival_source delivery_seconds finished_at auth_results"
 ).split()
-AUTH = (
-    '{"authserv_id": "mx.%s", "spf": {"result": "pass", "domain": "example.org", "selector": '
-    'null}, "dkim": [{"result": "%s", "domain": "example.org", "selector": "s1"}], "dmarc": '
-    '{"result": "%s", "domain": "example.org", "selector": null}, "arc": null, "other": {}}'
-)
-REFUSALS = (
-    ("rejected", "rcpt_to", False, "Message rejected: policy", 550, "5.7.1"),
-    ("deferred", "rcpt_to", True, "Greylisted, try again later", 451, "4.7.1"),
-    ("auth_failed", "auth", False, "Authentication credentials invalid", 535, "5.7.8"),
-)
+AUTHSERV = {  # the authserv-id each provider writes
+    "Gmail": "mx.google.com",
+    "Outlook": "spf.protection.outlook.com",
+    "Yahoo": "atlas-production.v2.mail.yahoo.com",
+    "GMX": "gmx.net",
+    "own": "mx.example.org",
+}
+# (kind, phase, transient, server text, code, enhanced) as the catalogue classifies them
+WRONG_PASSWORD = (
+    "auth_failed", "auth", False, "5.7.8 Username and Password not accepted. For more "
+    "information, go to https://support.google.com/mail/?p=BadCredentials", 535, "5.7.8",
+)  # fmt: skip
+NOISE = (  # send_failed, then check_failed
+    ("deferred", "rcpt_to", True, "4.7.1 <seed>: Recipient address rejected: Greylisted, "
+     "see https://postgrey.schweikert.ch/help/example.org.html", 451, "4.7.1"),
+    ("rejected", "rcpt_to", False, "5.7.1 Service unavailable; Client host [192.0.2.25] "
+     "blocked using zen.spamhaus.org", 550, "5.7.1"),
+    ("connect_failed", "connect", True, "[Errno 111] Connection refused", None, None),
+    ("auth_failed", "imap_auth", False, "NO [AUTHENTICATIONFAILED] Authentication failed.",
+     None, None),
+    ("connection_lost", "imap_select", True, "connection lost while waiting for a reply",
+     None, None),
+)  # fmt: skip
+
+
+def auth_results(provider: str, domain: str, spf: str, dkim: str, dmarc: str) -> str:
+    """Authentication-Results as monitor.core.receipt.auth_json stores them."""
+    signed_by = "example.org" if dmarc == "pass" else "esp-mailer.net"  # unaligned: DMARC fails
+    other = {"compauth": "pass" if dmarc == "pass" else "fail"} if provider == "Outlook" else {}
+    return json.dumps(
+        {
+            "authserv_id": AUTHSERV[provider],
+            "spf": {"result": spf, "domain": "example.org", "selector": None},
+            "dkim": [{"result": dkim, "domain": signed_by, "selector": "s1"}],
+            "dmarc": {"result": dmarc, "domain": "example.org", "selector": None},
+            "arc": None,
+            "other": other,
+        }
+    )
 
 
 def pairs(count: int) -> list[tuple[str, str, str, str]]:
@@ -94,39 +132,58 @@ def probes(
     rng = random.Random(seed)
     start = END - timedelta(seconds=span)
     spam_share = {p[0]: p[2] for p in PROVIDERS}
-    outage = (END - timedelta(days=5, hours=-14), END - timedelta(days=5, hours=-16))
+    week = END - timedelta(days=7)  # the last full week: Monday 00:00 UTC
+    gmail_spam_from = week + timedelta(days=2, hours=12)
+    outage = (week + timedelta(days=3, hours=13), week + timedelta(days=3, hours=16))
+    wrong_password = (week + timedelta(days=1, hours=9), week + timedelta(days=1, hours=14))
+    imap_refused = (week + timedelta(days=4, hours=8), week + timedelta(days=4, hours=10))
+    auth_cache: dict[tuple[str, str, str, str, str], str] = {}
     for i in range(n):
         route, recipient, provider, domain = mailboxes[i % len(mailboxes)]
+        sender = f"sender-{int(route[-2:]) % 4}"
         planned = start + timedelta(seconds=span * i / n)
         handoff = planned + timedelta(seconds=1.2)
         roll = rng.random()
         spam = spam_share[provider]
+        if provider == "Gmail" and planned >= gmail_spam_from:
+            spam = 0.09
         verdict, seconds, failure, auth = "inbox", None, None, None
-        if outage[0] <= planned < outage[1] and route == "route-00":
+        if sender == "sender-1" and wrong_password[0] <= planned < wrong_password[1]:
+            verdict, failure = "send_failed", WRONG_PASSWORD
+        elif provider == "Outlook" and outage[0] <= planned < outage[1]:
             verdict = "missing"
-        elif roll < 0.01:
-            verdict, failure = "send_failed", REFUSALS[int(roll * 300) % 3]
-        elif roll < 0.013:
-            verdict, failure = (
-                "check_failed",
-                ("imap_auth_failed", "imap_auth", False, "NO [AUTHENTICATIONFAILED]", None, None),
-            )
+        elif recipient == "seed-07" and imap_refused[0] <= planned < imap_refused[1]:
+            verdict, failure = "check_failed", NOISE[3]  # its password changed, then fixed
+        elif roll < 0.004:
+            # The blocklist refusal is one sending IP's (sender-2's) at Outlook; greylisting
+            # and refused connections hit anyone now and then.
+            blocked = sender == "sender-2" and provider == "Outlook"
+            verdict, failure = "send_failed", NOISE[1 if blocked else 2 * (int(roll * 1e4) % 2)]
+        elif roll < 0.006:
+            verdict, failure = "check_failed", NOISE[4]
+        elif roll < 0.015:
+            verdict = "missing"
         elif roll < 0.017:
-            verdict = "missing"
-        elif roll < 0.019:
             verdict, seconds = "late", 600 + rng.expovariate(1 / 900)
-        elif roll < 0.019 + spam:
+        elif roll < 0.017 + spam:
             verdict = "spam"
         if verdict in ("inbox", "spam"):
             seconds = rng.lognormvariate(math.log(4.0), 0.9)
         if seconds is not None:
-            dmarc = "fail" if verdict == "spam" and rng.random() < 0.4 else "pass"
-            auth = AUTH % (domain, "fail" if dmarc == "fail" else "pass", dmarc)
+            dmarc = "pass"
+            if provider == "Yahoo" and rng.random() < 0.3:
+                dmarc = "fail"
+            elif verdict == "spam" and provider == "Gmail" and rng.random() < 0.4:
+                dmarc = "fail"
+            spf = "softfail" if rng.random() < 0.002 else "pass"
+            key = (provider, domain, spf, "pass", dmarc)
+            auth = auth_cache.get(key) or auth_cache.setdefault(key, auth_results(*key))
+        sent = failure is None or verdict != "send_failed"
         arrived = handoff + timedelta(seconds=seconds) if seconds is not None else None
         yield (
             f"{i:020d}.{int(planned.timestamp())}.bench",
             route,
-            "sender",
+            sender,
             recipient,
             planned,
             planned,
@@ -134,10 +191,10 @@ def probes(
             f"<{i}.canary@example.org>",
             instances[i // len(mailboxes) % len(instances)],
             "final",
-            "done" if failure is None or verdict != "send_failed" else failure[1],
-            250 if failure is None or verdict != "send_failed" else failure[4],
-            "2.0.0" if failure is None or verdict != "send_failed" else failure[5],
-            failure[3] if failure and verdict == "send_failed" else "2.0.0 Ok: queued as 4XyZ",
+            "done" if sent else failure[1],
+            250 if sent else failure[4],
+            "2.0.0" if sent else failure[5],
+            "2.0.0 Ok: queued as 4XyZ" if sent else failure[3],
             "4XyZ1234",
             "TLSv1.3",
             handoff,
@@ -224,6 +281,10 @@ async def reset(url: str) -> None:
     await engine.dispose()
 
 
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, required=True)
@@ -234,6 +295,7 @@ async def main() -> None:
     parser.add_argument("--instances", type=int, default=1, help="daemons taking turns")
     parser.add_argument("--reset", action="store_true", help="drop mailcanary's tables first")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--html", type=Path, help="also write the report as HTML to look at")
     args = parser.parse_args()
 
     scratch = None
@@ -261,6 +323,7 @@ async def main() -> None:
         now = END + timedelta(hours=8)
         period = last_full_week(now, "UTC")
         shown = {to: Mailbox(provider, f"{to}@{domain}") for _, to, provider, domain in mailboxes}
+        senders = {route: f"sender-{int(route[-2:]) % 4}" for route, _, _, _ in mailboxes}
         configured = [(route, to) for route, to, _, _ in mailboxes]
         variants: list[dict[str, Any]] = [{}, {"by_instance": True}, {"instances": names[:1]}]
         timings, reports = [], []
@@ -273,6 +336,7 @@ async def main() -> None:
                     mailboxes=shown,
                     configured=configured,
                     now=now,
+                    senders=senders,
                     **options,
                 )
             )
@@ -283,9 +347,14 @@ async def main() -> None:
         began = time.perf_counter()
         for render in (render_text, render_json):
             render(report)
-        render_html(report, {})
-        draw_charts(report)
+        charts = draw_charts(report)
+        page = render_html(report, {k: _data_uri(v) for k, v in charts.items()})
         rendered = time.perf_counter() - began
+        if args.html is not None:
+            args.html.write_text(page, encoding="utf-8")
+        print(f"{report.headline.state}: {report.headline.text}")
+        for fix in report.fixes[:6]:
+            print(f"  [{fix.severity}] {fix.text[:150]}")
         counted = report.total.tally.total + report.total.previous.total
         print(f"rollup rows: {rollup}; probes in the two weeks compared: {counted}")
         print(

@@ -273,6 +273,7 @@ def evidence_json(evidence: Evidence | None) -> dict[str, Any] | None:
         "sender": evidence.sender,
         "folder": evidence.folder,
         "delivery_seconds": evidence.delivery_seconds,
+        "auth": dict(evidence.auth) if evidence.auth else None,
         "failure": None
         if failure is None
         else {
@@ -297,6 +298,7 @@ def evidence_from(data: dict[str, Any] | None) -> Evidence | None:
         sender=data["sender"],
         folder=data.get("folder"),
         delivery_seconds=data.get("delivery_seconds"),
+        auth=tuple((data.get("auth") or {}).items()),  # absent in rows written before 0.2
         failure=None
         if failure is None
         else Failure(

@@ -47,7 +47,10 @@ def message_id(delivery_id: str, sender: str) -> str:
     return f"<alert.{digest}@{domain}>"
 
 
-def email_message(alert: dict[str, Any], *, sender: str, to: str, delivery_id: str) -> EmailMessage:
+def email_message(
+    alert: dict[str, Any], *, sender: str, to: str, delivery_id: str, timezone: str = "UTC"
+) -> EmailMessage:
+    """`timezone`: the one times are shown in (with UTC beside them)."""
     message = EmailMessage(policy=SMTP)
     message["From"] = formataddr(("mailcanary", sender))
     message["To"] = to
@@ -57,8 +60,8 @@ def email_message(alert: dict[str, Any], *, sender: str, to: str, delivery_id: s
     # RFC 3834: tells auto-responders and vacation replies to stay quiet.
     message["Auto-Submitted"] = "auto-generated"
     message[DELIVERY_HEADER] = delivery_id
-    message.set_content(alertmsg.text_body(alert))
-    message.add_alternative(alertmsg.html_body(alert), subtype="html")
+    message.set_content(alertmsg.text_body(alert, timezone))
+    message.add_alternative(alertmsg.html_body(alert, timezone), subtype="html")
     return message
 
 
@@ -69,8 +72,11 @@ async def send_email(
     *,
     delivery_id: str,
     state_dir: Path | None,
+    timezone: str = "UTC",
 ) -> str | None:
-    message = email_message(alert, sender=account.email, to=to, delivery_id=delivery_id)
+    message = email_message(
+        alert, sender=account.email, to=to, delivery_id=delivery_id, timezone=timezone
+    )
     return await send_mail(account, to, message, state_dir=state_dir)
 
 
@@ -96,8 +102,15 @@ async def send_mail(
     failure = outcome.failure
     if failure is None:
         return None
-    code = " ".join(str(part) for part in (failure.code, failure.enhanced) if part)
-    return f"{failure.kind} during {failure.phase.value}: {code} {failure.message}".strip()
+    return alertmsg.failure_line(
+        {
+            "kind": failure.kind,
+            "phase": failure.phase.value,
+            "code": failure.code,
+            "enhanced": failure.enhanced,
+            "message": failure.message,
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +128,12 @@ def webhook_request(
     *,
     delivery_id: str,
     remind_every: float,
+    timezone: str = "UTC",
 ) -> tuple[bytes, dict[str, str]]:
     """The exact body and headers to POST (separate so tests can check the signing)."""
-    value = alertmsg.webhook_body(alert, channel.format, remind_every=remind_every)
+    value = alertmsg.webhook_body(
+        alert, channel.format, remind_every=remind_every, timezone=timezone
+    )
     body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
     headers = {
         "Content-Type": "application/json",
@@ -137,9 +153,10 @@ async def post_webhook(
     *,
     delivery_id: str,
     remind_every: float,
+    timezone: str = "UTC",
 ) -> str | None:
     body, headers = webhook_request(
-        channel, alert, delivery_id=delivery_id, remind_every=remind_every
+        channel, alert, delivery_id=delivery_id, remind_every=remind_every, timezone=timezone
     )
     try:
         response = await client.post(

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.adapters.alert_tables import AlertRow, DeliveryRow
+from monitor.adapters.report_samples import auth_sample, weeks
 from monitor.adapters.report_tables import FAILED_VERDICTS, ReportSendRow, RollupRow
 from monitor.adapters.tables import ProbeRow
 from monitor.core.models import Verdict
@@ -77,13 +78,17 @@ class ReportStore:
         only = tuple(instances)
         async with self._snapshot() as db:
             delivery, previous_delivery, daily = await _delivery(db, previous, period, only)
+            hours = await _hours(db, previous.start, period.end, only)
+            seen = {(h.route, h.recipient) for h in hours if h.hour >= period.start}
             return Aggregates(
-                hours=await _hours(db, previous.start, period.end, only),
+                hours=hours,
                 delivery=delivery,
                 previous_delivery=previous_delivery,
                 daily_delivery=daily,
                 failures=await _failures(db, period, only),
                 incidents=await _incidents(db, period),
+                auth=await auth_sample(db, period, seen, only),
+                weeks=await weeks(db, period, only),
             )
 
     async def instances(self, start: datetime, end: datetime) -> list[str]:

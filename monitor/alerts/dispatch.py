@@ -332,6 +332,7 @@ async def send(
                 alert,
                 delivery_id=delivery_id,
                 remind_every=cfg.alerts.remind_every,
+                timezone=cfg.reports.timezone,
             )
         finally:
             if own is not client:
@@ -341,7 +342,12 @@ async def send(
     except KeyError:
         return f"account {channel.account} is no longer in the config"
     return await notifiers.send_email(
-        account, target, alert, delivery_id=delivery_id, state_dir=cfg.monitor.state_dir
+        account,
+        target,
+        alert,
+        delivery_id=delivery_id,
+        state_dir=cfg.monitor.state_dir,
+        timezone=cfg.reports.timezone,  # the one timezone the config has: [reports]
     )
 
 

@@ -26,7 +26,9 @@ The `json` webhook format sends the canonical dict as is. Its fields are a stabl
     last_good_at    planned time of the newest good canary (of this kind); null: never
     consecutive_failures   bad canaries in a row so far; null when resolved
     canary          the newest bad canary (for resolved: the good one that ended it):
-                    {probe_id, planned_at, verdict, folder, delivery_seconds}
+                    {probe_id, planned_at, verdict, folder, delivery_seconds, auth}, auth
+                    being {spf, dkim, dmarc} as the receiver's Authentication-Results
+                    wrote them (the checks it wrote), or null when none were recorded
     failure         {kind, phase, transient, code, enhanced, message, explanation, remedy}
                     of that canary, or null (spam, slow and missing have no failure)
     advice          {explanation, remedy} for the kind when there is no failure
@@ -47,6 +49,7 @@ from monitor.alerts.state import AlertKind, Event, Evidence, Status, Transition
 from monitor.core.catalogue import advise
 from monitor.core.durations import format_duration
 from monitor.templates import render
+from monitor.templates.filters import local_time
 
 SCHEMA = "mailcanary.alert.v1"
 FORMATS = ("json", "slack", "alertmanager")
@@ -91,6 +94,7 @@ def _canary(evidence: Evidence | None) -> dict[str, Any] | None:
         "verdict": evidence.verdict.value,
         "folder": evidence.folder,
         "delivery_seconds": evidence.delivery_seconds,
+        "auth": dict(evidence.auth) or None,
     }
 
 
@@ -195,21 +199,33 @@ def describe_test(*, instance: str, at: datetime, channel: str) -> dict[str, Any
 # ---------------------------------------------------------------- renderings
 
 
-def _when(value: str | None) -> str:
-    if value is None:
-        return "never"
-    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _when(value: str | None, timezone: str) -> str:
+    return local_time(value, timezone, "%Y-%m-%d %H:%M:%S")
 
 
-def lines(alert: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) rows shared by the text, HTML and Slack renderings."""
+def failure_line(failure: dict[str, Any]) -> str:
+    """ "rejected during rcpt_to: 550 5.7.1 Relay denied": the server's text usually
+    starts with the enhanced code itself, which is then not repeated."""
+    code = " ".join(str(p) for p in (failure["code"], failure["enhanced"]) if p)
+    said = failure["message"] or ""
+    if failure["enhanced"] and said.startswith(failure["enhanced"]):
+        said = said[len(failure["enhanced"]) :].lstrip()
+    return f"{failure['kind']} during {failure['phase']}: {f'{code} {said}'.strip()}"
+
+
+COMMANDS = ("Investigate",)  # rows whose value is a command: monospace in HTML
+
+
+def lines(alert: dict[str, Any], timezone: str = "UTC") -> list[tuple[str, str]]:
+    """(label, value) rows shared by the text, HTML and Slack renderings; times in
+    `timezone` with UTC beside them."""
     rows: list[tuple[str, str]] = []
     if alert["route"] is not None:
         sender = f" (from {alert['sender']})" if alert["sender"] else ""
         mailbox = f" <{alert['mailbox']}>" if alert["mailbox"] else ""
         rows.append(("Route", f"{alert['route']}{sender} to {alert['recipient']}{mailbox}"))
     if alert["since"] is not None:
-        since = _when(alert["since"])
+        since = _when(alert["since"], timezone)
         if alert["event"] == Event.RESOLVED.value and alert["resolved_at"]:
             took = datetime.fromisoformat(alert["resolved_at"]) - datetime.fromisoformat(
                 alert["since"]
@@ -219,21 +235,23 @@ def lines(alert: dict[str, Any]) -> list[tuple[str, str]]:
             since += f" ({alert['consecutive_failures']} bad canaries in a row)"
         rows.append(("Since", since))
     if alert["route"] is not None:
-        rows.append(("Last good canary", _when(alert["last_good_at"])))
+        rows.append(("Last good canary", _when(alert["last_good_at"], timezone)))
     canary = alert["canary"]
     if canary is not None:
-        facts = [f"#{canary['probe_id']} planned {_when(canary['planned_at'])}", canary["verdict"]]
+        planned = _when(canary["planned_at"], timezone)
+        facts = [f"#{canary['probe_id']} planned {planned}", canary["verdict"]]
         if canary["folder"]:
             facts.append(f'folder "{canary["folder"]}"')
         if canary["delivery_seconds"] is not None:
             facts.append(f"delivered in {format_duration(canary['delivery_seconds'])}")
         label = "Recovered with" if alert["event"] == Event.RESOLVED.value else "Last canary"
         rows.append((label, ", ".join(facts)))
+        if canary.get("auth"):
+            shown = " ".join(f"{check}={result}" for check, result in canary["auth"].items())
+            rows.append(("Authentication", shown))
     failure = alert["failure"]
     if failure is not None:
-        code = " ".join(str(p) for p in (failure["code"], failure["enhanced"]) if p)
-        reply = f"{code} {failure['message']}".strip()
-        rows.append(("Failure", f"{failure['kind']} during {failure['phase']}: {reply}"))
+        rows.append(("Failure", failure_line(failure)))
     advice = failure or alert["advice"]
     if advice is not None:
         rows.append(("Why", advice["explanation"]))
@@ -249,25 +267,28 @@ def subject(alert: dict[str, Any]) -> str:
     return f"[mailcanary] {alert['title']}"
 
 
-def text_body(alert: dict[str, Any]) -> str:
-    rows = lines(alert)
+def text_body(alert: dict[str, Any], timezone: str = "UTC") -> str:
+    rows = lines(alert, timezone)
     width = max(len(label) for label, _ in rows) + 2
     body = [alert["title"], ""]
     body += [f"{label + ':':<{width}}{value}" for label, value in rows]
     return "\n".join(body) + "\n"
 
 
-def html_body(alert: dict[str, Any]) -> str:
-    return render("alert.html", alert=alert, rows=lines(alert))
+def html_body(alert: dict[str, Any], timezone: str = "UTC") -> str:
+    return render("alert.html", alert=alert, rows=lines(alert, timezone), commands=COMMANDS)
 
 
 def _slack_escape(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def slack(alert: dict[str, Any]) -> dict[str, Any]:
+def slack(alert: dict[str, Any], timezone: str = "UTC") -> dict[str, Any]:
     """Slack incoming webhooks; Mattermost and Discord's /slack endpoint take the same."""
-    rows = "\n".join(f"*{label}:* {_slack_escape(value)}" for label, value in lines(alert))
+    rows = "\n".join(
+        f"*{label}:* " + (f"`{value}`" if label in COMMANDS else _slack_escape(value))
+        for label, value in lines(alert, timezone)
+    )
     return {"text": f"*{_slack_escape(alert['title'])}*\n{rows}"}
 
 
@@ -296,10 +317,12 @@ def alertmanager(alert: dict[str, Any], *, remind_every: float) -> list[dict[str
     return [body]
 
 
-def webhook_body(alert: dict[str, Any], fmt: str, *, remind_every: float) -> Any:
+def webhook_body(
+    alert: dict[str, Any], fmt: str, *, remind_every: float, timezone: str = "UTC"
+) -> Any:
     """The JSON value to POST for a webhook of format `fmt` (one of FORMATS)."""
     if fmt == "slack":
-        return slack(alert)
+        return slack(alert, timezone)
     if fmt == "alertmanager":
         return alertmanager(alert, remind_every=remind_every)
     return alert

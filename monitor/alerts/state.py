@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from monitor.core.models import Failure, ProbeRecord, Verdict
+from monitor.core.receipt import auth_verdicts
 from monitor.probe.verdict import INTERRUPTED
 
 
@@ -97,6 +98,7 @@ class Evidence:
     folder: str | None = None
     delivery_seconds: float | None = None
     failure: Failure | None = None
+    auth: tuple[tuple[str, str], ...] = ()  # (spf|dkim|dmarc, result) as the receiver wrote
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,7 @@ def evidence_of(record: ProbeRecord) -> Evidence | None:
     failure = decision.failure
     if failure is None and record.send is not None:
         failure = record.send.failure
+    receipt = record.sighting.receipt if record.sighting is not None else None
     return Evidence(
         probe_id=record.id,
         planned_at=record.planned.planned_at,
@@ -175,6 +178,7 @@ def evidence_of(record: ProbeRecord) -> Evidence | None:
         folder=decision.folder,
         delivery_seconds=decision.delivery_seconds,
         failure=failure,
+        auth=tuple(auth_verdicts(receipt.auth).items()) if receipt is not None else (),
     )
 
 

@@ -241,6 +241,10 @@ def report(
     by_instance: Annotated[
         bool, typer.Option("--by-instance", help="Each mailbox's line per instance.")
     ] = False,
+    check_dns: Annotated[
+        bool,
+        typer.Option("--dns/--no-dns", help="Check the senders' DNS and blocklists now."),
+    ] = True,
 ) -> None:
     """The deliverability report of a period, per route and mailbox, grouped by provider."""
     from monitor.cli.report import ReportArgsError, ReportUnavailable, run_report
@@ -259,6 +263,7 @@ def report(
                 output=output,
                 instances=instance or (),
                 by_instance=by_instance,
+                check_dns=check_dns,
             )
         )
     except ReportArgsError as exc:

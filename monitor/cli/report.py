@@ -1,10 +1,13 @@
 """`mailcanary report`: choose the period, build the report, write it in one format.
 
-Safe beside a running daemon: reads only, never migrates. Periods are local to
-`[reports] timezone` (default UTC): the last full week (Monday to Sunday) by default,
-`--since 7d` for the last seven days up to now, `--from/--to` for whole days (both included).
+Safe beside a running daemon: reads the database only, never migrates (the one write is
+the DNS run it adds to state_dir/dns-posture.json, skipped when not writable). Periods are
+local to `[reports] timezone` (default UTC): the last full week (Monday to Sunday) by
+default, `--since 7d` for the last seven days up to now, `--from/--to` for whole days (both
+included).
 `--instance NAME` (repeated, or a comma list) counts only what those instances sent;
-`--by-instance` splits each mailbox's line per instance.
+`--by-instance` splits each mailbox's line per instance. `--no-dns` leaves out the sending
+accounts' DNS and blocklist checks (they need the network; see reports.query.dns_posture).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from monitor.cli.common import err
 from monitor.config.load import Config
 from monitor.core.models import utcnow
 from monitor.reports.charts import render_charts, use_cache_dir
+from monitor.reports.export import FORMATS, render_csv, render_json
 from monitor.reports.html import render_html
 from monitor.reports.model import Period, days_period, last_full_week, recent
-from monitor.reports.query import FORMATS, UnknownInstance, render_csv, render_json, report_for
+from monitor.reports.query import UnknownInstance, report_for
 from monitor.reports.text import render_text
 
 
@@ -86,6 +90,7 @@ async def run_report(
     out: TextIO | None = None,
     instances: Iterable[str] = (),
     by_instance: bool = False,
+    check_dns: bool = True,
 ) -> int:
     if fmt not in FORMATS:
         raise ReportArgsError(f"--format: one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -105,7 +110,13 @@ async def run_report(
             )
         try:
             report = await report_for(
-                cfg, store, period, now, instances=only, by_instance=by_instance
+                cfg,
+                store,
+                period,
+                now,
+                instances=only,
+                by_instance=by_instance,
+                check_dns=check_dns,
             )
         except UnknownInstance as exc:
             raise ReportArgsError(f"--instance: {exc}") from None

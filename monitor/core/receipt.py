@@ -215,6 +215,22 @@ def auth_json(auth: AuthResults | None) -> dict[str, Any] | None:
     }
 
 
+def auth_verdicts(auth: AuthResults | None) -> dict[str, str]:
+    """{"spf": …, "dkim": …, "dmarc": …} as the receiver wrote them, the checks it wrote
+    only. DKIM is "pass" when any signature passed (what DMARC looks at), else the first."""
+    if auth is None:
+        return {}
+    found = {}
+    if auth.spf is not None:
+        found["spf"] = auth.spf.result.lower()
+    signatures = [c.result.lower() for c in auth.dkim]
+    if signatures:
+        found["dkim"] = "pass" if "pass" in signatures else signatures[0]
+    if auth.dmarc is not None:
+        found["dmarc"] = auth.dmarc.result.lower()
+    return found
+
+
 def spam_json(receipt: Receipt) -> dict[str, str] | None:
     return dict(receipt.spam_headers) or None
 

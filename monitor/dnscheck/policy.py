@@ -37,6 +37,17 @@ class Finding:
     remedy: str = ""
 
 
+def finding_json(finding: Finding) -> dict[str, str]:
+    """The stable fields of `mailcanary dns --json`, the report's JSON and the kept runs."""
+    return {
+        "check": finding.check,
+        "target": finding.target,
+        "status": str(finding.status),
+        "detail": finding.detail,
+        "remedy": finding.remedy,
+    }
+
+
 def exit_code(findings: Iterable[Finding]) -> int:
     """Nagios style: 2 any fail, else 3 any lookup impossible, else 1 any warning, else 0."""
     found = {f.status for f in findings}

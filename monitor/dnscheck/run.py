@@ -21,9 +21,11 @@ from typing import Any
 
 import structlog
 
+from monitor.adapters import posture_log
 from monitor.adapters.dns import Dns, DnsError
 from monitor.config.load import Config
 from monitor.config.schema import Account, DnsSettings
+from monitor.core.models import utcnow
 from monitor.dnscheck.policy import (
     ERROR,
     FAIL,
@@ -35,6 +37,7 @@ from monitor.dnscheck.policy import (
     evaluate_mx,
     evaluate_ptr,
     exit_code,
+    finding_json,
     is_dmarc,
     ptr_name,
     reverse_name,
@@ -213,15 +216,7 @@ async def _dnsbl(dns: Dns, address: str, zone: str) -> list[Finding]:
 
 
 def finding_dict(account: Account, finding: Finding) -> dict[str, str]:
-    return {
-        "account": account.name,
-        "domain": sending_domain(account),
-        "check": finding.check,
-        "target": finding.target,
-        "status": str(finding.status),
-        "detail": finding.detail,
-        "remedy": finding.remedy,
-    }
+    return {"account": account.name, "domain": sending_domain(account), **finding_json(finding)}
 
 
 async def log_posture(cfg: Config) -> dict[str, list[Finding]]:
@@ -235,4 +230,8 @@ async def log_posture(cfg: Config) -> dict[str, list[Finding]]:
             level = {"ok": log.info, "error": log.error}.get(finding.status, log.warning)
             level("dns posture", **finding_dict(account, finding))
         log.info("dns posture checked", account=account.name, exit_code=exit_code(findings))
+        if findings and findings[0].check != "resolver":  # kept for the report's changes
+            await asyncio.to_thread(
+                posture_log.record, cfg.monitor.state_dir, utcnow(), {account.name: findings}
+            )
     return posture

@@ -18,6 +18,8 @@ from datetime import date, datetime
 
 from monitor.core.catalogue import advise
 from monitor.core.models import Failure, Phase, Verdict
+from monitor.dnscheck.history import DnsPosture
+from monitor.reports.auth import auth_report
 from monitor.reports.document import (
     Aggregates,
     DayReport,
@@ -30,10 +32,13 @@ from monitor.reports.document import (
     PairReport,
     ProviderReport,
     Report,
+    WeekTotal,
     WorstHour,
+    first_day,
 )
 from monitor.reports.fixes import what_to_fix
 from monitor.reports.model import HOUR, Histogram, Period, Summary, Tally
+from monitor.reports.verdict import headline
 
 
 def build(
@@ -47,9 +52,15 @@ def build(
     worst: int = 5,
     split: bool = False,
     only: Iterable[str] = (),
+    senders: Mapping[str, str] | None = None,
+    dns: Iterable[DnsPosture] | None = None,
 ) -> Report:
     """`split`: keep each mailbox's line per instance too; `only`: the instances the store
-    limited the aggregates to, for the report to say so."""
+    limited the aggregates to, for the report to say so; `senders`: each route's sending
+    account; `dns`: the sending accounts' DNS posture, when it was checked.
+
+    Providers come worst first (the largest share not in the inbox; those without canaries
+    last); a provider's mailboxes stay in route and recipient order."""
     previous = period.previous()
     now_counts: dict[Line, dict[Verdict, int]] = defaultdict(dict)
     before_counts: dict[Line, dict[Verdict, int]] = defaultdict(dict)
@@ -99,7 +110,7 @@ def build(
         whole = PairReport(*pair, mailbox, summary, started, new, pair in wanted)
         by_provider[mailbox.provider].append(whole)
         split_lines[mailbox.provider] += own or [whole]
-    providers = tuple(
+    providers = worst_first(
         ProviderReport(
             name,
             tuple(pairs),
@@ -108,6 +119,7 @@ def build(
         )
         for name, pairs in sorted(by_provider.items())
     )
+    routes = dict(senders or {})
 
     failures = tuple(
         _explained(f) for f in sorted(aggregates.failures, key=lambda f: (-f.count, f.route))
@@ -120,12 +132,13 @@ def build(
                 key=lambda i: (i.fired_at, i.route, i.recipient, i.kind),
             )
         )
+    total = _sum(p.summary for p in providers)
     report = Report(
         period=period,
         previous_period=previous,
         generated_at=now,
         providers=providers,
-        total=_sum(p.summary for p in providers),
+        total=total,
         days=tuple(_days(period, hourly, aggregates.daily_delivery)),
         worst_hours=tuple(_worst_hours(period, hourly, worst)),
         failures=failures,
@@ -133,8 +146,41 @@ def build(
         instances=tuple(sorted({instance for _, _, instance in seen})),
         only=tuple(only),
         split=split,
+        senders=routes,
+        auth=auth_report(
+            aggregates.auth,
+            lambda to: mailboxes.get(to, Mailbox("unknown")).provider,
+            lambda route: routes.get(route, route),
+            [p.provider for p in providers],
+        ),
+        weeks=(*aggregates.weeks, *_compared(period, total)),
+        dns=tuple(dns) if dns is not None else None,
     )
-    return replace(report, fixes=tuple(what_to_fix(report, slow_after=slow_after)))
+    report = replace(report, fixes=tuple(what_to_fix(report, slow_after=slow_after)))
+    shown = headline(
+        report.total,
+        [(p.provider, p.summary) for p in report.providers],
+        [fix.severity for fix in report.fixes],
+        report.auth.causes,
+    )
+    return replace(report, headline=shown)
+
+
+def badness(summary: Summary) -> tuple[float, int]:
+    """Sort key, worst first: the share not in the inbox, then the number of canaries; a
+    line without canaries sorts last (nothing measured is not "good", but not worse)."""
+    rate = summary.tally.rate(Verdict.INBOX)
+    return (-(1.0 - rate) if rate is not None else 1.0, -summary.tally.total)
+
+
+def worst_first(providers: Iterable[ProviderReport]) -> tuple[ProviderReport, ...]:
+    return tuple(sorted(providers, key=lambda p: (*badness(p.summary), p.provider)))
+
+
+def _compared(period: Period, total: Summary) -> tuple[WeekTotal, WeekTotal]:
+    """The trend's last two points: the periods the report compares, from its totals."""
+    before = WeekTotal(first_day(period.previous()), total.previous, total.previous_delivery)
+    return before, WeekTotal(first_day(period), total.tally, total.delivery)
 
 
 def _add(counts: dict[Verdict, int], verdict: Verdict, n: int) -> None:

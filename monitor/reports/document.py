@@ -1,7 +1,8 @@
 """The report as data: what `build` fills in from the store's aggregates and the renderers
 (text, HTML, charts, mail, JSON) and `what_to_fix` read.
 
-Leaf module: it imports the report maths and nothing of the report's own code back.
+Leaf module: it imports the report maths and the shapes of its sections (auth, the headline,
+DNS findings), never build or fixes, which import it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from monitor.core.models import Verdict
+from monitor.dnscheck.history import DnsPosture
+from monitor.reports.auth import AuthCount, AuthReport
 from monitor.reports.model import Day, Histogram, Period, Summary, Tally
+from monitor.reports.verdict import Headline
 
 Pair = tuple[str, str]  # (route, recipient account)
 Line = tuple[str, str, str]  # (route, recipient account, instance)
@@ -69,6 +73,22 @@ class Aggregates:
     daily_delivery: Mapping[date, Histogram] = field(default_factory=dict)  # all mailboxes
     failures: tuple[FailureCount, ...] = ()
     incidents: tuple[Incident, ...] | None = None  # None: no alert data to read
+    auth: tuple[AuthCount, ...] = ()  # a sample of each mailbox's delivered canaries
+    weeks: tuple[WeekTotal, ...] = ()  # the trend's periods before the two compared, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class WeekTotal:
+    """All mailboxes in one period of the trend (a week for the weekly report)."""
+
+    first_day: date
+    tally: Tally
+    delivery: Histogram
+
+
+def first_day(period: Period) -> date:
+    """The local date a trend point is labelled with."""
+    return period.first_day or period.start.astimezone(period.zone).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +164,14 @@ class Report:
     instances: tuple[str, ...] = ()  # whose canaries it counts (either period), by name
     only: tuple[str, ...] = ()  # the instances it was limited to; () for the whole fleet
     split: bool = False  # asked to split each mailbox's line by instance
+    senders: Mapping[str, str] = field(default_factory=dict)  # route → sending account
+    auth: AuthReport = field(default_factory=AuthReport)
+    weeks: tuple[WeekTotal, ...] = ()
+    dns: tuple[DnsPosture, ...] | None = None  # None: not checked for this report
+    headline: Headline = field(default_factory=lambda: Headline("grey", "no canaries"))
+
+    def sender_of(self, route: str) -> str:
+        return self.senders.get(route, route)
 
     @property
     def pairs(self) -> list[PairReport]:

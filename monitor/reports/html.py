@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from monitor.reports.auth import CHECKS
 from monitor.reports.document import Report
+from monitor.reports.export import SHORT, SHOWN_FAILURES
 from monitor.reports.model import VERDICTS
-from monitor.reports.query import SHORT, SHOWN_FAILURES
 from monitor.reports.text import instances_line
 from monitor.templates import render
 
@@ -19,8 +20,8 @@ from monitor.templates import render
 def render_html(
     report: Report, images: Mapping[str, str] | None = None, *, page: str | None = None
 ) -> str:
-    """`images`: chart name ("placement", "delivery") → the `src` to show it with; `page`:
-    the status page's address ([monitor] public_url), linked under the title."""
+    """`images`: chart name (charts.CHARTS) → the `src` to show it with; `page`: the status
+    page's address ([monitor] public_url), linked under the title."""
     return render(
         "report.html",
         report=report,
@@ -28,6 +29,7 @@ def render_html(
         page=page,
         whose=instances_line(report),
         verdicts=VERDICTS,
+        checks=CHECKS,
         short=[SHORT[v] for v in VERDICTS],
         shown_failures=SHOWN_FAILURES,
         until=min(report.generated_at, report.period.end),

@@ -4,9 +4,10 @@
       text/plain                 the text report
       multipart/related
         text/html                <img src="cid:…">
-        image/png (Content-ID)   one per chart
+        image/png (Content-ID, Content-Disposition: inline)   one per chart
 
-Mail clients show the images in place without loading anything from the network. The
+Mail clients show the images in place without loading anything from the network; inline
+(not attachment) keeps them from also listing the charts as attachments. The
 Message-ID is derived from the period and recipient, so a resend after a crash carries the
 same one and mail systems can drop the duplicate.
 """
@@ -79,7 +80,9 @@ def report_message(
     message.add_alternative(render_html(report, sources, page=public_url), subtype="html")
     html = message.get_payload()[1]  # type: ignore[index]
     for name, png in images.items():
-        html.add_related(png, "image", "png", cid=cids[name], filename=f"{name}.png")
+        html.add_related(
+            png, "image", "png", cid=cids[name], disposition="inline", filename=f"{name}.png"
+        )
     return message
 
 

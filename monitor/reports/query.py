@@ -1,68 +1,24 @@
-"""`mailcanary report`: build a period's report and render it as text, HTML, JSON or CSV.
-
-JSON (`report_json`) is a stable interface, schema "mailcanary.report/1"; fields are only
-ever added. Times are ISO 8601 UTC, durations seconds, rates fractions 0..1 (null when
-there were no canaries: 0/0 is not 0 %), and every "summary" object is
-    {"canaries": int, "counts": {verdict: int}, "rates": {verdict: float|null},
-     "delivery": {"count": int, "p50": s|null, "p95": s|null, "max": s|null},
-     "dmarc_failed": {verdict: int},
-     "previous": {"canaries", "counts", "rates", "delivery"},
-     "trend": {"inbox_rate"|"spam_rate"|"missing_rate"|"failed_rate"|"p50"|"p95":
-               {"now", "before", "delta", "direction": "up"|"down"|"flat"|null,
-                "better": bool|null}}}
-with the verdicts inbox, spam, missing, late, send_failed, check_failed. The document:
-    schema, generated_at, timezone,
-    period / previous_period: {"start", "end", "label", "hours"},
-    instances: [name], the instances whose canaries it counts (either period),
-    instance_filter: [name], the instances it was limited to ([]: the whole fleet),
-    by_instance: bool, whether each mailbox has one entry per instance,
-    total: summary,
-    providers: [{"provider", "summary", "mailboxes": [{"route", "recipient", "mailbox",
-                 "instance", "first_seen", "new", "configured", "summary"}]}],
-    days: [{"date", "start", "end", "hours", "canaries", "counts",
-            "delivery": {"count", "p50", "p95", "max"}}],
-    worst_hours: [{"start", "label", "canaries", "not_inbox", "counts"}],
-    failures: [{"route", "recipient", "verdict", "kind", "phase", "smtp_code",
-                "smtp_enhanced", "transient", "count", "message", "explanation", "remedy"}],
-    incidents_available: bool,
-    incidents: [{"route", "recipient", "kind", "fired_at", "resolved_at",
-                 "duration_seconds", "open"}],
-    what_to_fix: [{"severity": "high"|"medium"|"low", "text", "remedy"}]
-Percentiles come from log-scale histograms (monitor.reports.model): within a few per cent.
-A mailbox's "instance" is the instance whose canaries its entry counts, or null when it adds
-up all of them (`by_instance` false, or a configured mailbox with no canaries at all).
-Text, HTML and CSV show an instance column only when split and there is more than one.
-"""
+"""`mailcanary report`: build a period's report from the store (and the sending accounts'
+DNS posture, when asked). Its renderings: text.py, html.py, export.py (JSON, CSV)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
+from monitor.adapters import posture_log
 from monitor.adapters.reportstore import ReportStore
 from monitor.adapters.store import Store
 from monitor.config.presets import PRESETS
-from monitor.config.schema import Config
-from monitor.core.models import Verdict
+from monitor.config.schema import Account, Config
+from monitor.dnscheck.history import DnsPosture, changes
+from monitor.dnscheck.policy import ERROR, Finding
+from monitor.dnscheck.run import check_account, sending_domain
 from monitor.reports.build import build
-from monitor.reports.document import Mailbox, Pair, PairReport, ProviderReport, Report
-from monitor.reports.model import VERDICTS, Histogram, Period, Summary, Tally
-
-SCHEMA = "mailcanary.report/1"
-SHOWN_FAILURES = 15  # text and HTML; JSON has them all
-FORMATS = ("text", "html", "json", "csv")
-SHORT = {
-    Verdict.INBOX: "inbox",
-    Verdict.SPAM: "spam",
-    Verdict.MISSING: "missing",
-    Verdict.LATE: "late",
-    Verdict.SEND_FAILED: "send✗",
-    Verdict.CHECK_FAILED: "check✗",
-}
+from monitor.reports.document import Mailbox, Pair, Report
+from monitor.reports.model import Period
 
 
 def mailboxes_of(cfg: Config) -> dict[str, Mailbox]:
@@ -93,9 +49,11 @@ async def build_report(
     slow_after: float = 300.0,
     instances: Sequence[str] = (),
     by_instance: bool = False,
+    senders: Mapping[str, str] | None = None,
+    dns: Sequence[DnsPosture] | None = None,
 ) -> Report:
     """`instances`: only the canaries these sent (empty: the whole fleet); `by_instance`:
-    split each mailbox's line per instance."""
+    split each mailbox's line per instance; `senders`: route → sending account."""
     rollup = ReportStore(store.engine)
     only = tuple(dict.fromkeys(instances))
     aggregates = await rollup.aggregates(period, only)
@@ -119,6 +77,8 @@ async def build_report(
         slow_after=slow_after,
         split=by_instance,
         only=only,
+        senders=senders,
+        dns=dns,
     )
 
 
@@ -130,10 +90,12 @@ async def report_for(
     *,
     instances: Sequence[str] = (),
     by_instance: bool = False,
+    check_dns: bool = False,
 ) -> Report:
     """The report of `period`, mailboxes named as in `cfg`. The weekly email asks for
     neither `instances` nor `by_instance`: it is the whole fleet's report, the same whichever
-    instance claims the week's send."""
+    instance claims the week's send. `check_dns`: run `mailcanary dns` for the sending
+    accounts now (see dns_posture)."""
     return await build_report(
         store,
         period,
@@ -143,225 +105,51 @@ async def report_for(
         slow_after=cfg.alerts.slow_after,
         instances=instances,
         by_instance=by_instance,
+        senders={route.name: route.sender for route in cfg.routes},
+        dns=await dns_posture(cfg, period, now) if check_dns else None,
     )
 
 
-# -- JSON ------------------------------------------------------------------------------------
+DNS_TIMEOUT = 60.0
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+async def dns_posture(cfg: Config, period: Period, now: datetime) -> tuple[DnsPosture, ...]:
+    """The sending accounts' DNS and blocklist findings, checked now.
 
+    Run when the report is built rather than read from the daemon's weekly `dns posture`
+    log events: those go to the journal, which the report cannot read back reliably (and
+    `mailcanary report` runs on machines without the daemon's journal), and the state at
+    send time is what the reader can act on. What changed during the period comes from
+    the runs kept in the state directory (adapters.posture_log: the daemon's weekly check
+    and earlier reports): this run against the newest one from before `period` began.
+    Accounts are checked concurrently; one that does not finish within DNS_TIMEOUT gets a
+    single `error` finding instead of holding the report up.
+    """
+    accounts = [cfg.account(name) for name in dict.fromkeys(r.sender for r in cfg.routes)]
 
-def _counts(tally: Tally) -> dict[str, int]:
-    return {v.value: tally.count(v) for v in VERDICTS}
+    async def one(account: Account) -> DnsPosture:
+        try:
+            async with asyncio.timeout(DNS_TIMEOUT):
+                findings = await check_account(account, cfg.dns)
+        except TimeoutError:
+            findings = [Finding("resolver", "dns", ERROR, f"no answer within {DNS_TIMEOUT:g}s")]
+        except Exception as exc:  # the report matters more than its DNS section
+            said = (str(exc).splitlines() or [type(exc).__name__])[0]
+            findings = [Finding("resolver", "dns", ERROR, f"not checked: {said}")]
+        return DnsPosture(account.name, sending_domain(account), tuple(findings))
 
-
-def _rates(tally: Tally) -> dict[str, float | None]:
-    return {v.value: tally.rate(v) for v in VERDICTS}
-
-
-def _delivery(histogram: Histogram) -> dict[str, Any]:
-    return {
-        "count": histogram.n,
-        "p50": histogram.percentile(0.5),
-        "p95": histogram.percentile(0.95),
-        "max": histogram.max,
-    }
-
-
-def _summary(summary: Summary) -> dict[str, Any]:
-    return {
-        "canaries": summary.tally.total,
-        "counts": _counts(summary.tally),
-        "rates": _rates(summary.tally),
-        "delivery": _delivery(summary.delivery),
-        "dmarc_failed": {v.value: n for v, n in summary.dmarc_failed.items()},
-        "previous": {
-            "canaries": summary.previous.total,
-            "counts": _counts(summary.previous),
-            "rates": _rates(summary.previous),
-            "delivery": _delivery(summary.previous_delivery),
-        },
-        "trend": {
-            name: {
-                "now": t.now,
-                "before": t.before,
-                "delta": t.delta,
-                "direction": t.direction,
-                "better": t.better,
-            }
-            for name, t in summary.trends().items()
-        },
-    }
-
-
-def _period(period: Period) -> dict[str, Any]:
-    return {
-        "start": _iso(period.start),
-        "end": _iso(period.end),
-        "label": period.label,
-        "hours": period.hours,
-    }
-
-
-def report_json(report: Report) -> dict[str, Any]:
-    until = min(report.generated_at, report.period.end)
-    return {
-        "schema": SCHEMA,
-        "generated_at": _iso(report.generated_at),
-        "timezone": report.period.timezone,
-        "period": _period(report.period),
-        "previous_period": _period(report.previous_period),
-        "instances": list(report.instances),
-        "instance_filter": list(report.only),
-        "by_instance": report.split,
-        "total": _summary(report.total),
-        "providers": [
-            {
-                "provider": provider.provider,
-                "summary": _summary(provider.summary),
-                "mailboxes": [
-                    {
-                        "route": pair.route,
-                        "recipient": pair.recipient,
-                        "mailbox": pair.mailbox.address,
-                        "instance": pair.instance,
-                        "first_seen": _iso(pair.first_seen),
-                        "new": pair.new,
-                        "configured": pair.configured,
-                        "summary": _summary(pair.summary),
-                    }
-                    for pair in (provider.by_instance if report.split else provider.pairs)
-                ],
-            }
-            for provider in report.providers
-        ],
-        "days": [
-            {
-                "date": day.day.date.isoformat(),
-                "start": _iso(day.day.start),
-                "end": _iso(day.day.end),
-                "hours": day.day.hours,
-                "canaries": day.tally.total,
-                "counts": _counts(day.tally),
-                "delivery": _delivery(day.delivery),
-            }
-            for day in report.days
-        ],
-        "worst_hours": [
-            {
-                "start": _iso(hour.start),
-                "label": hour.label,
-                "canaries": hour.tally.total,
-                "not_inbox": hour.bad,
-                "counts": _counts(hour.tally),
-            }
-            for hour in report.worst_hours
-        ],
-        "failures": [
-            {
-                "route": g.failure.route,
-                "recipient": g.failure.recipient,
-                "verdict": g.failure.verdict.value,
-                "kind": g.failure.kind,
-                "phase": g.failure.phase,
-                "smtp_code": g.failure.code,
-                "smtp_enhanced": g.failure.enhanced,
-                "transient": g.failure.transient,
-                "count": g.failure.count,
-                "message": g.failure.message,
-                "explanation": g.explanation,
-                "remedy": g.remedy,
-            }
-            for g in report.failures
-        ],
-        "incidents_available": report.incidents is not None,
-        "incidents": [
-            {
-                "route": i.route,
-                "recipient": i.recipient,
-                "kind": i.kind,
-                "fired_at": _iso(i.fired_at),
-                "resolved_at": _iso(i.resolved_at),
-                "duration_seconds": i.seconds(until),
-                "open": i.resolved_at is None,
-            }
-            for i in report.incidents or ()
-        ],
-        "what_to_fix": [
-            {"severity": f.severity, "text": f.text, "remedy": f.remedy} for f in report.fixes
-        ],
-    }
-
-
-def render_json(report: Report) -> str:
-    return json.dumps(report_json(report), ensure_ascii=False, indent=2) + "\n"
-
-
-# -- CSV: one row per mailbox (and instance, when split), provider and the total ---------------
-
-CSV_COLUMNS = (
-    "level",
-    "provider",
-    "route",
-    "recipient",
-    "mailbox",
-    "canaries",
-    *(v.value for v in VERDICTS),
-    *(f"{v.value}_rate" for v in VERDICTS),
-    "p50_seconds",
-    "p95_seconds",
-    "max_seconds",
-    "previous_canaries",
-    "previous_inbox_rate",
-    "inbox_rate_delta",
-    "p95_delta_seconds",
-)
-
-
-def _csv_row(level: str, names: Sequence[str], s: Summary) -> list[object]:
-    """`names`: provider, route, recipient, mailbox (and instance when split)."""
-    trends = s.trends()
-    return [
-        level,
-        *names,
-        s.tally.total,
-        *(s.tally.count(v) for v in VERDICTS),
-        *(_num(s.tally.rate(v)) for v in VERDICTS),
-        _num(s.delivery.percentile(0.5)),
-        _num(s.delivery.percentile(0.95)),
-        _num(s.delivery.max),
-        s.previous.total,
-        _num(s.previous.rate(Verdict.INBOX)),
-        _num(trends["inbox_rate"].delta),
-        _num(trends["p95"].delta),
-    ]
-
-
-def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:.6g}"
-
-
-def render_csv(report: Report) -> str:
-    split = report.shows_instances
-    columns = list(CSV_COLUMNS)
-    if split:
-        columns.insert(columns.index("mailbox") + 1, "instance")
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for provider in report.providers:
-        for line in report.lines(provider):
-            writer.writerow(_csv_row("mailbox", _csv_names(provider, line, split), line.summary))
-        writer.writerow(_csv_row("provider", _csv_names(provider, None, split), provider.summary))
-    writer.writerow(_csv_row("total", [""] * (5 if split else 4), report.total))
-    return out.getvalue()
-
-
-def _csv_names(provider: ProviderReport, line: PairReport | None, split: bool) -> list[str]:
-    names = [provider.provider, "", "", ""]
-    if line is not None:
-        names[1:] = [line.route, line.recipient, line.mailbox.address or ""]
-    instance = line.instance if line is not None else None
-    return [*names, instance or ""] if split else names
+    checked = await asyncio.gather(*(one(a) for a in accounts))
+    state_dir = cfg.monitor.state_dir
+    earlier = await asyncio.to_thread(posture_log.last_before, state_dir, period.start)
+    runs = {p.account: p.findings for p in checked if p.findings[0].check != "resolver"}
+    await asyncio.to_thread(posture_log.record, state_dir, now, runs)
+    return tuple(
+        replace(
+            p,
+            compared_with=earlier[p.account][0],
+            changes=changes(earlier[p.account][1], p.findings),
+        )
+        if p.account in earlier
+        else p
+        for p in checked
+    )

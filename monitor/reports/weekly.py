@@ -143,7 +143,7 @@ class Reporting:
         if not claimed:
             return []
         try:
-            report = await report_for(self.cfg, self.probes, period, now)
+            report = await report_for(self.cfg, self.probes, period, now, check_dns=True)
             charts = await render_charts(report)
         except Exception as exc:
             error = f"report not built: {(str(exc).splitlines() or [repr(exc)])[0]}"

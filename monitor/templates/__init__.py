@@ -21,7 +21,14 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from monitor.templates.filters import local_time, percent, plural, seconds, trend_text
+from monitor.templates.filters import (
+    code_spans,
+    local_time,
+    percent,
+    plural,
+    seconds,
+    trend_text,
+)
 
 
 @cache
@@ -33,9 +40,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        percent=percent, seconds=seconds, trend=trend_text, local_time=local_time, plural=plural
-    )
+    shared = (percent, seconds, local_time, plural, code_spans)
+    env.filters.update({f.__name__: f for f in shared}, trend=trend_text)
     env.globals["stylesheet"] = stylesheet()
     return env
 

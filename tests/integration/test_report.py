@@ -20,6 +20,7 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 
+from monitor.adapters import posture_log
 from monitor.adapters.alertstore import AlertStore, Outgoing
 from monitor.adapters.reportstore import ReportStore
 from monitor.adapters.store import Store
@@ -32,7 +33,9 @@ from monitor.core.models import (
     PlannedProbe,
     Verdict,
 )
+from monitor.dnscheck.policy import FAIL, Finding
 from monitor.harness.demo import write_config
+from monitor.reports.charts import CHARTS
 from monitor.reports.model import EDGES, bucket_bounds
 from monitor.reports.weekly import Reporting
 from tests.integration.support import wait_for
@@ -155,6 +158,11 @@ async def test_report_command_writes_html_json_csv_and_text_with_the_same_number
     await record_alerts(store)
     await store.close()
 
+    # The daemon's weekly DNS run before the week, as kept in the state directory.
+    earlier = WEEK.start - timedelta(days=1)
+    listed = Finding("dnsbl", "203.0.113.9", FAIL, "listed on zen.spamhaus.org")
+    assert posture_log.record(tmp_path / "state", earlier, {"alice": [listed]})
+
     for fmt in ("html", "json", "csv", "text"):
         await asyncio.to_thread(report_command, config, fmt, tmp_path / f"report.{fmt}")
 
@@ -175,13 +183,30 @@ async def test_report_command_writes_html_json_csv_and_text_with_the_same_number
         for i in range(40)
         if WEEK.start + i * (WEEK.end - WEEK.start) / 40 >= WEEK.end - timedelta(hours=25)
     )
-    assert len(page.images) == 2
+    assert len(page.images) == len(CHARTS)
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG)
 
     document = json.loads((tmp_path / "report.json").read_text())
     assert document["schema"] == "mailcanary.report/1"
+    # Top to bottom: the verdict, the worst provider first, the check that explains spam,
+    # eight weeks of trend, the sending account's DNS as checked by the command.
+    assert document["headline"]["state"] == "red"
+    assert document["headline"]["text"].startswith("Gmail / Google Workspace: 33% to spam")
+    assert document["providers"][0]["provider"] == "Gmail / Google Workspace"
+    causes = document["authentication"]["spam_causes"]
+    assert causes["Gmail / Google Workspace"]["check"] == "dmarc"
+    assert [w["canaries"] for w in document["weeks"]][-2:] == [
+        document["total"]["previous"]["canaries"],
+        40,
+    ]
+    assert len(document["weeks"]) == 8
+    assert [d["account"] for d in document["dns"]] == ["alice"]
+    [alice] = document["dns"]
+    assert alice["compared_with"] == earlier.isoformat()
+    gone = {"check": "dnsbl", "target": "203.0.113.9", "was": "fail", "now": None}
+    assert gone in alice["changes"]
     assert (document["period"]["hours"], document["timezone"]) == (169, ATHENS)
     assert [d["hours"] for d in document["days"]] == [24] * 6 + [25]
     assert document["total"]["counts"]["inbox"] == 28 and document["total"]["canaries"] == 40
@@ -208,9 +233,11 @@ async def test_report_command_writes_html_json_csv_and_text_with_the_same_number
         ("send_failed", (WEEK.start + timedelta(days=6)).isoformat(), 25 * 3600.0, True),
     ]
     fixes = [f["text"] for f in document["what_to_fix"]]
-    spam = "Gmail / Google Workspace placed 33% of 30 canaries in spam"
+    spam = "Gmail / Google Workspace placed 33% of 30 canaries in spam (was 0.0%)"
     assert f"{spam}; DMARC failed on 10 of these 10." in fixes
-    assert "Alert still firing: send_failed on seeds → o since Sun 25 Oct 00:00." in fixes
+    still = "Alert still firing: send_failed on seeds → o since Sun 25 Oct 00:00 EEST"
+    still += " (Sat 21:00 UTC)."
+    assert still in fixes
 
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text())))
     assert [r["level"] for r in rows] == ["mailbox", "provider", "mailbox", "provider", "total"]
@@ -288,10 +315,12 @@ async def test_the_weekly_email_arrives_once_with_its_charts_inline(
     assert plain.get_content_type() == "text/plain" and "Total: 40 canaries" in plain.get_content()
     html, *images = related.iter_parts()
     assert html.get_content_type() == "text/html"
-    assert [i.get_content_type() for i in images] == ["image/png", "image/png"]
+    assert [i.get_content_type() for i in images] == ["image/png"] * len(CHARTS)
     assert all(i.get_content().startswith(PNG) for i in images)
+    # Inline, not attachments: clients would list them as attachments as well.
+    assert [i.get_content_disposition() for i in images] == ["inline"] * len(CHARTS)
     cids = {i["Content-ID"].strip("<>") for i in images}
     page = Cells()
     page.feed(html.get_content())
-    assert {src.removeprefix("cid:") for src in page.images} == cids and len(cids) == 2
+    assert {src.removeprefix("cid:") for src in page.images} == cids and len(cids) == len(CHARTS)
     assert page.rows[("data-total=1",)]["canaries"] == "40"

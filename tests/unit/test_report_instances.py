@@ -15,9 +15,9 @@ from monitor.cli.report import ReportArgsError, instance_names
 from monitor.core.models import Verdict
 from monitor.reports.build import build
 from monitor.reports.document import Aggregates, HourCount, Report
+from monitor.reports.export import render_csv, render_json
 from monitor.reports.html import render_html
 from monitor.reports.model import HOUR, Summary
-from monitor.reports.query import render_csv, render_json
 from monitor.reports.text import render_text
 from tests.unit.test_report import DST_WEEK, MAILBOXES, NOW, histogram
 
@@ -145,11 +145,13 @@ def test_text_html_and_csv_show_an_instance_column_when_split() -> None:
     split = report(two_instances(), split=True)
     text = render_text(split)
     assert "canaries of 2 instances: eu-1, us-1" in text
-    table = text.split("\n\n")[2].splitlines()
+    table = text.split("\n\n")[2].splitlines()[1:]  # under "Placement by provider…"
     assert table[0].split()[:6] == ["provider", "/", "route", "→", "mailbox", "instance"]
     us_line = next(line for line in table if "seed1@gmail.com" in line and US in line)
-    assert "(new since Mon 05:00)" in us_line  # local time: the week began at 00:00 EEST
-    assert us_line.split(US)[1].split()[:2] == ["428", "328"]  # canaries, then the inbox
+    assert "(new)" in us_line
+    # Local time, UTC beside it: the week began at 00:00 EEST.
+    assert "new in this period: r → g1 of us-1 since Mon 05:00 EEST (02:00 UTC)" in text
+    assert us_line.split(US)[1].split()[:2] == ["428", "77%"]  # canaries, then the inbox
 
     page = render_html(split)
     assert f'data-route="r" data-recipient="g1" data-instance="{US}"' in page
