@@ -143,6 +143,13 @@ def _dns_name(value: str) -> str:
     return value.lower()
 
 
+def _lease(value: float) -> float:
+    # Renewed every third of it: below a second the database round trips would eat it.
+    if value < 1:
+        raise problem(f'must be at least "1s", got {value:g}s')
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 SecurityChoice = Annotated[Security, BeforeValidator(_security)]
 Port = Annotated[int, AfterValidator(_port)]
@@ -175,6 +182,7 @@ class MonitorFile(BaseModel):
     max_parallel_logins: Annotated[int, AfterValidator(_parallel)] = 16
     max_parallel_sends: Annotated[int, AfterValidator(_parallel)] = 50
     look_out: bool = True
+    lease: Annotated[float, BeforeValidator(_duration), AfterValidator(_lease)] = 30.0
 
 
 class EndpointFile(BaseModel):

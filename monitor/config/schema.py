@@ -59,6 +59,7 @@ class MonitorSettings(BaseModel):
     max_parallel_logins: int = 16  # IMAP connects + logins at once (startup, reconnects)
     max_parallel_sends: int = 50  # SMTP conversations at once
     look_out: bool = True  # look for a canary on its way, not only wait for the IDLE push
+    lease: float = 30.0  # PostgreSQL: a silent instance's mailboxes and probes go after this
 
 
 class DnsSettings(BaseModel):

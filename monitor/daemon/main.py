@@ -25,14 +25,18 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.adapters import keyfile, tls
+from monitor.adapters.leases import SharedWork
 from monitor.adapters.store import Store
 from monitor.alerts.dispatch import Alerting
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
+from monitor.core.canary import new_key
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
 from monitor.daemon import http, sdnotify, slots
+from monitor.daemon.leases import FleetCollector, LeaseLoop
 from monitor.daemon.metrics import Metrics
 from monitor.dnscheck.run import log_posture
+from monitor.probe.relay import Relay
 from monitor.probe.runner import ProbeRunner, Progress, slot_for
 from monitor.reports.weekly import Reporting
 
@@ -52,7 +56,7 @@ async def opened(cfg: Config, *, progress: Progress | None = None) -> AsyncItera
     store = await Store.open(cfg.monitor.database)
     try:
         await store.upgrade()
-        key = keyfile.load_or_create(cfg.monitor.state_dir)
+        key = await canary_key(cfg, store)
         runner = ProbeRunner(cfg, store, key, progress=progress)
         try:
             yield runner
@@ -60,6 +64,22 @@ async def opened(cfg: Config, *, progress: Progress | None = None) -> AsyncItera
             await runner.stop()
     finally:
         await store.close()
+
+
+def shared(store: Store) -> bool:
+    """PostgreSQL: instances share mailboxes, sightings and the key (SQLite: one instance)."""
+    return store.engine.dialect.name == "postgresql"
+
+
+async def canary_key(cfg: Config, store: Store) -> bytes:
+    """SQLite: the key file in the state directory. PostgreSQL: the one key in the database,
+    stored by the first instance to start (its key file's key if it has one, so canaries
+    already on their way still verify; else a new one); the key file is then not used."""
+    if not shared(store):
+        return keyfile.load_or_create(cfg.monitor.state_dir)
+    own = cfg.monitor.state_dir / keyfile.KEY_NAME
+    candidate = keyfile.load_or_create(cfg.monitor.state_dir) if own.exists() else new_key()
+    return await SharedWork(store.engine, cfg.monitor.lease).canary_key(candidate)
 
 
 def recipients(cfg: Config) -> set[str]:
@@ -78,6 +98,7 @@ class Daemon:
         self.runner: ProbeRunner | None = None
         self.alerting: Alerting | None = None
         self.reporting: Reporting | None = None
+        self.leases: LeaseLoop | None = None  # PostgreSQL only
         self._reloading = asyncio.Lock()
 
     async def run(self) -> int:
@@ -112,9 +133,12 @@ class Daemon:
         self.alerting.on_delivery = self.metrics.alert_delivery
         await self.alerting.start(runner.store)
         self.metrics.watch_alerts(self.alerting.states)
-        await runner.start_watchers(recipients(self.cfg))
-        await runner.wait_watchers_ready(READY_TIMEOUT)
-        await runner.recover()
+        if shared(runner.store):
+            await self._share(runner)
+        else:
+            await runner.start_watchers(recipients(self.cfg))
+            await runner.wait_watchers_ready(READY_TIMEOUT)
+            await runner.recover()
         for index, route in enumerate(self.cfg.routes):
             self._schedule_route(route, index)
         self._schedule_housekeeping()
@@ -148,10 +172,26 @@ class Daemon:
             await watchdog
         if server is not None:
             await server.close()
-        # What does not finish in time stays unfinished in the database: the next start resumes it.
+        if self.leases is not None:
+            # Peers take our mailboxes while our probes finish; then ours go and so do we.
+            self.leases.stopping()
+            await asyncio.gather(runner.drained(drain), self.leases.hand_over(drain))
+            await self.leases.close()
+        # What does not finish in time stays unfinished in the database: the next start resumes
+        # it (on PostgreSQL: a live peer adopts it now).
         await runner.stop(drain=drain)
         await self.alerting.stop()
         return 0
+
+    async def _share(self, runner: ProbeRunner) -> None:
+        """PostgreSQL: watch our share of the mailboxes, then resume what is ours."""
+        me, lease = self.cfg.monitor.instance, self.cfg.monitor.lease
+        work = SharedWork(runner.store.engine, lease)
+        runner.share(Relay(runner.store, work, me, cleanup=self.cfg.monitor.cleanup))
+        self.leases = LeaseLoop(runner, work, lambda: recipients(runner.cfg))
+        self.metrics.registry.register(FleetCollector(self.leases))
+        await self.leases.start(READY_TIMEOUT)
+        await runner.recover(await work.claim_own(me))
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -186,6 +226,8 @@ class Daemon:
 
         async def sweep() -> None:
             log.info("sweep done", removed=await runner.sweep(SWEEP_OLDER_THAN))
+            if runner.relay is not None:
+                await runner.relay.work.prune_sightings(SWEEP_OLDER_THAN)
 
         async def heartbeat() -> None:
             try:
@@ -250,7 +292,8 @@ class Daemon:
             old, self.cfg = self.cfg, new
             self.metrics.configure(new)
             assert self.runner is not None
-            await self.runner.reconfigure(new, recipients(new))
+            wanted = self.leases.watching if self.leases else recipients(new)
+            await self.runner.reconfigure(new, wanted)
             if self.alerting is not None:
                 self.alerting.reconfigure(new)
             if self.reporting is not None:

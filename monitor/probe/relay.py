@@ -1,0 +1,104 @@
+"""Sightings between instances sharing one PostgreSQL.
+
+Only the instance holding a mailbox's lease watches it, so a canary is often seen by another
+instance than the one waiting for it. The watcher writes what it saw to `sightings` and
+deletes the canary (cleanup needs the UID, which only it knows); the waiting instance polls
+`sightings` for its pending tokens every POLL_SECONDS and takes the verdict from there.
+Polling rather than LISTEN/NOTIFY: a notification sent while the listener's connection is
+down is lost, so a poll would be needed anyway, and this one is a primary-key lookup of the
+few tokens in flight, run only while some are. It adds at most POLL_SECONDS to the time a
+verdict takes (the delivery time is measured at the watcher and is not affected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+
+import structlog
+
+from monitor.adapters.imap import ImapError
+from monitor.adapters.leases import SharedWork
+from monitor.adapters.store import Store
+from monitor.core.models import Failure, Sighting
+from monitor.probe.watcher import Watcher
+
+log = structlog.get_logger(__name__)
+
+POLL_SECONDS = 0.5
+Pending = Mapping[str, "asyncio.Future[Sighting | Failure]"]
+
+
+class Relay:
+    def __init__(self, store: Store, work: SharedWork, me: str, *, cleanup: bool) -> None:
+        self.store = store
+        self.work = work
+        self.me = me
+        self.cleanup = cleanup
+        self.relayed: set[str] = set()  # tokens whose sighting came from another instance
+        self._poller: asyncio.Task[None] | None = None
+
+    async def seen_here(
+        self,
+        recipient: str,
+        sighting: Sighting,
+        watcher: Watcher | None,
+        late: Callable[[str, Sighting], Awaitable[None]],
+    ) -> None:
+        """Our watcher saw a canary nobody here waits for: another instance's, or a late one."""
+        record = await self.store.by_token(sighting.token)
+        if record is None or record.planned.recipient != recipient:
+            return
+        if record.state == "final":
+            await late(recipient, sighting)
+            return
+        await self.work.record_sighting(sighting, self.me)
+        log.info(
+            "canary seen for another instance", token=sighting.token, sender=record.planned.instance
+        )
+        if self.cleanup and watcher is not None:
+            try:
+                await watcher.delete(sighting)
+            except ImapError as exc:
+                log.warning("cleanup failed; the daily sweep will retry", failure=exc.failure.kind)
+
+    def start(self, pending: Pending) -> None:
+        self._poller = asyncio.ensure_future(self._poll(pending))
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    def took(self, token: str) -> bool:
+        """Whether this token's sighting came from another instance (once per token)."""
+        if token in self.relayed:
+            self.relayed.discard(token)
+            return True
+        return False
+
+    async def look(self, token: str) -> Sighting | None:
+        """One read of `sightings` for this token (the last word before an IMAP search)."""
+        found = await self.work.sightings([token])
+        if found:
+            self.relayed.add(token)
+        return found[0] if found else None
+
+    async def _poll(self, pending: Pending) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            waiting = [token for token, future in pending.items() if not future.done()]
+            if not waiting:
+                continue
+            try:
+                found = await self.work.sightings(waiting)
+            except Exception as exc:  # the database may blip; the deadline search still decides
+                log.warning("cannot read sightings", error=str(exc).splitlines()[0])
+                continue
+            for sighting in found:
+                future = pending.get(sighting.token)
+                if future is not None and not future.done():
+                    self.relayed.add(sighting.token)
+                    future.set_result(sighting)
