@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 
 import structlog
 from prometheus_client.core import GaugeMetricFamily
@@ -45,6 +46,7 @@ class LeaseLoop:
         self.fleet: Fleet | None = None
         self._stopping = False
         self._first = True
+        self._last_live: set[str] = set()
         self._last_ok = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
@@ -80,6 +82,12 @@ class LeaseLoop:
         live = fleet.live
         assignment = sharing.assign(self.mailboxes(), live)
         plan = sharing.plan(self.me, fleet.now, assignment, fleet.leases, live)
+        if live != self._last_live:
+            # Instances starting together see each other one round apart and compute
+            # different assignments: start no new watcher until the fleet looks the same
+            # twice, or three may watch one mailbox for a round.
+            plan = replace(plan, wait=plan.wait & set(self.runner.watchers))
+            self._last_live = live
         for mailbox, successor in plan.hand_over.items():
             # Make-before-break: the successor's sessions are up; ours go, then the lease.
             await self.runner.stop_watchers([mailbox])
@@ -95,7 +103,13 @@ class LeaseLoop:
             log.info("mailbox taken", mailbox=mailbox, after=holder.owner if holder else None)
         watch = owned | plan.wait
         await self.runner.stop_watchers(set(self.runner.watchers) - watch)
+        new = watch - set(self.runner.watchers)
         await self.runner.start_watchers(watch)
+        # Offer ourselves this round, not the next, so the hand-over is short: give new
+        # sessions up to a third of the lease to log in.
+        waiting = [w for m, w in self.runner.watchers.items() if m in new & plan.wait]
+        if waiting:
+            await asyncio.gather(*(w.wait_ready(self.lease / 3) for w in waiting))
         ready = {m for m in plan.wait if (w := self.runner.watchers.get(m)) and w.connected}
         await self.work.offer(self.me, ready)
         self.owned, self.fleet = owned, fleet
