@@ -239,6 +239,14 @@ class SharedWork:
             found = (await session.scalars(statement)).all()
         return [s for s in map(convert.sighting, found) if s is not None]
 
+    async def on_their_way(self, mailboxes: Sequence[str]) -> list[tuple[str, str]]:
+        """(token, recipient) of canaries handed off to these mailboxes and not judged yet."""
+        statement = select(ProbeRow.token, ProbeRow.recipient).where(
+            ProbeRow.state == "sent", ProbeRow.recipient.in_(mailboxes)
+        )
+        async with self._sessions() as session:
+            return [(token, to) for token, to in (await session.execute(statement)).all()]
+
     async def prune_sightings(self, older_than: float) -> int:
         cutoff = func.now() - timedelta(seconds=older_than)
         async with self._sessions.begin() as session:

@@ -58,6 +58,12 @@ async def opened(cfg: Config, *, progress: Progress | None = None) -> AsyncItera
         await store.upgrade()
         key = await canary_key(cfg, store)
         runner = ProbeRunner(cfg, store, key, progress=progress)
+        if shared(store):
+            # Daemon or one-shot `probe`: a canary may be seen (and removed) by the instance
+            # watching its mailbox; its verdict then comes through the database.
+            work = SharedWork(store.engine, cfg.monitor.lease)
+            me, cleanup = cfg.monitor.instance, cfg.monitor.cleanup
+            runner.share(Relay(store, work, me, cleanup=cleanup))
         try:
             yield runner
         finally:
@@ -185,9 +191,8 @@ class Daemon:
 
     async def _share(self, runner: ProbeRunner) -> None:
         """PostgreSQL: watch our share of the mailboxes, then resume what is ours."""
-        me, lease = self.cfg.monitor.instance, self.cfg.monitor.lease
-        work = SharedWork(runner.store.engine, lease)
-        runner.share(Relay(runner.store, work, me, cleanup=self.cfg.monitor.cleanup))
+        assert runner.relay is not None  # opened() relays on PostgreSQL
+        me, work = self.cfg.monitor.instance, runner.relay.work
         self.leases = LeaseLoop(runner, work, lambda: recipients(runner.cfg))
         self.metrics.registry.register(FleetCollector(self.leases))
         await self.leases.start(READY_TIMEOUT)

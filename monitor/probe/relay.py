@@ -8,6 +8,10 @@ Polling rather than LISTEN/NOTIFY: a notification sent while the listener's conn
 down is lost, so a poll would be needed anyway, and this one is a primary-key lookup of the
 few tokens in flight, run only while some are. It adds at most POLL_SECONDS to the time a
 verdict takes (the delivery time is measured at the watcher and is not affected).
+
+The same poll tells our watchers which canaries to their mailboxes other instances have just
+handed off, so they look out for them (see probe/lookout.py) instead of waiting for the
+server's IDLE push, as they do for our own.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from monitor.probe.watcher import Watcher
 
 log = structlog.get_logger(__name__)
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.25
 Pending = Mapping[str, "asyncio.Future[Sighting | Failure]"]
+Watchers = Mapping[str, Watcher]
 
 
 class Relay:
@@ -37,6 +42,7 @@ class Relay:
         self.me = me
         self.cleanup = cleanup
         self.relayed: set[str] = set()  # tokens whose sighting came from another instance
+        self._on_its_way: dict[str, str] = {}  # others' canaries our watchers look out for
         self._poller: asyncio.Task[None] | None = None
 
     async def seen_here(
@@ -63,8 +69,8 @@ class Relay:
             except ImapError as exc:
                 log.warning("cleanup failed; the daily sweep will retry", failure=exc.failure.kind)
 
-    def start(self, pending: Pending) -> None:
-        self._poller = asyncio.ensure_future(self._poll(pending))
+    def start(self, pending: Pending, watchers: Watchers) -> None:
+        self._poller = asyncio.ensure_future(self._poll(pending, watchers))
 
     async def stop(self) -> None:
         if self._poller is not None:
@@ -86,14 +92,13 @@ class Relay:
             self.relayed.add(token)
         return found[0] if found else None
 
-    async def _poll(self, pending: Pending) -> None:
+    async def _poll(self, pending: Pending, watchers: Watchers) -> None:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             waiting = [token for token, future in pending.items() if not future.done()]
-            if not waiting:
-                continue
             try:
                 found = await self.work.sightings(waiting)
+                await self._look_out(pending, watchers)
             except Exception as exc:  # the database may blip; the deadline search still decides
                 log.warning("cannot read sightings", error=str(exc).splitlines()[0])
                 continue
@@ -102,3 +107,14 @@ class Relay:
                 if future is not None and not future.done():
                     self.relayed.add(sighting.token)
                     future.set_result(sighting)
+
+    async def _look_out(self, pending: Pending, watchers: Watchers) -> None:
+        handed = dict(await self.work.on_their_way(sorted(watchers))) if watchers else {}
+        for token, mailbox in handed.items():
+            watcher = watchers.get(mailbox)
+            if token not in pending and token not in self._on_its_way and watcher is not None:
+                watcher.expect(token)
+                self._on_its_way[token] = mailbox
+        for token in set(self._on_its_way) - set(handed):
+            if (watcher := watchers.get(self._on_its_way.pop(token))) is not None:
+                watcher.settled(token)

@@ -114,7 +114,7 @@ class ProbeRunner:
 
     def share(self, relay: Relay) -> None:
         self.relay = relay
-        relay.start(self._pending)
+        relay.start(self._pending, self.watchers)
 
     async def reconfigure(self, cfg: Config, wanted: set[str]) -> None:
         """Adopt a reloaded config without dropping in-flight probes.
@@ -123,6 +123,7 @@ class ProbeRunner:
         wanted is stopped unless a probe still waits on it (the next reload retires it).
         """
         self.cfg = cfg
+        self._idle.clear()  # built from the old accounts
         busy = set(self._recipient_of.values())
         known = {account.name: account for account in cfg.accounts}
         for name, watcher in list(self.watchers.items()):

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
+from urllib.request import urlopen
 
 import asyncpg
 import pytest
@@ -28,7 +29,7 @@ from monitor.core.canary import TOKEN_HEADER
 from monitor.core.models import Verdict
 from monitor.harness.demo import write_config
 from tests.integration.fleet_support import SessionSampler, leases, query
-from tests.integration.support import Daemon, wait_for
+from tests.integration.support import Daemon, free_port, wait_for
 from tests.integration.test_report_support import mailcanary
 
 pytestmark = pytest.mark.mailstack
@@ -145,7 +146,8 @@ def fleet_config(mailstack, url: str, tmp_path: Path, name: str) -> Path:
     monitor = (
         f'database = "{url}"\nstate_dir = "{tmp_path}/{name}/state"\ninstance = "{name}"\n'
         f'interval = "3s"\ndeadline = "{DEADLINE:g}s"\nlease = "{LEASE:g}s"\n'
-        'poll_interval = "2s"\ncleanup = true\ndrain_timeout = "10s"\nlisten = ""\n'
+        'poll_interval = "2s"\ncleanup = true\ndrain_timeout = "10s"\n'
+        f'listen = "127.0.0.1:{free_port()}"\n'
     )
     routes = [("fleet", "alice", FLEET)]
     return write_config(mailstack, tmp_path / name, routes=routes, monitor=monitor)
@@ -244,6 +246,16 @@ def test_instances_share_the_mailboxes_and_take_over_from_the_dead(
             assert all(row["heartbeat_at"] for row in status)
             table = mailcanary(daemons[survivor].config, "status").stdout
             assert re.search(rf"\b{first}\b.*silent", table), table
+            scrape = metrics_of(daemons[survivor].config)
+            shown = {
+                f'mailcanary_mailbox_watcher_info{{account="{m}",instance="{held[m][0]}"}} 1.0'
+                for m in mailboxes
+            }
+            wait_for(lambda: shown <= set(scrape().splitlines()), LEASE, "who watches in /metrics")
+            beats = re.findall(
+                r'instance_heartbeat_timestamp_seconds\{instance="(\w+)"\}', scrape()
+            )
+            assert sorted(beats) == names
 
             # SIGTERM: the mailboxes pass to the other before it exits, nothing is left held.
             assert daemons[second].signal(signal.SIGTERM) == 0
@@ -256,6 +268,12 @@ def test_instances_share_the_mailboxes_and_take_over_from_the_dead(
 
     check_record(url, mailstack)
     check_sessions(sampler, mailboxes)
+
+
+def metrics_of(config: Path):
+    listen = re.search(r'listen = "([^"]+)"', config.read_text())
+    assert listen is not None
+    return lambda: urlopen(f"http://{listen[1]}/metrics", timeout=10).read().decode()
 
 
 def all_final(url: str, ids: list[int]) -> bool:
