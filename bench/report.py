@@ -42,8 +42,8 @@ from sqlalchemy.engine import make_url
 
 from monitor.adapters.report_tables import RollupRow
 from monitor.adapters.store import Store, make_engine
-from monitor.reports.build import Mailbox
 from monitor.reports.charts import draw_charts
+from monitor.reports.document import Mailbox
 from monitor.reports.html import render_html
 from monitor.reports.model import last_full_week
 from monitor.reports.query import build_report, render_json
@@ -201,6 +201,16 @@ async def fill_postgresql(url: str, rows: Iterator[tuple], batch: int = 50_000) 
         await db.close()
 
 
+async def fill(url: str, rows: Iterator[tuple], count: int) -> None:
+    """`rows` into the probes of `url`, saying how long it took."""
+    began = time.perf_counter()
+    if make_url(url).get_backend_name() == "sqlite":
+        await asyncio.to_thread(fill_sqlite, make_url(url).database or "", rows)
+    else:
+        await fill_postgresql(url, rows)
+    print(f"filled {count} probes in {time.perf_counter() - began:.1f}s", flush=True)
+
+
 async def reset(url: str) -> None:
     engine = make_engine(url)
     async with engine.begin() as db:
@@ -243,12 +253,7 @@ async def main() -> None:
         span = args.weeks * 7 * 86400 if args.weeks else args.rows / len(mailboxes) * args.interval
         names = ["default"] if args.instances == 1 else [f"site-{k}" for k in range(args.instances)]
         rows = probes(args.rows, span, mailboxes, args.seed, names)
-        began = time.perf_counter()
-        if backend == "sqlite":
-            await asyncio.to_thread(fill_sqlite, make_url(url).database or "", rows)
-        else:
-            await fill_postgresql(url, rows)
-        print(f"filled {args.rows} probes in {time.perf_counter() - began:.1f}s", flush=True)
+        await fill(url, rows, args.rows)
 
         engine = make_engine(url)
         async with engine.connect() as db:

@@ -22,12 +22,29 @@ _AUTH_LINE = re.compile(r"(\bAUTH(?:ENTICATE)?\s+(?:PLAIN|LOGIN|XOAUTH2)\s+)\S+"
 _LOGIN_CMD = re.compile(r"(\b[A-Za-z0-9.]+ LOGIN \S+ )\S+")
 
 
+# Values known to be secret wherever they turn up, e.g. alert webhook URLs (Slack and Teams
+# put the token in the path): a library naming one in a message is scrubbed too.
+_hidden: set[str] = set()
+
+
+def hide(*values: str) -> None:
+    """Never log these strings, whoever logs them; for secrets that are not keyword values."""
+    _hidden.update(v for v in values if len(v) >= 8)
+
+
+def _scrub(text: str) -> str:
+    for value in _hidden:
+        if value in text:
+            text = text.replace(value, "***")
+    return _LOGIN_CMD.sub(r"\1***", _AUTH_LINE.sub(r"\1***", text))
+
+
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
         if _SECRET_KEYS.search(key):
             event[key] = "***"
         elif isinstance(event[key], str):
-            event[key] = _LOGIN_CMD.sub(r"\1***", _AUTH_LINE.sub(r"\1***", event[key]))
+            event[key] = _scrub(event[key])
     return event
 
 
@@ -79,3 +96,7 @@ def configure(level: str = "INFO", *, json: bool | None = None) -> None:
     library_level = logging.INFO if root.level <= logging.DEBUG else logging.WARNING
     for noisy in ("aioimaplib", "aiosmtplib", "apscheduler", "sqlalchemy", "aiosqlite", "alembic"):
         logging.getLogger(noisy).setLevel(library_level)
+    # httpx names every request's full URL at INFO ("HTTP Request: POST https://…"), and a
+    # webhook's URL is often its secret: these two stay at WARNING even with -v.
+    for quiet in ("httpx", "httpcore"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import aioimaplib
 
+from monitor.adapters.credentials import Credentials
 from monitor.adapters.imap_starttls import StartTlsRefused, upgrade
 from monitor.adapters.oauth import OAuthError, TokenSource
 from monitor.core.folders import Folder, parse_list_lines, quote, quote_mailbox
@@ -84,17 +85,12 @@ class ImapSession:
 
     @classmethod
     async def open(
-        cls,
-        endpoint: Any,
-        username: str,
-        password: str,
-        ssl_context: ssl.SSLContext,
-        oauth: TokenSource | None = None,
+        cls, endpoint: Any, login: Credentials, ssl_context: ssl.SSLContext
     ) -> ImapSession:
         """Connect as `endpoint.security` says (never falling back to plaintext) and log in
-        (XOAUTH2 with the access token `oauth` gives, else LOGIN)."""
+        (XOAUTH2 with the access token `login.oauth` gives, else LOGIN)."""
         session = cls(endpoint)
-        session._secrets.append(password)
+        session._secrets.append(login.password)
         try:
             if endpoint.security is Security.STARTTLS:
                 await session._guard(Phase.IMAP_TLS, "STARTTLS", session._starttls(ssl_context))
@@ -106,7 +102,7 @@ class ImapSession:
                 await session._guard(Phase.IMAP_CONNECT, "connect", connect)
                 hello = session._protocol.wait("AUTH|NONAUTH")
                 await session._guard(Phase.IMAP_CONNECT, "greeting", hello)
-            await session._login(username, password, oauth)
+            await session._login(login.username, login.password, login.oauth)
         except BaseException:
             await session._drop()
             raise

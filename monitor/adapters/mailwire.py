@@ -1,6 +1,6 @@
 """SMTP and IMAP spoken by hand, just far enough to see what a port offers.
 
-Enough for `smtp_probe` to read a greeting, the capabilities (EHLO / CAPABILITY), ask for
+Enough for `smtp_inspect` to read a greeting, the capabilities (EHLO / CAPABILITY), ask for
 STARTTLS and say goodbye, on a connection that may be plain or TLS. Nothing here logs in.
 Each dialect names the phase of each of its steps so a failure is recorded where it happened.
 """

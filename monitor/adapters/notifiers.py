@@ -15,18 +15,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from monitor.adapters import smtp
-from monitor.adapters.oauth import TokenSource
+from monitor.adapters.credentials import credentials
+from monitor.adapters.tls import client_context
 from monitor.alerts import message as alertmsg
+from monitor.config.schema import Account
 from monitor.core.models import utcnow
 
 SIGNATURE_HEADER = "X-Mailcanary-Signature"
@@ -61,51 +63,35 @@ def email_message(alert: dict[str, Any], *, sender: str, to: str, delivery_id: s
 
 
 async def send_email(
-    endpoint: smtp.SmtpEndpoint,
-    *,
-    username: str | None,
-    password: str | None,
-    ssl_context: ssl.SSLContext,
-    sender: str,
+    account: Account,
     to: str,
     alert: dict[str, Any],
+    *,
     delivery_id: str,
-    oauth: TokenSource | None = None,
+    state_dir: Path | None,
 ) -> str | None:
-    message = email_message(alert, sender=sender, to=to, delivery_id=delivery_id)
-    return await send_mail(
-        endpoint,
-        username=username,
-        password=password,
-        ssl_context=ssl_context,
-        sender=sender,
-        to=to,
-        message=message,
-        oauth=oauth,
-    )
+    message = email_message(alert, sender=account.email, to=to, delivery_id=delivery_id)
+    return await send_mail(account, to, message, state_dir=state_dir)
 
 
 async def send_mail(
-    endpoint: smtp.SmtpEndpoint,
-    *,
-    username: str | None,
-    password: str | None,
-    ssl_context: ssl.SSLContext,
-    sender: str,
-    to: str,
-    message: EmailMessage,
-    oauth: TokenSource | None = None,
+    account: Account, to: str, message: EmailMessage, *, state_dir: Path | None
 ) -> str | None:
-    """Send `message`; None on success, else one line (kind, phase, codes) naming no secret."""
+    """Send `message` through `account`'s SMTP, logged in as its probes are (an xoauth2
+    account's token store is in `state_dir`); None on success, else one line (kind, phase,
+    codes) naming no secret."""
+    if account.smtp is None:
+        return f"account {account.name} has no smtp"
+    login = credentials(account, state_dir)
+    if login.unusable:
+        return login.unusable
     outcome = await smtp.send_message(
-        endpoint,
-        username=username,
-        password=password,
+        account.smtp,
+        login=login,
         message=message.as_bytes(),
-        mail_from=sender,
+        mail_from=account.email,
         rcpt_to=to,
-        ssl_context=ssl_context,
-        oauth=oauth,
+        ssl_context=client_context(account.ca_files),
     )
     failure = outcome.failure
     if failure is None:

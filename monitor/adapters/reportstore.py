@@ -29,7 +29,7 @@ from monitor.adapters.alert_tables import AlertRow, DeliveryRow
 from monitor.adapters.report_tables import FAILED_VERDICTS, ReportSendRow, RollupRow
 from monitor.adapters.tables import ProbeRow
 from monitor.core.models import Verdict
-from monitor.reports.build import Aggregates, FailureCount, HourCount, Incident, Line
+from monitor.reports.document import Aggregates, FailureCount, HourCount, Incident, Line
 from monitor.reports.model import Histogram, Period
 
 INCIDENT_LOOKBACK = timedelta(days=35)  # an alert that fired this long before may still be open
@@ -37,6 +37,14 @@ _VERDICTS = {v.value: v for v in Verdict}
 _ROLLUP = RollupRow.__table__.c
 _PROBES = ProbeRow.__table__.c
 _SENDS = ReportSendRow.__table__.c
+# What tells one failure from another, in the order `Failure` is built from.
+FAILURE_KEYS = (
+    _PROBES.failure,
+    _PROBES.failure_phase,
+    _PROBES.failure_code,
+    _PROBES.failure_enhanced,
+    _PROBES.failure_transient,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,16 +297,7 @@ def _histograms(rows: Mapping[Any, Buckets]) -> dict[Any, Histogram]:
 async def _failures(
     db: AsyncConnection, period: Period, instances: tuple[str, ...]
 ) -> tuple[FailureCount, ...]:
-    keys = (
-        _PROBES.route,
-        _PROBES.recipient,
-        _PROBES.verdict,
-        _PROBES.failure,
-        _PROBES.failure_phase,
-        _PROBES.failure_code,
-        _PROBES.failure_enhanced,
-        _PROBES.failure_transient,
-    )
+    keys = (_PROBES.route, _PROBES.recipient, _PROBES.verdict, *FAILURE_KEYS)
     statement = (
         select(*keys, func.count(), func.max(_PROBES.id))
         # Spelled as in the partial index, with literals, so SQLite can use it.

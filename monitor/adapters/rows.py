@@ -74,6 +74,11 @@ def _failure_values(failure: Failure) -> dict[str, Any]:
     }
 
 
+def no_failure() -> dict[str, Any]:
+    """Every failure column, emptied."""
+    return dict.fromkeys(_failure_values(Failure("", Phase.DONE, False, "")), None)
+
+
 def decision_values(decision: Decision, sighting: Sighting | None) -> dict[str, Any]:
     role = decision.role or (sighting.role if sighting else None)
     values: dict[str, Any] = {

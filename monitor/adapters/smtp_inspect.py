@@ -32,14 +32,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiosmtplib import SMTP
-
+from monitor.adapters.credentials import Credentials
 from monitor.adapters.mailwire import Garbled, ImapDialect, Link, Refused, SmtpDialect
 
-# The send adapter's phase bookkeeping and exception classifier: a login must be judged exactly
-# as a probe's would be.
-from monitor.adapters.oauth import TokenSource
-from monitor.adapters.smtp import Conversation, SmtpEndpoint, failure_for, goodbye, login_xoauth2
+# The session a probe opens, and its judgement of what went wrong: a login is judged exactly as
+# a probe's would be.
+from monitor.adapters.smtp_session import (
+    Conversation,
+    SmtpEndpoint,
+    client,
+    failure_for,
+    goodbye,
+    open_session,
+)
 from monitor.core.certificate import Certificate, read_certificate
 from monitor.core.failures import classify_error
 from monitor.core.models import Failure, Phase, Security, SmtpReply, utcnow
@@ -339,53 +344,21 @@ async def inspect_port(
 
 
 async def smtp_login(
-    endpoint: SmtpEndpoint,
-    username: str,
-    password: str,
-    ssl_context: ssl.SSLContext,
-    oauth: TokenSource | None = None,
+    endpoint: SmtpEndpoint, login: Credentials, ssl_context: ssl.SSLContext
 ) -> LoginReport:
-    """Connect exactly as a probe would (configured security, verified TLS) and AUTH; no MAIL.
-
-    With `oauth` the AUTH is XOAUTH2, as a probe's would be, and `password` is ignored.
-    """
+    """Open the session exactly as a probe would (configured security, verified TLS, AUTH with
+    the account's password or XOAUTH2 token); no MAIL."""
     conversation = Conversation(timeout=endpoint.timeout)
-    implicit = endpoint.security is Security.TLS
-    smtp = SMTP(
-        hostname=endpoint.host,
-        port=endpoint.port,
-        use_tls=implicit,
-        start_tls=False,
-        tls_context=ssl_context,
-        timeout=endpoint.timeout,
-    )
+    smtp = client(endpoint, ssl_context)
     failure: Failure | None = None
-    mechanisms: tuple[str, ...] = ()
     try:
-        greeting = await smtp.connect()
-        conversation.record(Phase.GREETING, greeting.code, greeting.message)
-        if implicit:
-            conversation.note_tls(smtp)
-        await conversation.step(Phase.EHLO, smtp.ehlo())
-        if endpoint.security is Security.STARTTLS:
-            if not smtp.supports_extension("starttls"):
-                raise Refused(
-                    classify_error(Phase.TLS, "starttls_unavailable", "STARTTLS is not offered")
-                )
-            await conversation.step(Phase.TLS, smtp.starttls())
-            conversation.note_tls(smtp)
-            await conversation.step(Phase.EHLO, smtp.ehlo())
-        mechanisms = tuple(m.upper() for m in smtp.server_auth_methods)
-        if oauth is not None:
-            await login_xoauth2(smtp, conversation, username, oauth)
-        else:
-            await conversation.step(Phase.AUTH, smtp.login(username, password))
+        await open_session(smtp, conversation, endpoint, login)
     except asyncio.CancelledError:
         smtp.close()
         raise
-    except Refused as stop:
-        failure = stop.failure
     except Exception as exc:
-        failure = failure_for(exc, conversation, implicit)
+        failure = failure_for(exc, conversation, endpoint.security is Security.TLS)
     await goodbye(smtp, failure)
-    return LoginReport(failure, conversation.tls_version, mechanisms, tuple(conversation.replies))
+    return LoginReport(
+        failure, conversation.tls_version, conversation.mechanisms, tuple(conversation.replies)
+    )

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, and_, event, func, inspect, select, text, update
+from sqlalchemy import CursorResult, and_, event, func, inspect, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -39,6 +39,7 @@ from monitor.core.models import (
     Verdict,
     utcnow,
 )
+from monitor.probe.verdict import INTERRUPTED
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -238,13 +239,20 @@ class Store:
         await self._update(probe_id, _UNFINISHED, values, Urgency.VERDICT)
 
     async def mark_late(self, token: str, decision: Decision, sighting: Sighting) -> bool:
-        """Record a canary found after its deadline; only a `missing` verdict may change."""
+        """Record a canary found after its probe was judged; only a verdict of absence may
+        change (`monitor.core.verdict.revisable`: missing, or send_failed/interrupted)."""
         if sighting.token != token:
             raise ValueError("the sighting is of another canary")
+        revisable = or_(
+            ProbeRow.verdict == Verdict.MISSING.value,
+            and_(ProbeRow.verdict == Verdict.SEND_FAILED.value, ProbeRow.failure == INTERRUPTED),
+        )
+        # The canary turned up: whatever failure the absence was put down to no longer holds.
+        values = convert.no_failure() | convert.decision_values(decision, sighting)
         statement = (
             update(ProbeRow)
-            .where(ProbeRow.token == token, ProbeRow.verdict == Verdict.MISSING.value)
-            .values(convert.decision_values(decision, sighting))
+            .where(ProbeRow.token == token, revisable)
+            .values(values)
             .execution_options(synchronize_session=False)
         )
         async with self._write_turn(Urgency.VERDICT), self._sessions.begin() as session:

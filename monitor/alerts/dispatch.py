@@ -6,8 +6,9 @@ and writes each change together with its outbox rows in one transaction; another
 is due, with exponential backoff (5 s doubling to 10 min, given up after a day) and a lease
 per row; a third ticks reminders. A dead webhook or SMTP server only ever delays its own
 outbox rows. At start, leases this instance held when it died are freed (those rows go out
-again, with the same delivery id) and probes finished while alerting was not looking are
-replayed (the state machine ignores what it has already seen).
+again, with the same delivery id), probes finished while alerting was not looking are
+replayed (the state machine ignores what it has already seen), and reminders that fell due
+meanwhile are sent.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
 
+from monitor import logs
 from monitor.adapters import notifiers
 from monitor.adapters.alertstore import AlertStore, Conflict, Delivery, Outgoing, StoredAlert
-from monitor.adapters.oauth import token_source
 from monitor.adapters.store import Store
-from monitor.adapters.tls import client_context
 from monitor.alerts import message as alertmsg
 from monitor.alerts.state import AlertState, Key, Observation, Transition, observe, step
 from monitor.config.alert_settings import EmailChannel, WebhookChannel
@@ -54,6 +55,7 @@ class Alerting:
         give_up_after: float = 86400.0,
     ) -> None:
         self.cfg = cfg
+        hide_urls(cfg)
         self.store = AlertStore(store.engine)
         self.owner = cfg.monitor.instance
         self.backoff = backoff
@@ -87,6 +89,9 @@ class Alerting:
         self._states = await self.store.load()
         if probes is not None:
             await self._catch_up(probes)
+        # Reminders that fell due while we were down go out now, not a tick later: a daemon
+        # restarted more often than REMIND_TICK would otherwise never send one.
+        await self._remind_safely()
         self._client = httpx.AsyncClient(follow_redirects=False)
         self._tasks = [
             self._spawn(self._observe_loop()),
@@ -109,6 +114,7 @@ class Alerting:
 
     def reconfigure(self, cfg: Config) -> None:
         self.cfg = cfg
+        hide_urls(cfg)
         self._wake.set()
 
     def states(self) -> list[AlertState]:
@@ -187,7 +193,12 @@ class Alerting:
             mailbox: str | None = self.cfg.account(recipient).email
         except KeyError:
             mailbox = None
-        alert = alertmsg.describe(transition, mailbox=mailbox, instance=self.cfg.monitor.instance)
+        alert = alertmsg.describe(
+            transition,
+            mailbox=mailbox,
+            instance=self.cfg.monitor.instance,
+            public_url=self.cfg.monitor.public_url,
+        )
         common = {
             "transition_id": transition.id,
             "event": transition.event.value,
@@ -233,10 +244,13 @@ class Alerting:
     async def _remind_loop(self) -> None:
         while True:
             await asyncio.sleep(REMIND_TICK)
-            try:
-                await self.remind()
-            except Exception as exc:
-                log.error("alert reminders failed", error=_first_line(exc))
+            await self._remind_safely()
+
+    async def _remind_safely(self) -> None:
+        try:
+            await self.remind()
+        except Exception as exc:  # a database hiccup must not end alerting
+            log.error("alert reminders failed", error=_first_line(exc))
 
     async def _deliver_loop(self) -> None:
         while True:
@@ -326,23 +340,14 @@ async def send(
         account = cfg.account(channel.account)
     except KeyError:
         return f"account {channel.account} is no longer in the config"
-    if account.smtp is None:
-        return f"account {account.name} has no smtp"
     return await notifiers.send_email(
-        account.smtp,
-        username=account.username,
-        password=account.password.get_secret_value() if account.password else None,
-        ssl_context=client_context(account.ca_files),
-        sender=account.email,
-        to=target,
-        alert=alert,
-        delivery_id=delivery_id,
-        oauth=token_source(account, cfg.monitor.state_dir),
+        account, target, alert, delivery_id=delivery_id, state_dir=cfg.monitor.state_dir
     )
 
 
 async def send_test_alerts(cfg: Config) -> list[tuple[str, str, str | None]]:
     """One test message through every channel and target now: (channel, target, error)."""
+    hide_urls(cfg)
     at = utcnow()
     targets = [(c, to) for c in cfg.alerts.email for to in c.to]
     targets += [(c, "") for c in cfg.alerts.webhook]
@@ -358,6 +363,16 @@ async def send_test_alerts(cfg: Config) -> list[tuple[str, str, str | None]]:
         return channel.name, target, error
 
     return list(await asyncio.gather(*(one(c, t) for c, t in targets)))
+
+
+def hide_urls(cfg: Config) -> None:
+    """Webhook URLs (and their paths, where Slack and Teams keep the token) never reach a log."""
+    for channel in cfg.alerts.webhook:
+        parts = urlsplit(channel.url)
+        logs.hide(channel.url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        if len(path) >= 16:  # a token's length; "/mailcanary" would hide file paths too
+            logs.hide(path)
 
 
 def webhook(channel: WebhookChannel) -> notifiers.Webhook:

@@ -31,6 +31,8 @@ The `json` webhook format sends the canonical dict as is. Its fields are a stabl
                     of that canary, or null (spam, slow and missing have no failure)
     advice          {explanation, remedy} for the kind when there is no failure
     investigate     the command that shows the canaries: mailcanary history --route …
+    page            that canary's status page ([monitor] public_url/probe/<id>), null when
+                    public_url is not set
     instance        the monitoring instance's name
 """
 
@@ -39,6 +41,7 @@ from __future__ import annotations
 import shlex
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from monitor.alerts.state import AlertKind, Event, Evidence, Status, Transition
 from monitor.core.catalogue import advise
@@ -112,7 +115,18 @@ def investigate(route: str) -> str:
     return f"mailcanary history --route {shlex.quote(route)}"
 
 
-def describe(transition: Transition, *, mailbox: str | None, instance: str) -> dict[str, Any]:
+def page(public_url: str | None, route: str, recipient: str, probe_id: int | None) -> str | None:
+    """The status page of the canary (or, without one, of the mailbox) at `public_url`."""
+    if not public_url:
+        return None
+    if probe_id is not None:
+        return f"{public_url}/probe/{probe_id}"
+    return f"{public_url}/route/{quote(route, safe='')}/{quote(recipient, safe='')}"
+
+
+def describe(
+    transition: Transition, *, mailbox: str | None, instance: str, public_url: str | None = None
+) -> dict[str, Any]:
     """The canonical alert: the `json` webhook body and the source of every rendering."""
     state = transition.state
     resolved = transition.event is Event.RESOLVED
@@ -145,6 +159,7 @@ def describe(transition: Transition, *, mailbox: str | None, instance: str) -> d
             else None
         ),
         "investigate": investigate(state.route),
+        "page": page(public_url, state.route, state.recipient, shown.probe_id if shown else None),
         "instance": instance,
     }
 
@@ -172,6 +187,7 @@ def describe_test(*, instance: str, at: datetime, channel: str) -> dict[str, Any
         "failure": None,
         "advice": None,
         "investigate": "mailcanary alerts",
+        "page": None,
         "instance": instance,
     }
 
@@ -223,6 +239,8 @@ def lines(alert: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Why", advice["explanation"]))
         rows.append(("What to do", advice["remedy"]))
     rows.append(("Investigate", alert["investigate"]))
+    if alert.get("page"):  # absent from alerts queued by older versions
+        rows.append(("Status page", alert["page"]))
     rows.append(("Instance", alert["instance"]))
     return rows
 

@@ -1,16 +1,22 @@
 """When to alert: a pure state machine per (route, recipient, kind).
 
-Each final probe is turned into observations (`observe`): for every alert kind it tells
-something about, it is either bad or good. Kinds it tells nothing about are left alone, so
-a send failure neither resolves nor feeds a `missing` alert:
+Each final probe is turned into observations (`observe`), one per alert kind: bad, good,
+or `other` — this kind's failure has given way to another kind's (a `missing` route that
+now fails to send):
 
-| verdict       | send_failed | check_failed | missing | spam | slow                     |
-|---------------|-------------|--------------|---------|------|--------------------------|
-| send_failed   | bad         | -            | -       | -    | -                        |
-| check_failed  | good        | bad          | -       | -    | -                        |
-| missing, late | good        | good         | bad     | -    | -                        |
-| spam          | good        | good         | good    | bad  | bad if delivery > slow_after |
-| inbox         | good        | good         | good    | good | bad if delivery > slow_after |
+| verdict       | send_failed | check_failed | missing | spam  | slow                     |
+|---------------|-------------|--------------|---------|-------|--------------------------|
+| send_failed   | bad         | other        | other   | other | other                    |
+| check_failed  | good        | bad          | other   | other | other                    |
+| missing, late | good        | good         | bad     | other | other                    |
+| spam          | good        | good         | good    | bad   | bad if delivery > slow_after |
+| inbox         | good        | good         | good    | good  | bad if delivery > slow_after |
+
+`other` resolves a firing alert like a good canary does (after `resolve_after` of them), so
+an alert never outlives its kind of failure; it neither breaks nor feeds a pending streak,
+so a route that alternates between two kinds of failure still fires. A spam or inbox
+canary without a hand-off time says nothing about slowness, and a probe `interrupted`
+before its hand-off (see `monitor.core.verdict.not_found`) says nothing at all.
 
 `late` counts as `missing`: by its deadline the canary was not there. A canary that turns
 up after its probe said missing (the runner's "late" stage) does not retract anything; the
@@ -36,6 +42,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from monitor.core.models import Failure, ProbeRecord, Verdict
+from monitor.probe.verdict import INTERRUPTED
 
 
 class AlertKind(StrEnum):
@@ -98,6 +105,7 @@ class Observation:
     bad: bool
     evidence: Evidence
     settings: bool = False  # a failure of SETTINGS_FAILURES
+    other: bool = False  # not bad, but not good either: another kind is failing
 
     @property
     def at(self) -> datetime:
@@ -170,27 +178,40 @@ def evidence_of(record: ProbeRecord) -> Evidence | None:
     )
 
 
+# The stages a canary goes through, in order, and the verdicts that fail each.
+_STAGES = (AlertKind.SEND_FAILED, AlertKind.CHECK_FAILED, AlertKind.MISSING)
+_FAILING = {
+    Verdict.SEND_FAILED: AlertKind.SEND_FAILED,
+    Verdict.CHECK_FAILED: AlertKind.CHECK_FAILED,
+    Verdict.MISSING: AlertKind.MISSING,
+    Verdict.LATE: AlertKind.MISSING,  # not there by its deadline
+}
+
+
 def observe(record: ProbeRecord, policy: Policy) -> list[Observation]:
     """What one final probe says about each alert kind the policy watches."""
     evidence = evidence_of(record)
     if evidence is None:
         return []
+    if evidence.failure is not None and evidence.failure.kind == INTERRUPTED:
+        return []  # it may never have left: nothing is known about the route
     verdict = evidence.verdict
     settings = evidence.failure is not None and evidence.failure.kind in SETTINGS_FAILURES
-    found: dict[AlertKind, bool] = {}
-    if verdict is Verdict.SEND_FAILED:
-        found[AlertKind.SEND_FAILED] = True
+    found: dict[AlertKind, bool | None] = {}  # None: another kind is failing
+    failing = _FAILING.get(verdict)
+    if failing is None:
+        found.update(dict.fromkeys(_STAGES, False))
+        found[AlertKind.SPAM] = verdict is Verdict.SPAM
+        if evidence.delivery_seconds is not None:
+            found[AlertKind.SLOW] = evidence.delivery_seconds > policy.slow_after
     else:
-        found[AlertKind.SEND_FAILED] = False
-        found[AlertKind.CHECK_FAILED] = verdict is Verdict.CHECK_FAILED
-        if verdict is not Verdict.CHECK_FAILED:
-            found[AlertKind.MISSING] = verdict in (Verdict.MISSING, Verdict.LATE)
-        if verdict in (Verdict.INBOX, Verdict.SPAM):
-            found[AlertKind.SPAM] = verdict is Verdict.SPAM
-            if evidence.delivery_seconds is not None:
-                found[AlertKind.SLOW] = evidence.delivery_seconds > policy.slow_after
+        # The stages before the failing one worked; those after it were never reached.
+        at = _STAGES.index(failing)
+        for index, kind in enumerate(_STAGES):
+            found[kind] = False if index < at else (True if index == at else None)
+        found[AlertKind.SPAM] = found[AlertKind.SLOW] = None
     return [
-        Observation(kind, bad, evidence, settings=bad and settings)
+        Observation(kind, bad is True, evidence, settings=bool(bad) and settings, other=bad is None)
         for kind, bad in found.items()
         if kind in policy.on
     ]
@@ -207,6 +228,8 @@ def step(
     seen = replace(state, last_seen_at=observation.at)
     if observation.bad:
         return _bad(seen, observation, policy, now)
+    if observation.other:
+        return _other(seen, observation, policy, now)
     return _good(seen, observation, policy, now)
 
 
@@ -249,6 +272,23 @@ def _good(
     )
     if state.status is Status.PENDING:
         return replace(state, status=Status.OK, since=None), []
+    return _resolve(state, observation, policy, now)
+
+
+def _other(
+    state: AlertState, observation: Observation, policy: Policy, now: datetime
+) -> tuple[AlertState, list[Transition]]:
+    # Only a firing alert moves: its failure has given way to another kind's. A pending
+    # streak is kept, so failures alternating between two kinds still fire.
+    if state.status is not Status.FIRING:
+        return state, []
+    ending = replace(state, good_streak=state.good_streak + 1, bad_streak=0)
+    return _resolve(ending, observation, policy, now)
+
+
+def _resolve(
+    state: AlertState, observation: Observation, policy: Policy, now: datetime
+) -> tuple[AlertState, list[Transition]]:
     if state.status is not Status.FIRING or state.good_streak < policy.resolve_after:
         return state, []
     resolved = replace(

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from monitor.core.models import ProbeRecord
+    pass
 
 from monitor.cli.common import (
     EX_CONFIG,
@@ -28,6 +28,7 @@ from monitor.cli.common import (
     duration_option,
     err,
     fail,
+    hoist_global_options,
     known_account,
     log_level,
     run_async,
@@ -91,10 +92,11 @@ def probe(
 ) -> None:
     """Send one canary per (route, recipient) now and wait for every verdict."""
     from monitor.cli.nagios import plugin_error
-    from monitor.probe.oneshot import probe_once
+    from monitor.cli.probe import run_probe
+    from monitor.config.file_models import DEADLINE
 
     try:
-        cfg = config()
+        cfg = config(routes=True)
     except typer.Exit:
         if not nagios:
             raise
@@ -113,24 +115,15 @@ def probe(
     routes = [r for r in cfg.routes if not wanted or r.name in wanted]
     # The verdict table already says why a mailbox could not be watched; -v shows the retries.
     log_level("ERROR")
+    wait = duration_option(deadline, "--deadline", DEADLINE)
+    code, records = run_async(
+        lambda: run_probe(cfg, routes, deadline=wait, as_json=as_json, quiet=nagios)
+    )
     if nagios:
         from monitor.cli.nagios import canaries, plugin_output
 
-        records: list[ProbeRecord] = []
-        wait = duration_option(deadline, "--deadline")
-        run_async(
-            lambda: probe_once(
-                cfg, routes, deadline=wait, as_json=False, collect=records, quiet=True
-            )
-        )
         line, code = plugin_output(canaries(records))
         typer.echo(line)
-        raise typer.Exit(code)
-    code = run_async(
-        lambda: probe_once(
-            cfg, routes, deadline=duration_option(deadline, "--deadline"), as_json=as_json
-        )
-    )
     raise typer.Exit(code)
 
 
@@ -139,7 +132,7 @@ def run() -> None:
     """Run the daemon: every route on its interval until SIGTERM or SIGINT."""
     from monitor.daemon.main import Daemon
 
-    cfg = config()
+    cfg = config(routes=True)
     log_level("INFO", verbose="DEBUG")
     raise typer.Exit(run_async(Daemon(cfg).run))
 
@@ -157,7 +150,7 @@ def history(
     limit: Annotated[int, typer.Option(metavar="N", help="At most this many probes.")] = 200,
 ) -> None:
     """Recorded probes, newest first."""
-    from monitor.probe.oneshot import show_history
+    from monitor.cli.probe import show_history
 
     cfg = config()
     log_level("WARNING")
@@ -185,33 +178,14 @@ def status(
     78 bad config, 74 the database cannot be read.
     """
     if nagios:
-        raise typer.Exit(_passive_check())
+        from monitor.cli.passive import passive_check
+
+        raise typer.Exit(passive_check())
     from monitor.cli.status import show_status
 
     cfg = config()
     log_level("WARNING")
     raise typer.Exit(run_async(lambda: show_status(cfg, as_json=as_json)))
-
-
-def _passive_check() -> int:
-    from monitor.cli.nagios import plugin_error
-
-    try:
-        cfg = config()
-    except typer.Exit:
-        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
-        line, code = plugin_error("bad config (see stderr)")
-        typer.echo(line)
-        return code
-    from monitor.cli.passive import nagios_status
-
-    log_level("ERROR")
-    try:
-        line, code = run_async(lambda: nagios_status(cfg))
-    except typer.Exit:  # run_async said why on stderr; Nagios needs its own code
-        line, code = plugin_error("the record could not be read (see stderr)")
-    typer.echo(line)
-    return code
 
 
 @app.command()
@@ -223,7 +197,7 @@ def diagnose(
     ] = False,
 ) -> None:
     """Check one account step by step: DNS, ports, TLS, certificate, login, IMAP folders."""
-    from monitor.diagnose.run import run_diagnose
+    from monitor.cli.diagnose import run_diagnose
 
     cfg = config()
     chosen = known_account(cfg, account)
@@ -310,12 +284,33 @@ def dns_check(
     raise typer.Exit(run_async(lambda: report_account(target, cfg.dns, as_json=as_json)))
 
 
+@app.command("lint-message")
+def lint_message(
+    file: Annotated[Path, typer.Argument(help="The message as an RFC 5322 file (.eml).")],
+    account: Annotated[
+        str | None, typer.Option(help="Check From and DKIM against this account.")
+    ] = None,
+    bulk: Annotated[
+        bool | None, typer.Option("--bulk/--not-bulk", help="Bulk mail? (default: guessed)")
+    ] = None,
+    spamd: Annotated[
+        str | None, typer.Option(help="Ask this spamd (HOST:PORT) via spamc instead.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Content checks before sending, plus SpamAssassin's score when it is installed.
+    Exit 0 clean, 1 warnings, 65 errors or spam, 66 unreadable, 78 bad config."""
+    from monitor.cli.lint import lint_command
+
+    raise typer.Exit(lint_command(file, account, bulk=bulk, spamd=spamd, as_json=as_json))
+
+
 @app.command()
 def providers(
     as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
 ) -> None:
     """The provider presets: hosts, ports, security, spam folder, how programs log in."""
-    from monitor.probe.oneshot import show_providers
+    from monitor.cli.probe import show_providers
 
     show_providers(as_json=as_json)
 
@@ -346,6 +341,22 @@ def test_alert() -> None:
     raise typer.Exit(run_async(lambda: run_test_alert(cfg)))
 
 
+@app.command("web-password")
+def web_password() -> None:
+    """Print a salted hash of a password for [web] auth = "password" (password_hash_env/_file).
+
+    Asks twice on a terminal; reads one line from standard input otherwise."""
+    from monitor.web.security import hash_password
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        fail("web-password: the password is empty", 2)
+    typer.echo(hash_password(password))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema (the daemon also does this on start)."""
@@ -370,6 +381,12 @@ def demo(
     deadline: Annotated[
         str, typer.Option(metavar="DURATION", help="How long each demo canary may take.")
     ] = "20s",
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep", help="Leave the stack up afterwards, print commands to try, wait for kill."
+        ),
+    ] = False,
 ) -> None:
     """Start a private Postfix + Dovecot on 127.0.0.1 and probe it: verdicts live."""
     try:
@@ -378,36 +395,7 @@ def demo(
         fail(f"demo: {exc.name} is not installed; pip install 'mailcanary[demo]'", EX_UNAVAILABLE)
     log_level("ERROR")
     seconds = duration_option(deadline, "--deadline") or 20.0
-    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds)))
-
-
-GLOBAL_OPTIONS = {"--config": True, "-c": True, "--verbose": False, "-v": False}
-
-
-def hoist_global_options(args: list[str]) -> list[str]:
-    """`mailcanary check-config --config X` means what `mailcanary --config X check-config`
-    does: global options given after the command move in front of it."""
-    front: list[str] = []
-    rest: list[str] = []
-    seen_command = False
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        name = arg.split("=", 1)[0]
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        if name in GLOBAL_OPTIONS:
-            takes_value = GLOBAL_OPTIONS[name] and "=" not in arg
-            taken = args[i : i + 2] if takes_value else [arg]
-            (front if seen_command else rest).extend(taken)
-            i += len(taken)
-            continue
-        if not arg.startswith("-"):
-            seen_command = True
-        rest.append(arg)
-        i += 1
-    return front + rest
+    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds, keep=keep)))
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from monitor.core.durations import parse_duration
+from monitor.core.durations import DurationRange, parse_duration
 
 if TYPE_CHECKING:  # `--help` and a mistyped command must not pay for pydantic and SQLAlchemy
     from monitor.config.load import Config
@@ -84,12 +84,16 @@ def log_level(quiet: str, *, verbose: str = "INFO") -> None:
     logs.configure(verbose if state.verbose else quiet)
 
 
-def config() -> Config:
+def config(*, routes: bool = False) -> Config:
+    """The config, or exit 78 naming every problem. `routes`: a command that sends (probe,
+    run) also needs a route; with none it would check nothing and say all is well."""
     from monitor.config.load import ConfigError, load_config
 
     path = state.config_path or default_config_path()
     try:
         cfg = load_config(path)
+        if routes:
+            cfg.require_routes()
     except ConfigError as exc:
         for line in exc.problems:
             err.print(line, highlight=False, soft_wrap=True, markup=False)
@@ -135,10 +139,42 @@ def _database_error(exc: Exception) -> bool:
     return store is not None and isinstance(exc, store.DatabaseError)
 
 
-def duration_option(value: str | None, name: str) -> float | None:
+def duration_option(
+    value: str | None, name: str, bounds: DurationRange | None = None
+) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
+        return bounds.check(seconds) if bounds is not None else seconds
     except ValueError as exc:
         fail(f"{name}: {exc}", 2)
+
+
+GLOBAL_OPTIONS = {"--config": True, "-c": True, "--verbose": False, "-v": False}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`mailcanary check-config --config X` means what `mailcanary --config X check-config`
+    does: global options given after the command move in front of it."""
+    front: list[str] = []
+    rest: list[str] = []
+    seen_command = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if name in GLOBAL_OPTIONS:
+            takes_value = GLOBAL_OPTIONS[name] and "=" not in arg
+            taken = args[i : i + 2] if takes_value else [arg]
+            (front if seen_command else rest).extend(taken)
+            i += len(taken)
+            continue
+        if not arg.startswith("-"):
+            seen_command = True
+        rest.append(arg)
+        i += 1
+    return front + rest

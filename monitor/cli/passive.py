@@ -13,7 +13,10 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
+import typer
+
 from monitor.adapters.quickread import newest_verdicts, sqlite_path
+from monitor.cli.common import config, log_level, run_async
 from monitor.cli.nagios import Canary, plugin_error, plugin_output, standing
 from monitor.config.load import Config
 from monitor.core.models import Verdict
@@ -67,3 +70,21 @@ async def _from_store(cfg: Config) -> dict[tuple[str, str], tuple[Canary, dateti
         for p in latest
         if p.last is not None
     }
+
+
+def passive_check() -> int:
+    """The command: exit codes 0-3 only, whatever goes wrong (Nagios reads others as errors)."""
+    try:
+        cfg = config()
+    except typer.Exit:
+        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
+        line, code = plugin_error("bad config (see stderr)")
+        typer.echo(line)
+        return code
+    log_level("ERROR")
+    try:
+        line, code = run_async(lambda: nagios_status(cfg))
+    except typer.Exit:  # run_async said why on stderr; Nagios needs its own code
+        line, code = plugin_error("the record could not be read (see stderr)")
+    typer.echo(line)
+    return code

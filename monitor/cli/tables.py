@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from monitor.content.spamscore import brief, parse_scores, score_json
 from monitor.core.catalogue import Advice, advise
 from monitor.core.durations import format_duration
 from monitor.core.models import Failure, PlannedProbe, ProbeRecord, Verdict
@@ -89,6 +90,8 @@ def record_dict(record: ProbeRecord) -> dict[str, Any]:
         "auth": auth_json(receipt.auth) if receipt else None,
         "hops": hops_json(receipt.hops) if receipt else None,
         "spam_headers": spam_json(receipt) if receipt else None,
+        # The receivers' content verdicts read from those headers: score, threshold, rules.
+        "spam_scores": score_json(parse_scores(spam_json(receipt))) if receipt else None,
         "reason": decision.reason if decision else None,
         "message_id": planned.message_id,
         "token": planned.token,
@@ -127,6 +130,8 @@ def _detail(record: ProbeRecord | None) -> str:
     receipt = record.sighting.receipt if record.sighting else None
     if receipt is not None and receipt.auth is not None:
         parts.append(_auth_summary(receipt.auth))
+    if receipt is not None:
+        parts.append(brief(parse_scores(spam_json(receipt))))
     return "; ".join(part for part in parts if part)
 
 

@@ -11,42 +11,41 @@ from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
 from monitor.alerts.message import FORMATS
 from monitor.alerts.state import AlertKind
 from monitor.config.alert_settings import AlertSettings, EmailChannel, WebhookChannel
-from monitor.config.file_models import _FILE, Duration, Name, _email, _env_name
-from monitor.config.problems import check_table, problem, toml_type
+from monitor.config.file_models import (
+    _FILE,
+    REMIND,
+    SLOW_AFTER,
+    WEBHOOK_TIMEOUT,
+    Name,
+    Within,
+    _email,
+    _env_name,
+)
+from monitor.config.problems import check_table, excerpt, problem, toml_type
 from monitor.config.schema import Account
-from monitor.core.durations import parse_duration
-
-
-def _duration_or_never(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise problem(f'must be a duration like "6h", or "0" for never, got {toml_type(value)}')
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise problem(str(exc)) from None
 
 
 def _count(value: int) -> int:
     if value < 1:
-        raise problem(f"must be 1 or more, got {value}")
+        raise problem("must be 1 or more", value)
     return value
 
 
 def _kind(value: str) -> str:
     known = [k.value for k in AlertKind]
     if value not in known:
-        raise problem(f'unknown alert kind "{value}"; known: {", ".join(known)}')
+        raise problem(f"must be one of {', '.join(known)}", value)
     return value
 
 
 def _format(value: str) -> str:
     if value not in FORMATS:
-        raise problem(f'must be one of {", ".join(FORMATS)}, got "{value}"')
+        raise problem(f"must be one of {', '.join(FORMATS)}", value)
     return value
 
 
@@ -75,7 +74,7 @@ class AlertWebhookFile(BaseModel):
     url: Annotated[str, AfterValidator(_url)]
     format: Annotated[str, AfterValidator(_format)] = "json"
     secret_env: Annotated[str, AfterValidator(_env_name)] | None = None
-    timeout: Duration = 10.0
+    timeout: Annotated[float, Within(WEBHOOK_TIMEOUT)] = 10.0
 
 
 class AlertsFile(BaseModel):
@@ -83,8 +82,8 @@ class AlertsFile(BaseModel):
 
     after_failures: Count = 2
     resolve_after: Count = 1
-    remind_every: Annotated[float, BeforeValidator(_duration_or_never)] = 6 * 3600.0
-    slow_after: Duration = 300.0
+    remind_every: Annotated[float, Within(REMIND)] = 6 * 3600.0
+    slow_after: Annotated[float, Within(SLOW_AFTER)] = 300.0
     on: list[Annotated[str, AfterValidator(_kind)]] = [k.value for k in AlertKind]
     immediate_on_settings: bool = True
     # [[alerts.email]] and [[alerts.webhook]] are checked table by table (`_channels`), so
@@ -133,7 +132,7 @@ def resolve_alerts(
     def claim(name: str, where: str) -> str:
         if name in named:
             problems.append(
-                f'{where}.name: duplicate channel name "{name}" (also {named[name]}); '
+                f"{where}.name: duplicate channel name {excerpt(name)} (also {named[name]}); "
                 "set name to tell them apart"
             )
         named.setdefault(name, where)
@@ -142,9 +141,9 @@ def resolve_alerts(
     emails = []
     for where, email in _channels(AlertEmailFile, found.email, "alerts.email", problems):
         if email.account not in accounts:
-            problems.append(f'{where}.account: unknown account "{email.account}"')
+            problems.append(f"{where}.account: unknown account {excerpt(email.account)}")
         elif (account := accounts[email.account]) is not None and account.smtp is None:
-            problems.append(f'{where}.account: account "{email.account}" has no smtp')
+            problems.append(f"{where}.account: account {excerpt(email.account)} has no smtp")
         name = claim(email.name or f"email:{email.account}", where)
         emails.append(EmailChannel(name=name, account=email.account, to=email.to))
 

@@ -16,17 +16,30 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from monitor.config.alert_file import resolve_alerts
-from monitor.config.file_models import AccountFile, DnsFile, EndpointFile, MonitorFile
+from monitor.config.file_models import (
+    AccountFile,
+    DnsFile,
+    EndpointFile,
+    MonitorFile,
+    hide_database_password,
+)
+from monitor.config.files import (
+    CONFIG_LIMIT,
+    UnreadableFile,
+    ca_bundle_problem,
+    read_small_file,
+    state_dir_problem,
+)
 from monitor.config.oauth_file import resolve_oauth
 from monitor.config.passwords import PASSWORD_KEYS, resolve_password
 from monitor.config.presets import PRESETS, Preset, PresetEndpoint, fill_endpoint
 from monitor.config.problems import (
+    ConfigError,
     check_table,
+    excerpt,
     key_path,
+    table_label,
     toml_syntax_line,
     toml_type,
     unknown_key_line,
@@ -34,17 +47,10 @@ from monitor.config.problems import (
 from monitor.config.report_file import resolve_reports
 from monitor.config.routes import resolve_routes
 from monitor.config.schema import Account, Config, DnsSettings, Endpoint, MonitorSettings, Route
+from monitor.config.web_file import resolve_web
 from monitor.core.models import Security
 
 __all__ = ["Account", "Config", "ConfigError", "Endpoint", "Route", "load_config", "redacted_dict"]
-
-
-class ConfigError(Exception):
-    """The file cannot be used; `problems` holds one line per problem, `str()` all of them."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
@@ -56,7 +62,7 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
 def redacted_dict(cfg: Config) -> dict[str, Any]:
     """The resolved configuration as plain data for display: no password, no database secret."""
     data = cfg.model_dump(mode="json")
-    data["monitor"]["database"] = _hide_database_password(cfg.monitor.database)
+    data["monitor"]["database"] = hide_database_password(cfg.monitor.database)
     for account, shown in zip(cfg.accounts, data["accounts"], strict=True):
         shown["password"] = None if account.password is None else "***"
     return data
@@ -67,22 +73,15 @@ def redacted_dict(cfg: Config) -> dict[str, Any]:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+        text = read_small_file(path, CONFIG_LIMIT).decode("utf-8")
+    except UnreadableFile as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.reason}"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([toml_syntax_line(path, text, str(exc))]) from None
-
-
-def _hide_database_password(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return "***"
 
 
 # ---------------------------------------------------------------- resolution
@@ -97,17 +96,21 @@ class _Resolver:
         self.warnings: list[str] = []
 
     def resolve(self, doc: dict[str, Any]) -> Config:
-        sections = ["monitor", "dns", "accounts", "routes", "alerts", "reports"]
+        sections = ["monitor", "dns", "accounts", "routes", "alerts", "reports", "web"]
         for key in doc.keys() - set(sections):
             self.problems.append(unknown_key_line(key_path("", (key,)), key, sections))
         monitor = self._monitor(doc.get("monitor", {}))
         dns = self._dns(doc.get("dns", {}))
         accounts = self._accounts(self._tables(doc, "accounts"), monitor)
-        routes, problems = resolve_routes(self._tables(doc, "routes"), accounts, monitor.interval)
+        routes, problems = resolve_routes(
+            self._tables(doc, "routes"), accounts, monitor.interval, base=self.base
+        )
         self.problems += problems
         alerts, problems = resolve_alerts(doc.get("alerts", {}), accounts, self.env)
         self.problems += problems
         reports, problems = resolve_reports(doc.get("reports", {}), accounts)
+        self.problems += problems
+        web, problems = resolve_web(doc.get("web", {}), monitor.listen, self.env, self._path)
         self.problems += problems
         if self.problems:
             raise ConfigError(self.problems)
@@ -119,6 +122,7 @@ class _Resolver:
             dns=dns,
             alerts=alerts,
             reports=reports,
+            web=web,
             accounts=[a for a in accounts.values() if a is not None],
             routes=routes,
             warnings=self.warnings,
@@ -143,13 +147,13 @@ class _Resolver:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base / path
 
-    def _existing_file(self, value: str | None, where: str) -> Path | None:
+    def _ca_file(self, value: str | None, where: str) -> Path | None:
         if value is None:
             return None
         path = self._path(value)
-        if not path.is_file():
-            reason = "not a file" if path.exists() else "file not found"
-            self.problems.append(f"{where}: {reason}: {path}")
+        reason = ca_bundle_problem(path)
+        if reason:
+            self.problems.append(f"{where}: {reason}")
         return path
 
     def _monitor(self, raw: object) -> MonitorSettings:
@@ -167,6 +171,10 @@ class _Resolver:
             state_dir = Path(self.env["STATE_DIRECTORY"].split(":")[0])
         else:
             state_dir = Path("var")
+        reason = state_dir_problem(state_dir)
+        if reason:
+            origin = "" if found.state_dir is not None else " (the default; set it to choose)"
+            self.problems.append(f"monitor.state_dir{origin}: {reason}")
         return MonitorSettings(
             database=found.database or f"sqlite:///{state_dir}/mailcanary.db",
             state_dir=state_dir,
@@ -174,7 +182,7 @@ class _Resolver:
             deadline=found.deadline,
             poll_interval=found.poll_interval,
             cleanup=found.cleanup,
-            ca_file=self._existing_file(found.ca_file, "monitor.ca_file"),
+            ca_file=self._ca_file(found.ca_file, "monitor.ca_file"),
             instance=found.instance,
             smtp_timeout=found.smtp_timeout,
             imap_timeout=found.imap_timeout,
@@ -184,6 +192,7 @@ class _Resolver:
             max_parallel_sends=found.max_parallel_sends,
             look_out=found.look_out,
             lease=found.lease,
+            public_url=found.public_url,
         )
 
     def _dns(self, raw: object) -> DnsSettings:
@@ -206,10 +215,11 @@ class _Resolver:
         for index, raw in tables:
             name = raw.get("name")
             named = isinstance(name, str) and bool(name)
-            label = f"accounts[{index}]" + (f" ({name})" if named else "")
+            label = table_label("accounts", index, name)
             if named and name in first_seen:
                 self.problems.append(
-                    f'{label}.name: duplicate account name "{name}" (also {first_seen[name]})'
+                    f"{label}.name: duplicate account name {excerpt(name)} "
+                    f"(also {first_seen[name]})"
                 )
             checked = check_table(AccountFile, raw, label, {"name": "_", "email": "_@_"})
             self.problems += checked.problems
@@ -235,7 +245,7 @@ class _Resolver:
             if preset is None:
                 known = ", ".join(sorted(PRESETS))
                 self.problems.append(
-                    f'{label}.provider: unknown provider "{found.provider}"; known: {known}'
+                    f"{label}.provider: unknown provider {excerpt(found.provider)}; known: {known}"
                 )
         smtp = self._endpoint(
             "smtp", found.smtp, preset.smtp if preset else None, label, monitor.smtp_timeout
@@ -258,14 +268,14 @@ class _Resolver:
         elif found.oauth is not None:
             problems = [f'{label}.oauth: only used with auth = "xoauth2"']
         self.problems += problems
-        own_ca = self._existing_file(found.ca_file, f"{label}.ca_file")
+        own_ca = self._ca_file(found.ca_file, f"{label}.ca_file")
         if not shape_known:
             return None
         return Account(
             name=found.name,
             email=found.email,
             provider=found.provider,
-            username=found.username or found.email,
+            username=found.username or (preset and preset.username) or found.email,
             password=password.secret,
             password_source=password.source,
             auth=found.auth,
@@ -300,9 +310,11 @@ class _Resolver:
             self.problems.append(f"{where}.host: {missing}")
         if host is None or port is None or security is None:
             return None
-        local = host == "localhost" or host.startswith("127.") or host == "::1"
-        if security is Security.NONE and not local:
+        endpoint = Endpoint(
+            host=host, port=port, security=security, timeout=given.timeout or timeout
+        )
+        if security is Security.NONE and not endpoint.on_loopback:
             self.warnings.append(
                 f'{where}.security: "none" sends the password to {host} unencrypted'
             )
-        return Endpoint(host=host, port=port, security=security, timeout=given.timeout or timeout)
+        return endpoint

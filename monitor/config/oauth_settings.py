@@ -32,8 +32,8 @@ class OAuthSettings(BaseModel):
 def check_auth(value: str) -> str:
     """The account's `auth` key (in the file): "password" (default) or "xoauth2"."""
     if value not in AUTH_METHODS:
-        # The same shape as monitor.config.schema.problem (which imports this module).
-        raise PydanticCustomError(
-            "config", "{reason}", {"reason": f'must be "password" or "xoauth2", got "{value}"'}
-        )
+        # The same shape as monitor.config.problems.problem; the value is not echoed: a
+        # password typed here by mistake would be printed.
+        reason = 'must be "password" or "xoauth2"'
+        raise PydanticCustomError("config", "{reason}", {"reason": reason})
     return value

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from pydantic import SecretStr
 
 from monitor.config.file_models import AccountFile
+from monitor.config.files import SECRET_LIMIT, UnreadableFile, read_small_file
 
 PASSWORD_KEYS = ("password", "password_env", "password_file", "password_credential")
 
@@ -139,9 +140,9 @@ class SecretReader:
 
     def _file(self, path: Path, where: str) -> SecretStr | None:
         try:
-            text = path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            self.problems.append(f"{where}: cannot read {path}: {exc.strerror or 'error'}")
+            text = read_small_file(path, SECRET_LIMIT).decode("utf-8")
+        except UnreadableFile as exc:
+            self.problems.append(f"{where}: cannot read {path}: {exc.reason}")
             return None
         except UnicodeDecodeError:
             self.problems.append(f"{where}: {path} is not UTF-8 text")

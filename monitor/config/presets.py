@@ -3,6 +3,11 @@
 Facts come from /work/shared/notes/providers.md (provider help pages, Thunderbird's autoconfig
 database, IMAP clients' issue trackers). Anything not confirmed there is listed in `unconfirmed`
 so `mailcanary providers` can say so and users know which value to override if it is wrong.
+
+The sending services (ESP relays: Amazon SES, SendGrid, Mailgun, Postmark, Brevo, SparkPost,
+Mailjet) have SMTP only: an account using one watches nothing unless it adds its own imap.
+Their facts and sources are in docs/notes/esp-relays.md (from the services' documentation as
+known to us, not checked against the live services).
 """
 
 from __future__ import annotations
@@ -42,12 +47,13 @@ class Preset(BaseModel):
     name: str
     title: str
     smtp: PresetEndpoint
-    imap: PresetEndpoint
-    spam_folder_hint: str | None
-    junk_flag: bool | None  # does LIST mark the spam folder \Junk? None: not known
+    imap: PresetEndpoint | None = None  # None: a sending service with no mailbox to watch
+    spam_folder_hint: str | None = None
+    junk_flag: bool | None = None  # does LIST mark the spam folder \Junk? None: not known
     auth_note: str
     note: str = ""
     unconfirmed: tuple[str, ...] = ()
+    username: str | None = None  # a fixed SMTP user name (SendGrid's "apikey"), else the email
 
 
 def _tls(host: str, port: int) -> PresetEndpoint:
@@ -57,6 +63,31 @@ def _tls(host: str, port: int) -> PresetEndpoint:
 def _starttls(host: str, port: int = 587) -> PresetEndpoint:
     return PresetEndpoint(host=host, port=port, security=Security.STARTTLS)
 
+
+# Amazon SES regions with an SMTP endpoint email-smtp.<region>.amazonaws.com.
+SES_REGIONS = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "sa-east-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-south-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "me-south-1",
+    "af-south-1",
+    "il-central-1",
+)
 
 _YANDEX_AUTH = "app password (mandatory with 2FA); XOAUTH2 works though not advertised"
 
@@ -190,6 +221,71 @@ PRESETS: dict[str, Preset] = {
             note="587 starttls also works",
             unconfirmed=("spam folder name", "\\Junk flag"),
         ),
+        *(
+            Preset(
+                name=f"ses-{region}",
+                title=f"Amazon SES ({region})",
+                smtp=_starttls(f"email-smtp.{region}.amazonaws.com"),
+                auth_note="SES SMTP credentials (made per region from an IAM user), "
+                "not the AWS access key",
+                note="465 tls; 25 and 2587 starttls, 2465 tls also; new accounts start in "
+                "the sandbox (verified recipients only)",
+            )
+            for region in SES_REGIONS
+        ),
+        Preset(
+            name="sendgrid",
+            title="SendGrid (Twilio)",
+            smtp=_starttls("smtp.sendgrid.net"),
+            username="apikey",
+            auth_note='user "apikey" (literally), password an API key with Mail Send access',
+            note="465 tls; 25 and 2525 starttls also",
+        ),
+        Preset(
+            name="mailgun",
+            title="Mailgun (US region)",
+            smtp=_starttls("smtp.mailgun.org"),
+            auth_note="an SMTP credential of the sending domain (e.g. postmaster@your-domain) "
+            "and its own password",
+            note="465 tls; 25 and 2525 starttls also",
+        ),
+        Preset(
+            name="mailgun-eu",
+            title="Mailgun (EU region)",
+            smtp=_starttls("smtp.eu.mailgun.org"),
+            auth_note="an SMTP credential of the sending domain and its own password",
+            note="465 tls; 25 and 2525 starttls also",
+        ),
+        Preset(
+            name="postmark",
+            title="Postmark",
+            smtp=_starttls("smtp.postmarkapp.com"),
+            auth_note="the Server API token as both user name and password",
+            note="25 and 2525 starttls also; broadcast streams use smtp-broadcasts.postmarkapp.com",
+        ),
+        Preset(
+            name="brevo",
+            title="Brevo (formerly Sendinblue)",
+            smtp=_starttls("smtp-relay.brevo.com"),
+            auth_note="the SMTP login shown under SMTP & API, password an SMTP key (not an "
+            "API key)",
+            note="465 tls and 2525 starttls also; formerly smtp-relay.sendinblue.com",
+        ),
+        Preset(
+            name="sparkpost",
+            title="SparkPost (US)",
+            smtp=_starttls("smtp.sparkpostmail.com"),
+            username="SMTP_Injection",
+            auth_note='user "SMTP_Injection", password an API key with "Send via SMTP"',
+            note="2525 starttls also; EU accounts use smtp.eu.sparkpostmail.com",
+        ),
+        Preset(
+            name="mailjet",
+            title="Mailjet",
+            smtp=_starttls("in-v3.mailjet.com"),
+            auth_note="the API key as user name, the secret key as password",
+            note="465 tls; 25 starttls also",
+        ),
     )
 }
 
@@ -229,7 +325,7 @@ def preset_rows() -> list[dict[str, str]]:
             {
                 "name": preset.name,
                 "smtp": str(preset.smtp),
-                "imap": str(preset.imap),
+                "imap": str(preset.imap) if preset.imap else "- (sending service)",
                 "spam folder": spam,
                 "auth": preset.auth_note + (f"; {preset.note}" if preset.note else ""),
                 "unconfirmed": ", ".join(preset.unconfirmed) or "-",

@@ -1,9 +1,11 @@
 """Problem lines: how a broken file table becomes the lines shown to the user.
 
 Every line is led by its key path (`accounts[1] (alice).smtp.port: must be 1..65535, got 0`).
-Validators raise `problem(...)`, whose text is used as it is (each validator decides what it
-may echo). Pydantic's own error kinds are reworded in TOML's terms and name only the type of
-what was found, never the value: it may be a secret typed into the wrong key.
+Validators raise `problem(reason, got=value)`; what was found is shown only as `excerpt()`
+(short, printable) and never under a key whose name looks secret-ish (`_SECRETISH`: a
+password typed into `auth` or an `oauth` key stays unseen). Values of unknown keys are never
+shown. Pydantic's own error kinds are reworded in TOML's terms and name only the type of what
+was found, never the value: it may be a secret typed into the wrong key.
 """
 
 from __future__ import annotations
@@ -19,9 +21,57 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
 
-def problem(message: str) -> PydanticCustomError:
-    """A validation error whose text is shown as it is (after the key path)."""
-    return PydanticCustomError("config", "{reason}", {"reason": message})
+class ConfigError(Exception):
+    """The file cannot be used; `problems` holds one line per problem, `str()` all of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+_NOTHING = object()
+# Key names whose values are never shown, even as an excerpt: they hold secrets or URLs that
+# may carry one, and what is typed into them by mistake is often a password.
+_SECRETISH = re.compile(r"pass|secret|token|credential|auth|url|database|key", re.IGNORECASE)
+EXCERPT = 40  # characters of a found value shown in a problem line
+
+
+def problem(message: str, got: object = _NOTHING) -> PydanticCustomError:
+    """A validation error: `message` follows the key path; `, got <excerpt of got>` is added
+    unless the key looks secret-ish."""
+    context: dict[str, Any] = {"reason": message}
+    if got is not _NOTHING:
+        context["got"] = excerpt(got)
+    return PydanticCustomError("config", "{reason}", context)
+
+
+def excerpt(value: object) -> str:
+    """What a problem line may show of a found value: at most EXCERPT printable characters
+    (a 5 MB value makes no 5 MB line, control characters cannot move the terminal's cursor);
+    a string in quotes, a number as TOML writes it, anything else by its type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        text = repr(value)
+        return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}… ({len(text)} digits)"
+    if not isinstance(value, str):
+        return toml_type(value)
+    shown = "".join(c if c.isprintable() else "?" for c in value[:EXCERPT])
+    if len(value) > EXCERPT:
+        return f'"{shown}…" ({len(value)} characters)'
+    return f'"{shown}"'
+
+
+def table_label(prefix: str, index: int, name: object) -> str:
+    """`accounts[2] (alice)`: the table's name is added only when it is a short plain name,
+    so a pasted secret or a huge value never leads every line about that table."""
+    plain = isinstance(name, str) and len(name) <= EXCERPT and re.fullmatch(r"[\w.@+-]+", name)
+    return f"{prefix}[{index}]" + (f" ({name})" if plain else "")
+
+
+def secretish(where: str) -> bool:
+    """Does the key path name a secret-ish key? (Table names in parentheses do not count.)"""
+    return bool(_SECRETISH.search(re.sub(r" \([^)]*\)", "", where)))
 
 
 def toml_type(value: object) -> str:
@@ -90,7 +140,8 @@ def key_path(prefix: str, loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            key = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f'"{part}"'
+            plain = len(part) <= EXCERPT and re.fullmatch(r"[A-Za-z0-9_-]+", part)
+            key = part if plain else excerpt(part)
             out = f"{out}.{key}" if out else key
     return out
 
@@ -118,7 +169,9 @@ def _error_line(model: type[BaseModel], prefix: str, error: Any) -> str:
     loc, kind = tuple(error["loc"]), error["type"]
     where = key_path(prefix, loc)
     if kind == "config":
-        return f"{where}: {error['ctx']['reason']}"
+        context = error["ctx"]
+        shown = "got" in context and not secretish(where)
+        return f"{where}: {context['reason']}" + (f", got {context['got']}" if shown else "")
     if kind == "extra_forbidden":
         return unknown_key_line(where, str(loc[-1]), _keys_at(model, loc[:-1]))
     if kind == "missing":

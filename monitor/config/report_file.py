@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel
 
 from monitor.config.file_models import _FILE, _email
-from monitor.config.problems import check_table, problem, toml_type
+from monitor.config.problems import check_table, excerpt, problem, toml_type
 from monitor.config.report_settings import WEEKDAYS, ReportSettings
 from monitor.config.schema import Account
 
@@ -37,23 +37,24 @@ def parse_weekly(value: str) -> tuple[int, time]:
     found = _WEEKLY.fullmatch(value.lower())
     if found and found[1] in _DAY_NAMES and int(found[2]) < 24 and int(found[3]) < 60:
         return _DAY_NAMES[found[1]], time(int(found[2]), int(found[3]))
-    raise ValueError(f'must be a weekday and a 24-hour time like "mon 08:00", got "{value}"')
+    raise ValueError('must be a weekday and a 24-hour time like "mon 08:00"')
 
 
 def _weekly(value: str) -> str:
     try:
         parse_weekly(value)
     except ValueError as exc:
-        raise problem(str(exc)) from None
+        raise problem(str(exc), value) from None
     return value
 
 
 def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a name of a directory of the zone database ("Europe") is read as a file.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise problem(
-            f'unknown time zone "{value}"; use an IANA name like "Europe/Athens" or "UTC"'
+            'unknown time zone; use an IANA name like "Europe/Athens" or "UTC"', value
         ) from None
     return value
 
@@ -80,9 +81,9 @@ def resolve_reports(
         problems.append("reports.account: required to send the report to reports.to")
     if found.account is not None:
         if found.account not in accounts:
-            problems.append(f'reports.account: unknown account "{found.account}"')
+            problems.append(f"reports.account: unknown account {excerpt(found.account)}")
         elif (account := accounts[found.account]) is not None and account.smtp is None:
-            problems.append(f'reports.account: account "{found.account}" has no smtp')
+            problems.append(f"reports.account: account {excerpt(found.account)} has no smtp")
         if not found.to and "to" not in checked.dropped:
             problems.append("reports.to: required with reports.account (who gets the report?)")
     weekday, at = parse_weekly(found.weekly)

@@ -17,6 +17,7 @@ from monitor.config.alert_settings import AlertSettings
 from monitor.config.file_models import DEFAULT_DNSBL_ZONES
 from monitor.config.oauth_settings import OAuthSettings
 from monitor.config.report_settings import ReportSettings
+from monitor.config.web_settings import WebSettings
 from monitor.core.models import Security
 
 # monitor.config.oauth_file still imports these file-side helpers from here, where they lived
@@ -39,6 +40,12 @@ class Endpoint(BaseModel):
     security: Security
     timeout: float = 60.0
 
+    @property
+    def on_loopback(self) -> bool:
+        """Is the server on this machine (a test stack, the demo)?"""
+        host = self.host
+        return host == "localhost" or host.startswith("127.") or host == "::1"
+
 
 class MonitorSettings(BaseModel):
     model_config = _RESOLVED
@@ -60,6 +67,7 @@ class MonitorSettings(BaseModel):
     max_parallel_sends: int = 50  # SMTP conversations at once
     look_out: bool = True  # look for a canary on its way, not only wait for the IDLE push
     lease: float = 30.0  # PostgreSQL: a silent instance's mailboxes and probes go after this
+    public_url: str | None = None  # where people reach the status page; alerts and reports link it
 
 
 class DnsSettings(BaseModel):
@@ -105,6 +113,9 @@ class Route(BaseModel):
     sender: str
     recipients: list[str]
     interval: float = 300.0
+    message: Path | None = None  # the user's own message file (absolute), see monitor.content
+    message_template: Path | None = None
+    subject: str | None = None
 
 
 class Config(BaseModel):
@@ -115,9 +126,18 @@ class Config(BaseModel):
     dns: DnsSettings = DnsSettings()
     alerts: AlertSettings = AlertSettings()
     reports: ReportSettings = ReportSettings()
+    web: WebSettings = WebSettings()
     accounts: list[Account] = []
     routes: list[Route] = []
     warnings: list[str] = []
+
+    def require_routes(self) -> None:
+        """For the commands that send (probe, run): ConfigError when there is nothing to send,
+        so a check that checks nothing cannot pass. check-config only warns about it."""
+        if not self.routes:
+            raise problems.ConfigError(
+                [f"routes: none in {self.path}; probe and run need at least one [[routes]] table"]
+            )
 
     def account(self, name: str) -> Account:
         for account in self.accounts:

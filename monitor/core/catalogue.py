@@ -1,10 +1,11 @@
 """What a failure means and what to do about it: the reply catalogue.
 
-`advise(failure)` looks the failure up in `entries()`. An entry lists conditions (failure kind,
-phase, basic code, enhanced code, a pattern on the server's text); every condition it lists must
-hold. Of the entries that match, the most specific wins: a text pattern (a provider's own
-wording) outweighs an enhanced code, which outweighs a basic code, then the phase, then the
-kind; equal weights go to the entry listed first. Each kind has a plain entry, so every
+`advise(failure)` looks the failure up in `entries()`, rules of `monitor.core.rules` (the
+engine reply classification uses too). An entry lists conditions (failure kind, phase, basic
+code, enhanced code, a pattern on the server's text); every condition it lists must hold. Of
+the entries that match, the most specific wins: a text pattern (a provider's own wording)
+outweighs an enhanced code, which outweighs a basic code, then the phase, then the kind;
+equal weights go to the entry listed first. Each kind has a plain entry, so every
 failure gets advice; `FALLBACK` covers a kind nobody has written advice for yet.
 
 Enhanced codes are written "x.7.26" (any class: 4.7.26 and 5.7.26) or in full ("5.7.139").
@@ -16,84 +17,14 @@ providers' published error pages; the wording is ours.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
-from monitor.core.models import Failure, Phase
-
-
-@dataclass(frozen=True, slots=True)
-class Advice:
-    explanation: str  # what happened and its likely cause
-    remedy: str  # what the operator can do
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One row of the catalogue; conditions left None do not matter."""
-
-    explanation: str
-    remedy: str
-    kinds: frozenset[str] | None = None
-    phases: frozenset[Phase] | None = None
-    codes: frozenset[int] | None = None
-    enhanced: frozenset[str] | None = None
-    text: re.Pattern[str] | None = None
-
-    @property
-    def weight(self) -> int:
-        given = (self.kinds, self.phases, self.codes, self.enhanced, self.text)
-        return sum(1 << i for i, condition in enumerate(given) if condition is not None)
-
-    def matches(self, failure: Failure) -> bool:
-        if self.kinds is not None and failure.kind not in self.kinds:
-            return False
-        if self.phases is not None and failure.phase not in self.phases:
-            return False
-        if self.codes is not None and failure.code not in self.codes:
-            return False
-        if self.enhanced is not None and not _enhanced_in(failure.enhanced, self.enhanced):
-            return False
-        return self.text is None or self.text.search(failure.message) is not None
-
-
-def _enhanced_in(enhanced: str | None, wanted: frozenset[str]) -> bool:
-    if enhanced is None:
-        return False
-    return enhanced in wanted or "x." + enhanced.split(".", 1)[1] in wanted
-
-
-def _group(value: Any) -> frozenset[Any] | None:
-    if value is None:
-        return None
-    # A Phase is a str too: one value, not an iterable of characters.
-    return frozenset({value}) if isinstance(value, str | int) else frozenset(value)
-
-
-def entry(
-    explanation: str,
-    remedy: str,
-    *,
-    kind: str | Iterable[str] | None = None,
-    phase: Phase | Iterable[Phase] | None = None,
-    code: int | Iterable[int] | None = None,
-    enhanced: str | Iterable[str] | None = None,
-    text: str | None = None,
-) -> Entry:
-    """An Entry from loose arguments: one value or several for each condition."""
-    return Entry(
-        explanation,
-        remedy,
-        kinds=_group(kind),
-        phases=_group(phase),
-        codes=_group(code),
-        enhanced=_group(enhanced),
-        text=re.compile(text, re.IGNORECASE) if text else None,
-    )
-
+from monitor.core.catalogue_errors import ERROR_ENTRIES
+from monitor.core.catalogue_oauth import OAUTH_ENTRIES
+from monitor.core.catalogue_providers import PROVIDER_ENTRIES
+from monitor.core.catalogue_replies import REPLY_ENTRIES
+from monitor.core.models import Advice, Failure
+from monitor.core.rules import Entry, entry, most_specific
 
 _RETRY = "mailcanary retries at the next interval; alert only if it keeps happening."
 
@@ -218,6 +149,19 @@ KIND_ENTRIES: tuple[Entry, ...] = (
         "Nothing to fix unless the account was removed by mistake.",
         kind="account_removed",
     ),
+    entry(
+        "mailcanary stopped (a crash, a kill or a stop that outlasted drain_timeout) before "
+        "this canary's hand-off was recorded, and it was not found by its deadline: whether "
+        "it ever left is unknown. It counts towards no alert.",
+        "Nothing to fix on the route; if it happens often, find out why the daemon stops.",
+        kind="interrupted",
+    ),
+    entry(
+        "The route's message file or template could not be used when the probe was sent "
+        "(moved, changed or broken since the config was loaded); nothing was sent.",
+        "Fix the file (`mailcanary check-config` names the problem) or reload the daemon.",
+        kind="message_file",
+    ),
 )
 
 FALLBACK = Advice(
@@ -229,27 +173,27 @@ FALLBACK = Advice(
 @cache
 def entries() -> tuple[Entry, ...]:
     """The whole catalogue, provider entries first (they win ties)."""
-    # Imported late: those tables build their rows with `entry` from this module.
-    from monitor.core.catalogue_errors import ERROR_ENTRIES
-    from monitor.core.catalogue_oauth import OAUTH_ENTRIES
-    from monitor.core.catalogue_providers import PROVIDER_ENTRIES
-    from monitor.core.catalogue_replies import REPLY_ENTRIES
-
     return (*OAUTH_ENTRIES, *PROVIDER_ENTRIES, *REPLY_ENTRIES, *ERROR_ENTRIES, *KIND_ENTRIES)
+
+
+def _best(failure: Failure) -> Entry | None:
+    return most_specific(
+        entries(),
+        kind=failure.kind,
+        phase=failure.phase,
+        code=failure.code,
+        enhanced=failure.enhanced,
+        text=failure.message,
+    )
 
 
 def advise(failure: Failure) -> Advice:
     """The catalogue's explanation and remedy for a failure; never raises."""
-    best: Entry | None = None
-    for candidate in entries():
-        if candidate.matches(failure) and (best is None or candidate.weight > best.weight):
-            best = candidate
-    if best is None:
-        return FALLBACK
-    return Advice(best.explanation, best.remedy)
+    best = _best(failure)
+    return FALLBACK if best is None else best.says
 
 
 def is_specific(failure: Failure) -> bool:
     """Whether the advice says more than the failure kind's plain entry does."""
-    best = max((e for e in entries() if e.matches(failure)), key=lambda e: e.weight, default=None)
+    best = _best(failure)
     return best is not None and best not in KIND_ENTRIES

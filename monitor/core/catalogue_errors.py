@@ -2,13 +2,13 @@
 handshakes, timeouts by phase, DNS, refused and lost connections, and the IMAP side.
 
 The detail is read from the failure's message, which the adapters fill in from the library's
-error (OpenSSL's verify message, the resolver's text). See `monitor.core.catalogue` for matching.
+error (OpenSSL's verify message, the resolver's text). See `monitor.core.rules` for matching.
 """
 
 from __future__ import annotations
 
-from monitor.core.catalogue import Entry, entry
 from monitor.core.models import Phase
+from monitor.core.rules import Entry, entry
 
 ERROR_ENTRIES: tuple[Entry, ...] = (
     # ------------------------------------------------------------ TLS detail

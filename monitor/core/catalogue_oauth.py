@@ -1,10 +1,10 @@
 """The catalogue's rows for OAuth2 (XOAUTH2) accounts: refused token refreshes and bearer
-tokens the mail server would not take. See `monitor.core.catalogue` for matching; the
+tokens the mail server would not take. See `monitor.core.rules` for matching; the
 adapters word these failures ("OAuth token refresh refused by HOST: invalid_grant: …")."""
 
 from __future__ import annotations
 
-from monitor.core.catalogue import Entry, entry
+from monitor.core.rules import Entry, entry
 
 _LOGIN = "run `mailcanary oauth login NAME` (NAME: this account) to sign in again."
 

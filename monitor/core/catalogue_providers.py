@@ -4,12 +4,14 @@
 Gmail ends its replies with "- gsmtp" and gives some enhanced codes its own meaning (its 5.7.27
 is an SPF failure, where the registry's x.7.27 is a null MX). Microsoft's x.7.139, x.7.30 and
 x.7.515 are its own codes. Yahoo tags its replies with bracketed codes such as [TSS04].
+Sending services (Amazon SES, SendGrid, Mailgun, Postmark, Brevo, SparkPost) are told apart by
+their reply texts (see docs/notes/esp-relays.md for the sources and how sure each one is).
 Facts from the providers' published error pages; the wording is ours.
 """
 
 from __future__ import annotations
 
-from monitor.core.catalogue import Entry, entry
+from monitor.core.rules import Entry, entry
 
 _GMAIL = r"gsmtp|support\.google\.com"
 _YAHOO_URL = "postmaster.yahooinc.com"
@@ -199,5 +201,56 @@ PROVIDER_ENTRIES: tuple[Entry, ...] = (
         "judged to be spam.",
         "Check SPF, DKIM and DMARC alignment for the From domain; see Yahoo's error code page.",
         text=r"not accepted for policy reasons|" + _YAHOO_URL.replace(".", r"\."),
+    ),
+    # ------------------------------------------------------------ sending services (ESPs)
+    entry(
+        "Amazon SES: the From address (or, in the sandbox, the recipient) is not a verified "
+        "identity in this region. New SES accounts start in the sandbox.",
+        "Verify the sending domain or address in the SES console for this region, and ask AWS "
+        "for production access to send to unverified recipients.",
+        text=r"Email address is not verified|identities failed the check",
+    ),
+    entry(
+        "Amazon SES: the account's sending rate or daily quota is used up.",
+        "Send less often, or ask AWS to raise the account's sending limits.",
+        text=r"Throttling failure: (Maximum sending rate|Daily message quota) exceeded",
+    ),
+    entry(
+        "Amazon SES refused the login: SES wants SMTP credentials made for the region, not "
+        "an IAM access key and secret as they are.",
+        "Create SMTP credentials in the SES console of the endpoint's region and use those.",
+        text=r"Authentication Credentials Invalid",
+    ),
+    entry(
+        "SendGrid: the From address is not a verified Sender Identity of the account.",
+        "Verify the single sender or authenticate the From domain in SendGrid's settings.",
+        text=r"verified Sender Identity",
+    ),
+    entry(
+        "SendGrid: the account has used up its sending credits (free plans have a limit).",
+        "Wait for the credits to renew or upgrade the plan.",
+        text=r"Maximum credits exceeded",
+    ),
+    entry(
+        "Mailgun: a sandbox domain sends only to authorised recipients, for testing.",
+        "Add and verify your own sending domain in Mailgun, or add the recipient to the "
+        "sandbox's authorised recipients.",
+        text=r"Sandbox subdomains are for test purposes only|authori[sz]ed recipients",
+    ),
+    entry(
+        "Postmark: the From address has no confirmed Sender Signature (or domain) on the "
+        "server's account.",
+        "Add and confirm the sender signature or verify the domain in Postmark.",
+        text=r"Sender Signature",
+    ),
+    entry(
+        "Brevo: the sending IP is not in the account's list of authorised IPs.",
+        "Add this machine's public IP under Brevo's authorised IPs, or turn the check off.",
+        text=r"unauthori[sz]ed IP",
+    ),
+    entry(
+        "SparkPost: the From domain is not a configured (verified) sending domain.",
+        "Add the domain under SparkPost's sending domains and publish its DKIM record.",
+        text=r"Unconfigured Sending Domain",
     ),
 )

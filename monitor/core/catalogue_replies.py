@@ -1,13 +1,13 @@
 """The catalogue's generic reply rows: SMTP basic and enhanced codes, by phase.
 
 Codes and their standard meanings: RFC 5321 §4.2, RFC 3463, RFC 4954 §6, RFC 7372 and the IANA
-enhanced status code registry. The wording is ours. See `monitor.core.catalogue` for matching.
+enhanced status code registry. The wording is ours. See `monitor.core.rules` for matching.
 """
 
 from __future__ import annotations
 
-from monitor.core.catalogue import Entry, entry
 from monitor.core.models import Phase
+from monitor.core.rules import Entry, entry
 
 _RETRY = "mailcanary retries at the next interval; alert only if it keeps happening."
 _AUTH_DNS = (

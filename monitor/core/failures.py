@@ -1,7 +1,8 @@
 """Why a send failed, as a small stable set of kinds; the seed of the reply catalogue.
 
-Replies (`classify_reply`) are matched against `REPLY_RULES` top to bottom, first match wins;
-`transient` follows the reply class ("class": 4xx yes, 5xx no) unless the rule says otherwise.
+Replies (`classify_reply`) are matched against `REPLY_RULES` top to bottom, first match wins
+(rules of `monitor.core.rules`, the engine the advice catalogue uses too); `transient` follows
+the reply class ("class": 4xx yes, 5xx no) unless the rule says otherwise.
 
 | kind                 | when (reply rules, in order)                                  | transient |
 |----------------------|---------------------------------------------------------------|-----------|
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.core.models import Failure, Phase
+from monitor.core.rules import Rule, first_match, rule
 
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})(?=\s|$|[^\w.])")
 
@@ -51,62 +53,43 @@ def parse_enhanced(text: str) -> str | None:
 
 _4XX = frozenset(range(400, 500))
 _5XX = frozenset(range(500, 600))
-
-
-def _at(*phases: Phase) -> frozenset[Phase]:
-    return frozenset(phases)
-
-
-_TRANSACTION = _at(Phase.MAIL_FROM, Phase.RCPT_TO, Phase.DATA)
+_TRANSACTION = (Phase.MAIL_FROM, Phase.RCPT_TO, Phase.DATA)
 
 
 @dataclass(frozen=True, slots=True)
-class ReplyRule:
-    """One row of the reply table; every condition given must hold."""
+class Kind:
+    """What a reply rule says: the failure's kind, and whether it is transient (None: by the
+    reply class)."""
 
-    kind: str
-    phases: frozenset[Phase] | None = None  # None: any phase
-    codes: frozenset[int] | None = None  # None: any code
-    enhanced: frozenset[str] | None = None  # "subject.detail", e.g. "7.8" for 4.7.8 and 5.7.8
-    transient: bool | None = None  # None: by the reply class
-
-    def matches(self, phase: Phase, code: int, enhanced: str | None) -> bool:
-        if self.phases is not None and phase not in self.phases:
-            return False
-        if self.codes is not None and code not in self.codes:
-            return False
-        if self.enhanced is not None:
-            return enhanced is not None and enhanced.split(".", 1)[1] in self.enhanced
-        return True
+    name: str
+    transient: bool | None = None
 
 
-REPLY_RULES: tuple[ReplyRule, ...] = (
-    ReplyRule("greeting_refused", phases=_at(Phase.GREETING)),
-    ReplyRule("starttls_unavailable", phases=_at(Phase.TLS)),
-    ReplyRule("auth_failed", phases=_at(Phase.AUTH)),
-    ReplyRule("auth_failed", enhanced=frozenset({"7.8"})),
-    ReplyRule("auth_required", codes=frozenset({530})),
-    ReplyRule("ehlo_refused", phases=_at(Phase.EHLO)),
+REPLY_RULES: tuple[Rule[Kind], ...] = (
+    rule(Kind("greeting_refused"), phase=Phase.GREETING),
+    rule(Kind("starttls_unavailable"), phase=Phase.TLS),
+    rule(Kind("auth_failed"), phase=Phase.AUTH),
+    rule(Kind("auth_failed"), enhanced="x.7.8"),
+    rule(Kind("auth_required"), code=530),
+    rule(Kind("ehlo_refused"), phase=Phase.EHLO),
     # RFC 5321 asks clients to treat 552 at RCPT as "too many recipients", i.e. temporary.
-    ReplyRule("deferred", phases=_at(Phase.RCPT_TO), codes=frozenset({552}), transient=True),
-    ReplyRule("sender_refused", phases=_at(Phase.MAIL_FROM), codes=frozenset({553})),
-    ReplyRule(
-        "sender_refused", phases=_at(Phase.MAIL_FROM), codes=_5XX, enhanced=frozenset({"7.1"})
-    ),
-    ReplyRule("message_refused", phases=_at(Phase.DATA), codes=frozenset({552, 554})),
-    ReplyRule("rejected", phases=_TRANSACTION, codes=_5XX),
-    ReplyRule("deferred", phases=_TRANSACTION, codes=_4XX),
+    rule(Kind("deferred", transient=True), phase=Phase.RCPT_TO, code=552),
+    rule(Kind("sender_refused"), phase=Phase.MAIL_FROM, code=553),
+    rule(Kind("sender_refused"), phase=Phase.MAIL_FROM, code=_5XX, enhanced="x.7.1"),
+    rule(Kind("message_refused"), phase=Phase.DATA, code=(552, 554)),
+    rule(Kind("rejected"), phase=_TRANSACTION, code=_5XX),
+    rule(Kind("deferred"), phase=_TRANSACTION, code=_4XX),
 )
 
 
 def classify_reply(phase: Phase, code: int, text: str) -> Failure:
     """The failure an unwelcome reply means; `text` is the reply text without the code."""
     enhanced = parse_enhanced(text)
-    rule = next((r for r in REPLY_RULES if r.matches(phase, code, enhanced)), None)
-    kind = rule.kind if rule else "protocol_error"
-    transient = rule.transient if rule and rule.transient is not None else code in _4XX
+    found = first_match(REPLY_RULES, phase=phase, code=code, enhanced=enhanced)
+    kind = found.says if found else Kind("protocol_error")
+    transient = kind.transient if kind.transient is not None else code in _4XX
     return Failure(
-        kind=kind,
+        kind=kind.name,
         phase=phase,
         transient=transient,
         message=text.strip(),
@@ -126,7 +109,7 @@ ERROR_KINDS: dict[str, bool] = {  # kind -> transient by default
     "protocol_error": False,
 }
 
-KINDS: frozenset[str] = frozenset({r.kind for r in REPLY_RULES} | set(ERROR_KINDS))
+KINDS: frozenset[str] = frozenset({r.says.name for r in REPLY_RULES} | set(ERROR_KINDS))
 
 
 def classify_error(

@@ -9,12 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from monitor.core.receipt import Receipt
-
-if TYPE_CHECKING:  # the catalogue imports this module
-    from monitor.core.catalogue import Advice
 
 
 def utcnow() -> datetime:
@@ -156,6 +152,14 @@ class PlannedProbe:
     deadline_at: datetime
     message_id: str
     instance: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """The reply catalogue's words on a failure (monitor.core.catalogue)."""
+
+    explanation: str  # what happened and its likely cause
+    remedy: str  # what the operator can do
 
 
 @dataclass(frozen=True, slots=True)

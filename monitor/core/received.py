@@ -113,10 +113,14 @@ def _clauses(text: str) -> dict[str, tuple[list[str], list[str]]]:
     return clauses
 
 
-def _hop(value: str) -> Hop:
+def stamped_at(value: str) -> datetime | None:
+    """The date a server wrote after the last ";" of one Received value, in UTC."""
     stamp, _, date = value.rpartition(";")
-    if not stamp:  # no ";": no date either
-        stamp, date = value, ""
+    return _date(date) if stamp else None  # no ";": no date either
+
+
+def _hop(value: str) -> Hop:
+    stamp = value.rpartition(";")[0] or value
     clauses = _clauses(stamp)
     words = {key: words for key, (words, _) in clauses.items()}
     from_words, from_comments = clauses.get("from", ([], []))
@@ -131,7 +135,7 @@ def _hop(value: str) -> Hop:
         tls=True if version else _tls_by_protocol(protocol),
         tls_version=version,
         queue_id=_first(words.get("id", [])),
-        at=_date(date),
+        at=stamped_at(value),
         external=bool(from_ip and from_ip.is_global),
     )
 

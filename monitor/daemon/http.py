@@ -1,33 +1,45 @@
-"""A tiny HTTP/1.1 endpoint for Prometheus and health checks: GET /metrics and GET /healthz.
+"""The daemon's HTTP listener: /metrics, /healthz and, when given, the status page (#14).
 
-Two read-only pages do not justify a web framework. Every connection answers one request and
-closes; the request head is bounded in size and must arrive within a few seconds, and the
-number of open connections is capped, so a slow or hostile client cannot hold the daemon.
+aiohttp.web runs on the daemon's own event loop (an `AppRunner` and a `TCPSite`, no thread, no
+signal handling of its own), so pages read the same engine and the same live state as the
+probes. Starlette would need uvicorn, whose server installs signal handlers the daemon owns.
+
+Every answer is read-only (GET and HEAD; anything else 405), `no-store`, and carries the
+strict security headers of `monitor.web.security.HEADERS` (no inline script, nothing loaded
+from elsewhere).
+A client that says nothing is dropped after `read_timeout` (aiohttp's keep-alive timer runs
+from the moment a connection opens); a head over 8 KiB is refused with 400; the number of
+open connections is capped, answered with 503 beyond it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import Callable
-from http import HTTPStatus
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.daemon.metrics import Metrics
+from monitor.web.security import HEADERS
 
 log = structlog.get_logger(__name__)
 
 # (healthy, details): details become the /healthz JSON body next to "status".
 Health = Callable[[], tuple[bool, dict[str, Any]]]
+# Adds the status page's routes (and its own middleware state) to the application.
+Pages = Callable[[web.Application], None]
 
-MAX_HEAD = 8192
+MAX_HEAD = 8190
 READ_TIMEOUT = 5.0
-MAX_CONNECTIONS = 32
-_JSON = "application/json"
+MAX_CONNECTIONS = 64
+ALLOWED = ("GET", "HEAD")
+
+# A malformed request is the client's problem; aiohttp would log each one with a traceback.
+logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -42,147 +54,109 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _Listener:
+    """Filled in once the runner exists: the middleware counts its open connections."""
+
+    server: web.Server | None = None
+
+
+LISTENER = web.AppKey("listener", _Listener)
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    server = request.app[LISTENER].server
+    try:
+        if request.method not in ALLOWED:
+            raise web.HTTPMethodNotAllowed(request.method, ALLOWED)
+        if server is not None and len(server.connections) > MAX_CONNECTIONS:
+            raise web.HTTPServiceUnavailable(text="busy\n")
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = web.Response(
+            status=exc.status, text=exc.text or f"{exc.reason.lower()}\n", headers=exc.headers
+        )
+    except Exception:
+        log.exception("http request failed", path=request.path)
+        response = web.Response(status=500, text="internal error\n")
+    if not response.prepared:
+        response.headers.update(HEADERS)
+    return response
+
+
 class Server:
-    def __init__(self, metrics: Metrics, health: Health, *, read_timeout: float = READ_TIMEOUT):
-        self.metrics = metrics
-        self.health = health
-        self.read_timeout = read_timeout
-        self._server: asyncio.Server | None = None
-        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
-        self._handlers: set[asyncio.Task[Any]] = set()
+    def __init__(self, app: web.Application, read_timeout: float):
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            keepalive_timeout=read_timeout,
+            max_line_size=MAX_HEAD,
+            max_field_size=MAX_HEAD,
+            # Live-update streams end at once on close; nothing else takes long.
+            shutdown_timeout=1.0,
+            handle_signals=False,
+        )
+        self._app = app
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._connection, host, port, limit=MAX_HEAD)
+        await self._runner.setup()
+        self._app[LISTENER].server = self._runner.server
+        await web.TCPSite(self._runner, host, port).start()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """The bound (host, port) pairs; with port 0 this tells which port was chosen."""
-        assert self._server is not None
-        return [sock.getsockname()[:2] for sock in self._server.sockets]
+        return [tuple(address[:2]) for address in self._runner.addresses]
 
     @property
     def port(self) -> int:
         return self.addresses[0][1]
 
     async def close(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        # Since Python 3.12 wait_closed() waits for open connections: end them first.
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
-        self._server = None
+        await self._runner.cleanup()
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            if self._slots.locked():
-                return  # at capacity: closing at once is the cheapest answer
-            async with self._slots:
-                await self._exchange(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass  # the client went away or would not read its answer
-        except Exception:
-            log.exception("http request failed")
-        finally:
-            self._handlers.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def application(metrics: Metrics, health: Health, pages: Pages | None = None) -> web.Application:
+    app = web.Application(middlewares=[_guard])
+    app[LISTENER] = _Listener()
+
+    async def prometheus(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
         try:
-            async with asyncio.timeout(self.read_timeout):
-                head = await reader.readuntil(b"\r\n\r\n")
-        except TimeoutError:
-            return  # a client that says nothing in time gets nothing
-        except asyncio.LimitOverrunError:
-            await self._refuse(reader, writer, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
-            return
-        parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            await self._refuse(reader, writer, HTTPStatus.BAD_REQUEST)
-            return
-        method, target, _ = parts
-        if method not in ("GET", "HEAD"):
-            await self._refuse(
-                reader, writer, HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": "GET, HEAD"}
-            )
-            return
-        status, content_type, body = self._page(target.split("?", 1)[0])
-        await _respond(
-            writer, status, self.read_timeout, body, content_type, send_body=method == "GET"
+            ok, details = health()
+        except Exception as exc:
+            log.exception("health check raised")
+            ok, details = False, {"error": type(exc).__name__}
+        body = {"status": "ok" if ok else "unhealthy", **details}
+        return web.Response(
+            status=200 if ok else 503,
+            body=json.dumps(body, default=str).encode() + b"\n",
+            content_type="application/json",
         )
 
-    async def _refuse(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        status: HTTPStatus,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        await _respond(writer, status, self.read_timeout, extra=extra)
-        # Closing with unread input makes the kernel send a reset, which can destroy the
-        # answer before the client reads it: half-close, then discard a bounded remainder.
-        writer.write_eof()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.read_timeout):
-                for _ in range(16):
-                    if not await reader.read(MAX_HEAD):
-                        break
-
-    def _page(self, path: str) -> tuple[HTTPStatus, str, bytes]:
-        if path == "/metrics":
-            return HTTPStatus.OK, CONTENT_TYPE_LATEST, self.metrics.render()
-        if path == "/healthz":
-            try:
-                ok, details = self.health()
-            except Exception as exc:
-                log.exception("health check raised")
-                ok, details = False, {"error": type(exc).__name__}
-            body = {"status": "ok" if ok else "unhealthy", **details}
-            status = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
-            return status, _JSON, json.dumps(body, default=str).encode() + b"\n"
-        return HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n"
+    app.router.add_get("/metrics", prometheus)
+    app.router.add_get("/healthz", healthz)
+    if pages is not None:
+        pages(app)
+    return app
 
 
 async def serve(
-    listen: str, metrics: Metrics, health: Health, *, read_timeout: float = READ_TIMEOUT
+    listen: str,
+    metrics: Metrics,
+    health: Health,
+    *,
+    read_timeout: float = READ_TIMEOUT,
+    pages: Pages | None = None,
 ) -> Server:
     """Start answering on `listen` ("host:port"); the caller turns it off by not calling this."""
     host, port = parse_listen(listen)
-    server = Server(metrics, health, read_timeout=read_timeout)
+    server = Server(application(metrics, health, pages), read_timeout)
     await server.start(host, port)
     log.info("http listening", listen=[f"{h}:{p}" for h, p in server.addresses])
     return server
-
-
-async def _respond(
-    writer: asyncio.StreamWriter,
-    status: HTTPStatus,
-    drain_within: float,
-    body: bytes | None = None,
-    content_type: str = "text/plain; charset=utf-8",
-    *,
-    send_body: bool = True,
-    extra: dict[str, str] | None = None,
-) -> None:
-    if body is None:
-        body = f"{status.phrase.lower()}\n".encode()
-    headers = {
-        "Content-Type": content_type,
-        "Content-Length": str(len(body)),
-        "Connection": "close",
-        "Cache-Control": "no-store",
-        **(extra or {}),
-    }
-    head = f"HTTP/1.1 {status.value} {status.phrase}\r\n"
-    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
-    writer.write(head.encode("latin-1") + (body if send_body else b""))
-    async with asyncio.timeout(drain_within):
-        # A client that never reads must not keep the connection (and a slot) forever.
-        await writer.drain()

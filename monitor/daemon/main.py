@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
@@ -24,68 +23,32 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.adapters import keyfile, tls
-from monitor.adapters.leases import SharedWork
-from monitor.adapters.store import Store
+from monitor.adapters.webstore import WebStore
 from monitor.alerts.dispatch import Alerting
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
-from monitor.core.canary import new_key
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
-from monitor.daemon import http, sdnotify, slots
+from monitor.core.slots import jitter, phase, slot_for
+from monitor.daemon import http, sdnotify
 from monitor.daemon.leases import FleetCollector, LeaseLoop
 from monitor.daemon.metrics import Metrics
+from monitor.daemon.slots import SlotTrigger
+from monitor.dnscheck.policy import Finding
 from monitor.dnscheck.run import log_posture
-from monitor.probe.relay import Relay
-from monitor.probe.runner import ProbeRunner, Progress, slot_for
+from monitor.probe.runner import ProbeRunner
+from monitor.probe.setup import READY_TIMEOUT, opened, shared
 from monitor.reports.weekly import Reporting
+from monitor.web.app import Pages
+from monitor.web.live import Hub
+from monitor.web.security import Gate
+from monitor.web.views import Source
 
 log = structlog.get_logger(__name__)
 
 SWEEP_EVERY = timedelta(hours=6)
 SWEEP_OLDER_THAN = 86400.0
-READY_TIMEOUT = 15.0
 HEARTBEAT_SECONDS = 15.0
 FIRST_RUNS_PER_SECOND = 20
-
-
-@asynccontextmanager
-async def opened(cfg: Config, *, progress: Progress | None = None) -> AsyncIterator[ProbeRunner]:
-    """Store migrated, key loaded, runner built; everything closed on the way out."""
-    tls.trim_read_buffers()
-    store = await Store.open(cfg.monitor.database)
-    try:
-        await store.upgrade()
-        key = await canary_key(cfg, store)
-        runner = ProbeRunner(cfg, store, key, progress=progress)
-        if shared(store):
-            # Daemon or one-shot `probe`: a canary may be seen (and removed) by the instance
-            # watching its mailbox; its verdict then comes through the database.
-            work = SharedWork(store.engine, cfg.monitor.lease)
-            me, cleanup = cfg.monitor.instance, cfg.monitor.cleanup
-            runner.share(Relay(store, work, me, cleanup=cleanup))
-        try:
-            yield runner
-        finally:
-            await runner.stop()
-    finally:
-        await store.close()
-
-
-def shared(store: Store) -> bool:
-    """PostgreSQL: instances share mailboxes, sightings and the key (SQLite: one instance)."""
-    return store.engine.dialect.name == "postgresql"
-
-
-async def canary_key(cfg: Config, store: Store) -> bytes:
-    """SQLite: the key file in the state directory. PostgreSQL: the one key in the database,
-    stored by the first instance to start (its key file's key if it has one, so canaries
-    already on their way still verify; else a new one); the key file is then not used."""
-    if not shared(store):
-        return keyfile.load_or_create(cfg.monitor.state_dir)
-    own = cfg.monitor.state_dir / keyfile.KEY_NAME
-    candidate = keyfile.load_or_create(cfg.monitor.state_dir) if own.exists() else new_key()
-    return await SharedWork(store.engine, cfg.monitor.lease).canary_key(candidate)
 
 
 def recipients(cfg: Config) -> set[str]:
@@ -106,6 +69,11 @@ class Daemon:
         self.reporting: Reporting | None = None
         self.leases: LeaseLoop | None = None  # PostgreSQL only
         self._reloading = asyncio.Lock()
+        # The status page's state: what moves its live updates, who may read it, and the
+        # newest DNS findings per sending account (kept from the weekly check).
+        self.hub = Hub()
+        self.gate = Gate(cfg.web)
+        self.posture: dict[str, list[Finding]] = {}
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -124,6 +92,8 @@ class Daemon:
 
     def _progress(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
         self.metrics.on_progress(planned, stage, record)
+        if stage in ("final", "late"):
+            self.hub.changed()
         if self.alerting is not None:
             self.alerting.on_progress(planned, stage, record)
 
@@ -153,11 +123,14 @@ class Daemon:
         await self.reporting.start(self.scheduler)
         self.scheduler.start()
         self.metrics.scheduler_running(True)
-        server = (
-            await http.serve(self.cfg.monitor.listen, self.metrics, self.health)
-            if (self.cfg.monitor.listen)
-            else None
-        )
+        server = None
+        if self.cfg.monitor.listen:
+            source = Source(lambda: self.cfg, WebStore(runner.store.engine), self.hub)
+            source.posture = lambda: self.posture
+            pages = Pages(source, lambda: self.gate).install if self.cfg.web.enabled else None
+            server = await http.serve(
+                self.cfg.monitor.listen, self.metrics, self.health, pages=pages
+            )
         watchdog = asyncio.ensure_future(sdnotify.watchdog_loop(self.notifier, self.healthy))
         self.notifier.ready(self.summary())
         log.info(
@@ -209,13 +182,13 @@ class Daemon:
 
         # The first canary soon after start; with many routes, FIRST_RUNS_PER_SECOND at most,
         # so a start does not send to 1,000 mailboxes while their watchers still log in.
-        spread = random.uniform(0, min(slots.jitter(route.interval), 5))
+        spread = random.uniform(0, min(jitter(route.interval), 5))
         soon = 1 + queue / FIRST_RUNS_PER_SECOND + spread
         first = utcnow() + timedelta(seconds=min(soon, route.interval))
         self.scheduler.add_job(
             fire,
             # One run per slot, at the route's phase in it: a late run keeps its slot.
-            slots.SlotTrigger(route.interval, slots.phase(route.name, route.interval)),
+            SlotTrigger(route.interval, phase(route.name, route.interval)),
             id=f"route:{route.name}",
             name=route.name,
             replace_existing=True,
@@ -245,7 +218,7 @@ class Daemon:
             self.notifier.status(self.summary())
 
         async def dns_posture() -> None:
-            await log_posture(self.cfg)
+            self.posture = await log_posture(self.cfg)
 
         now = utcnow()
         self.scheduler.add_job(
@@ -285,6 +258,7 @@ class Daemon:
             self.notifier.reloading()
             try:
                 new = await asyncio.to_thread(load_config, self.cfg.path)
+                new.require_routes()  # a daemon with nothing to send would look healthy
             except ConfigError as exc:
                 for problem in exc.problems:
                     log.error("reload refused; the running config stays", problem=problem)
@@ -294,8 +268,12 @@ class Daemon:
                 return False
             if new.monitor.database != self.cfg.monitor.database:
                 log.warning("monitor.database changes only at restart; keeping the old one")
+            now_served = (self.cfg.monitor.listen, self.cfg.web.enabled)
+            if (new.monitor.listen, new.web.enabled) != now_served:
+                log.warning("monitor.listen and web.enabled change only at restart")
             old, self.cfg = self.cfg, new
             self.metrics.configure(new)
+            self.gate = Gate(new.web)
             assert self.runner is not None
             wanted = self.leases.watching if self.leases else recipients(new)
             await self.runner.reconfigure(new, wanted)

@@ -137,7 +137,7 @@ class Metrics:
         )
         for known in KIND_ENTRIES:
             for kind in sorted(known.kinds or ()):
-                kinds.labels(kind, known.remedy).set(1)
+                kinds.labels(kind, known.says.remedy).set(1)
         self._replies = Counter(
             "mailcanary_smtp_replies",
             "SMTP replies received, by protocol phase and reply code.",

@@ -27,7 +27,6 @@ to expiry, no spam folder found); 2 a required step ✗.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import secrets
 import time
@@ -36,12 +35,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
-from monitor.adapters import smtp_inspect as smtp_probe
+from monitor.adapters import smtp_inspect
+from monitor.adapters.credentials import credentials
 from monitor.adapters.imap import ImapError, ImapSession
-from monitor.adapters.oauth import OAuthError, TokenSource, token_source
 from monitor.adapters.smtp import send_message
 from monitor.adapters.tls import client_context
 from monitor.config.schema import Account, Endpoint
@@ -90,28 +86,6 @@ class _Section:
             self.add(step, None, SKIPPED)
 
 
-class _NoTokenStore:
-    """The token source when no state directory was given: every login fails with one clear
-    line rather than trying a password the account does not have."""
-
-    def __init__(self, account: str) -> None:
-        self.account = account
-
-    async def access_token(self) -> str:
-        message = f"account {self.account} uses XOAUTH2, but no token store was given"
-        raise OAuthError(self.account, "no_token_store", message, transient=False)
-
-    def forget(self, token: str) -> None:
-        pass
-
-
-def _oauth(account: Account, state_dir: Path | None) -> TokenSource | None:
-    if account.auth != "xoauth2":
-        return None
-    found = token_source(account, state_dir) if state_dir is not None else None
-    return found or _NoTokenStore(account.name)
-
-
 class _Run:
     def __init__(
         self,
@@ -123,9 +97,8 @@ class _Run:
         self.account, self.ports, self.wait = account, ports, wait
         self.steps: list[Step] = []
         self.suggestions: list[str] = []
-        self.password = account.password.get_secret_value() if account.password else ""
-        self.oauth = _oauth(account, state_dir)
-        self.method = "XOAUTH2" if self.oauth is not None else "password"
+        self.login = credentials(account, state_dir)
+        self.method = "XOAUTH2" if self.login.oauth is not None else "password"
         self.token: str | None = None  # of the self-test message, once the server took it
         self.sent_at = 0.0
 
@@ -135,14 +108,14 @@ class _Run:
     async def endpoint(self, service: str, endpoint: Endpoint) -> bool:
         """Resolve and look at every candidate port; True when the configured one looks usable."""
         here = self.section(service, endpoint.host)
-        resolution = await smtp_probe.resolve(endpoint.host, endpoint.timeout)
+        resolution = await smtp_inspect.resolve(endpoint.host, endpoint.timeout)
         if resolution.failure is not None:
             return here.failed("resolve", resolution.failure)
         here.add("resolve", True, f"{endpoint.host} → {', '.join(resolution.addresses)}")
 
         def look(port: int) -> Any:
             mine = port == endpoint.port
-            return smtp_probe.inspect_port(
+            return smtp_inspect.inspect_port(
                 resolution,
                 port,
                 protocol=service,
@@ -171,14 +144,14 @@ class _Run:
         later = ["self_test"] if send_test else []
         if not await self.endpoint("smtp", endpoint):
             return here.skip("login", *later)
-        context, user = client_context(self.account.ca_files), self.account.username
-        login = await smtp_probe.smtp_login(endpoint, user, self.password, context, self.oauth)
+        context, user = client_context(self.account.ca_files), self.login.username
+        login = await smtp_inspect.smtp_login(endpoint, self.login, context)
         data = {"username": user, "tls_version": login.tls_version, "auth": list(login.mechanisms)}
         data["method"] = self.method
         if login.failure is not None:
             here.failed("login", login.failure, data=data)
             return here.skip(*later)
-        how = f" with {self.method}" if self.oauth is not None else ""
+        how = f" with {self.method}" if self.login.oauth is not None else ""
         detail = f"logged in as {user}{how} ({login.tls_version or 'no TLS'})"
         here.add("login", True, detail, data=data)
         if not send_test:
@@ -186,14 +159,7 @@ class _Run:
         token, email = secrets.token_hex(8), self.account.email
         message = decide.self_test_message(email, token, utcnow())
         envelope = {"mail_from": email, "rcpt_to": email, "ssl_context": context}
-        sent = await send_message(
-            endpoint,
-            username=user,
-            password=self.password,
-            message=message,
-            oauth=self.oauth,
-            **envelope,
-        )
+        sent = await send_message(endpoint, login=self.login, message=message, **envelope)
         data = {"token": token, "queue_id": sent.queue_id}
         if sent.failure is not None:
             here.failed("self_test", sent.failure, data=data)
@@ -207,16 +173,16 @@ class _Run:
         later = ["folders", "spam_folder", *(["self_test"] if self.token else [])]
         if not await self.endpoint("imap", endpoint):
             return here.skip("login", *later)
-        user, context = self.account.username, client_context(self.account.ca_files)
+        user, context = self.login.username, client_context(self.account.ca_files)
         try:
-            session = await ImapSession.open(endpoint, user, self.password, context, self.oauth)
+            session = await ImapSession.open(endpoint, self.login, context)
         except ImapError as exc:
             here.failed("login", exc.failure, data={"method": self.method})
             return here.skip(*later)
         step = "login"
         try:
             capabilities = sorted(session.capabilities)
-            how = f" with {self.method}" if self.oauth is not None else ""
+            how = f" with {self.method}" if self.login.oauth is not None else ""
             detail = f"logged in as {user}{how} ({session.tls_version or 'no TLS'}); "
             data = {"capabilities": capabilities, "method": self.method}
             here.add(step, True, detail + " ".join(capabilities), data=data)
@@ -266,7 +232,7 @@ def _target(endpoint: Endpoint) -> str:
 
 
 def _port_steps(
-    here: _Section, endpoint: Endpoint, r: smtp_probe.PortReport, suggestion: str | None
+    here: _Section, endpoint: Endpoint, r: smtp_inspect.PortReport, suggestion: str | None
 ) -> bool:
     """The port, offers, certificate and tls_version lines of one inspected port."""
     if not r.accepts_tcp:
@@ -356,45 +322,3 @@ def document(diagnosis: Diagnosis) -> dict[str, Any]:
         "steps": steps,
         "suggestions": diagnosis.suggestions,
     }
-
-
-def render(diagnosis: Diagnosis, out: Console) -> None:
-    out.print(f"[bold]mailcanary diagnose {escape(diagnosis.account)}[/]", highlight=False)
-    for s in diagnosis.steps:
-        mark = "[green]✓[/]" if s.ok else "[dim]–[/]" if s.ok is None else "[red]✗[/]"
-        if s.ok is False and not s.required:
-            mark = "[yellow]✗[/]"
-        line = f"{mark} {s.service} {s.step} [dim]{escape(s.target)}[/]  {escape(s.detail)}"
-        out.print(line, highlight=False)
-        if s.ok is False and s.remedy:
-            out.print(f"    [yellow]→[/] {escape(s.remedy)}", highlight=False)
-        for note in s.notes:
-            out.print(f"      {escape(note)}", highlight=False)
-    for suggestion in diagnosis.suggestions:
-        out.print(f"[bold]Suggestion:[/] {escape(suggestion)}", highlight=False)
-    verdicts = [
-        "[green]all checks passed[/]",
-        "[yellow]only optional checks failed[/]",
-        "[red]the account as configured does not work[/]",
-    ]
-    out.print(verdicts[diagnosis.exit_code])
-
-
-async def run_diagnose(
-    account: Account,
-    *,
-    as_json: bool,
-    send_test: bool,
-    wait: float,
-    out: Console | None = None,
-    state_dir: Path | None = None,
-) -> int:
-    """What the CLI calls: diagnose, print, and return the exit code."""
-    result = await diagnose(account, send_test=send_test, wait=wait, state_dir=state_dir)
-    out = out or Console()
-    if as_json:
-        text = json.dumps(document(result), ensure_ascii=False, indent=2)
-        out.out(text, highlight=False)  # plain: no markup, no wrapping
-    else:
-        render(result, out)
-    return result.exit_code

@@ -224,13 +224,15 @@ def finding_dict(account: Account, finding: Finding) -> dict[str, str]:
     }
 
 
-async def log_posture(cfg: Config) -> None:
+async def log_posture(cfg: Config) -> dict[str, list[Finding]]:
     """The weekly run: every sending account's findings, logged one event each (warn/fail as
-    warnings, error as errors, ok as info). Alerts will hang off these later."""
+    warnings, error as errors, ok as info) and returned by account for the status page."""
     senders = [cfg.account(name) for name in dict.fromkeys(r.sender for r in cfg.routes)]
+    posture: dict[str, list[Finding]] = {}
     for account in senders:
-        findings = await check_account(account, cfg.dns)
+        findings = posture[account.name] = await check_account(account, cfg.dns)
         for finding in findings:
             level = {"ok": log.info, "error": log.error}.get(finding.status, log.warning)
             level("dns posture", **finding_dict(account, finding))
         log.info("dns posture checked", account=account.name, exit_code=exit_code(findings))
+    return posture

@@ -9,17 +9,21 @@ stack was built to give, so it doubles as a smoke test of an installation.
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
+import signal
 import socket
+import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from monitor.config.load import load_config
-from monitor.core.models import Verdict
+from monitor.core.models import ProbeRecord, Verdict
 from monitor.harness.mailstack import MailStack, MailStackError, missing_requirements
 
-out = Console()
-DEMO_DIR = Path("var/demo").absolute()
+out = Console(markup=False)  # data printed as it is; styled lines say markup=True
 
 # (route, sender account, recipients with the verdict each must get)
 ROUTES: list[tuple[str, str, dict[str, Verdict]]] = [
@@ -75,17 +79,31 @@ def _secret(directory: Path, name: str, value: str) -> Path:
     return path
 
 
+def demo_monitor(var: Path) -> str:
+    """The demo's [monitor] keys. Absolute paths: a relative database would be another (empty)
+    one in each directory the config is used from."""
+    var = var.absolute()
+    return (
+        f'database = "sqlite:///{var}/mailcanary.db"\nstate_dir = "{var}"\n'
+        'interval = "1m"\ndeadline = "20s"\npoll_interval = "5s"\n'
+    )
+
+
 def write_config(
     stack: MailStack,
     directory: Path,
     *,
     routes: list[tuple[str, str, dict[str, Verdict]]] = ROUTES,
-    monitor: str = 'interval = "1m"\ndeadline = "20s"\npoll_interval = "5s"\n',
+    monitor: str | None = None,
 ) -> Path:
-    """A config for this stack; passwords go to 0600 files beside it, never inline.
+    """A config for this stack; passwords go to 0600 files beside it, never inline. Every path
+    in it is absolute; `monitor` defaults to `demo_monitor(directory)`.
 
     Every account trusts the stack's CA except `alice-no-ca`, which must fail TLS.
     """
+    directory = directory.absolute()
+    if monitor is None:
+        monitor = demo_monitor(directory)
     secrets = directory / "secrets"
     secrets.mkdir(parents=True, exist_ok=True)
     secrets.chmod(0o700)
@@ -125,31 +143,47 @@ def write_config(
     return path
 
 
-async def run_demo(*, deadline: float) -> int:
-    from monitor.probe.oneshot import probe_once
+async def run_demo(*, deadline: float, keep: bool = False) -> int:
+    """Probe every route of a fresh stack once; with `keep`, leave the stack up afterwards
+    (commands to try printed) until this process gets SIGTERM or SIGINT."""
+    from monitor.cli.probe import run_probe
 
     reason = missing_requirements()
     if reason is not None:
-        out.print(f"[red]demo:[/] {reason} (run it through ./dev demo)")
+        out.print(f"[red]demo:[/] {escape(str(reason))} (run it through ./dev demo)", markup=True)
         return 69
     out.print("Starting a private Postfix + Dovecot on 127.0.0.1 …")
     try:
         stack = await asyncio.to_thread(MailStack.start)
     except MailStackError as exc:
-        out.print(f"[red]demo: the mail stack did not start:[/] {exc}")
+        out.print(f"[red]demo: the mail stack did not start:[/] {escape(str(exc))}", markup=True)
         return 69
     try:
-        path = write_config(stack, DEMO_DIR)
+        var = Path(os.getcwd(), "var")
+        path = write_config(stack, var / "demo", monitor=demo_monitor(var))
         cfg = load_config(path)
         out.print(
             f"Stack up (SMTP {stack.submission_port}/{stack.smtps_port}, "
             f"IMAP {stack.imap_port}/{stack.imaps_port}); config: {path}; "
-            f"database: {cfg.monitor.database}\n"
+            f"database: {cfg.monitor.database}\n",
+            markup=False,
         )
-        records = []
-        await probe_once(cfg, cfg.routes, deadline=deadline, as_json=False, collect=records)
+        _, records = await run_probe(cfg, cfg.routes, deadline=deadline)
+        code = _judge(records)
+        command = f"{_command_prefix()} --config {shlex.quote(str(path))}"
+        if keep:
+            _print_kept(stack, command)
+            await _until_stopped()
+        else:
+            _say(f"They are recorded in {cfg.monitor.database}; see them again with")
+            _say(f"  {command} history")
     finally:
         await asyncio.to_thread(stack.stop)
+    return code
+
+
+def _judge(records: list[ProbeRecord]) -> int:
+    """0 when every canary got the verdict the stack was built to give, else 1 (said why)."""
     expected = {(route, to): v for route, _, wanted in ROUTES for to, v in wanted.items()}
     wrong = []
     for r in records:
@@ -161,13 +195,66 @@ async def run_demo(*, deadline: float) -> int:
                 f"got {got.value if got else r.state}"
             )
     if wrong or len(records) != len(expected):
-        out.print("[red]Some canaries did not get the verdict the stack was built to give:[/]")
+        out.print(
+            "[red]Some canaries did not get the verdict the stack was built to give:[/]",
+            markup=True,
+        )
         for line in wrong:
-            out.print(f"  {line}")
+            _say(f"  {line}")
         return 1
     out.print(
-        f"[green]All {len(records)} canaries got the verdict the stack was built to give.[/]\n"
-        f"They are recorded in {cfg.monitor.database}; see them again with\n"
-        f"  mailcanary --config {path} history"
+        f"[green]All {len(records)} canaries got the verdict the stack was built to give.[/]",
+        markup=True,
     )
     return 0
+
+
+def _say(line: str) -> None:
+    # Commands and paths are printed whole: no markup, no wrapping, so they can be pasted.
+    out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _sudo() -> str:
+    # Started through sudo: the stack, its secrets files and the database are root's.
+    return "sudo " if os.environ.get("SUDO_USER") else ""
+
+
+def _command_prefix() -> str:
+    """How this process was started, so the printed commands run the same mailcanary."""
+    started_as = Path(sys.argv[0])
+    if started_as.name == "mailcanary":
+        return _sudo() + shlex.quote(str(started_as.absolute()))
+    return f"{_sudo()}{shlex.quote(sys.executable)} -m monitor.cli"
+
+
+def _print_kept(stack: MailStack, command: str) -> None:
+    pids = ", ".join(f"{name} pid {pid}" for name, pid in stack.pids.items())
+    _say(f"\nThe mail stack stays up ({pids}; files in {stack.root}). Try, from anywhere:")
+    width = max(len(args) for args, _ in KEPT_COMMANDS)
+    for args, why in KEPT_COMMANDS:
+        _say(f"  {command} {args.ljust(width)}  # {why}")
+    _say(f"Stop it: {_sudo()}kill {os.getpid()}   (this process; Ctrl-C here does the same)")
+
+
+# What is worth trying on a kept stack; tests run all but `run` and the full `probe`.
+KEPT_COMMANDS = [
+    ("probe --route to-inboxes", "one route again: two canaries to inboxes"),
+    ("probe", "every route (the never-delivered canary waits out its deadline)"),
+    ("history", "every probe recorded so far"),
+    ("status", "last verdict per route and mailbox"),
+    ("report --since 1h", "deliverability of the last hour"),
+    ("diagnose alice", "the SMTP and IMAP troubleshooting steps for one account"),
+    ("run", "the daemon: each route every minute; Ctrl-C stops it"),
+]
+
+
+async def _until_stopped() -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.harness.ca import ThrowawayCA
-from monitor.harness.postfix import alive, children, terminate
+from monitor.harness.postfix import stop_child
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
@@ -37,6 +37,8 @@ class MailUser:
     files_to_spam: bool
     spam_special_use: bool = True  # False: no \Junk flag, found by name (Yahoo's "Bulk Mail")
     stamped: bool = False  # the sieve adds a spam filter's and an authenticator's verdicts
+    # The sieve pipes its mail through SpamAssassin and files X-Spam-Flag: YES to its spam folder.
+    content_filtered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +133,20 @@ plugin {{
   sieve_before = {sieve_before}
   # addheader, so the "stamped" users' mail carries verdict headers as a filter would add them
   sieve_extensions = +editheader
-}}
+{filter_plugin}}}
 """
 
 
 # High-performance login mode: a few imap-login processes each proxy many TLS sessions.
+# Sieve's `filter` runs only programs from this directory (the harness's spamc wrapper).
+_FILTER_PLUGIN = """\
+  sieve_plugins = sieve_extprograms
+  sieve_global_extensions = +vnd.dovecot.filter
+  sieve_filter_bin_dir = {bin_dir}
+  sieve_filter_exec_timeout = 30s
+"""
+FILTER_PROGRAM = "spamc"
+
 _SHARED_LOGINS = "  service_count = 0\n  process_min_avail = 2\n  client_limit = {clients}\n"
 
 # RFC 7662 introspection by POST; the token's user must be the one logging in.
@@ -174,7 +185,10 @@ class Dovecot:
         lmtp_socket: Path,
         auth_socket: Path,
         introspection_url: str,
+        filter_program: str | None = None,
     ) -> None:
+        """`filter_program`: the script (text) the content-filtered users' mail is piped
+        through; without one their mail is delivered unfiltered."""
         owner = pwd.getpwnam(MAIL_OWNER)
         conf_dir = self.conf.parent
         for directory in (conf_dir, conf_dir / "state", self.mail_dir):
@@ -196,7 +210,16 @@ class Dovecot:
         oauth2_conf = conf_dir / "dovecot-oauth2.conf.ext"
         oauth2_conf.write_text(_OAUTH2_CONF.format(url=introspection_url), encoding="utf-8")
         sieve_before = conf_dir / "before.sieve"
-        sieve_before.write_text(_sieve_script(users, self.domain), encoding="utf-8")
+        filter_plugin = ""
+        if filter_program is not None:
+            bin_dir = conf_dir / "sieve-filters"
+            bin_dir.mkdir(mode=0o755)
+            program = bin_dir / FILTER_PROGRAM
+            program.write_text(filter_program, encoding="utf-8")
+            program.chmod(0o755)
+            filter_plugin = _FILTER_PLUGIN.format(bin_dir=bin_dir)
+        script = _sieve_script(users, self.domain, filtered=filter_program is not None)
+        sieve_before.write_text(script, encoding="utf-8")
 
         junk_names = sorted({u.spam_folder for u in users if u.spam_special_use})
         special_use = "".join(
@@ -228,6 +251,7 @@ class Dovecot:
                 domain=self.domain,
                 sieve_before=sieve_before,
                 oauth2_conf=oauth2_conf,
+                filter_plugin=filter_plugin,
             ),
             encoding="utf-8",
         )
@@ -264,11 +288,8 @@ class Dovecot:
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        if alive(process.pid):
-            terminate(process.pid, children(process.pid), timeout)
-        process.wait(timeout=timeout)
+        if process is not None:
+            stop_child(process, timeout)
 
     def sessions(self) -> list[tuple[str, int]]:
         """(user, pid) of each IMAP session logged in now, as Dovecot's anvil counts them
@@ -320,9 +341,19 @@ def _sieve_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _sieve_script(users: Sequence[MailUser], domain: str) -> str:
-    lines = ['require ["fileinto", "envelope", "editheader"];']
+def _sieve_script(users: Sequence[MailUser], domain: str, *, filtered: bool = False) -> str:
+    extensions = ["fileinto", "envelope", "editheader"]
+    if filtered:
+        extensions.append("vnd.dovecot.filter")
+    lines = [f"require [{', '.join(map(_sieve_string, extensions))}];"]
     for user in users:
+        if filtered and user.content_filtered:
+            # Judged by content: scored by spamd, then filed like a receiver's filter would.
+            junk = _sieve_string(user.spam_folder)
+            lines.append(
+                f'if envelope :is "to" {_sieve_string(user.email)} {{ filter "{FILTER_PROGRAM}";'
+                f' if header :is "X-Spam-Flag" "YES" {{ fileinto {junk}; stop; }} }}'
+            )
         if user.stamped:
             # addheader puts each on top: added in reverse, they read top-down as listed.
             adds = " ".join(

@@ -2,7 +2,8 @@
 
 Everything lives in one temp dir and on free 127.0.0.1 ports, so two stacks can run side by
 side and the system's own Postfix/Dovecot are never touched. Needs root and the Debian
-packages postfix, dovecot-imapd, dovecot-lmtpd, dovecot-sieve.
+packages postfix, dovecot-imapd, dovecot-lmtpd, dovecot-sieve; spamassassin and spamc for the
+content-filtered mailbox (without them its mail is delivered unjudged).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from monitor.core.folders import quote_mailbox
 from monitor.harness.ca import ThrowawayCA
 from monitor.harness.dovecot import DOVEADM, DOVECOT, Dovecot, DovecotPorts, MailUser
 from monitor.harness.postfix import POSTFIX, HoldReleaser, Postfix, PostfixPorts, children
+from monitor.harness.spamd import Spamd
+from monitor.harness.spamd import available as spamd_available
 
 __all__ = ["DOMAIN", "HOST", "MailStack", "MailStackError", "MailUser", "missing_requirements"]
 
@@ -49,8 +52,11 @@ _MAILBOXES: dict[str, tuple[str, bool, bool]] = {
     "vetted": ("Junk", False, True),
     # Logs in with XOAUTH2 bearer tokens checked at `oauth_url` (monitor.harness.tokenserver).
     "oauthuser": ("Junk", False, True),
+    # Judged by content: SpamAssassin scores its mail; X-Spam-Flag: YES goes to Junk.
+    "judged": ("Junk", False, True),
 }
 _STAMPED = frozenset({"vetted"})
+_CONTENT_FILTERED = frozenset({"judged"})
 
 
 class MailStackError(RuntimeError):
@@ -74,12 +80,18 @@ class MailStack:
     domain = DOMAIN
 
     def __init__(
-        self, root: Path, *, owns_root: bool, delay_seconds: float, extra_users: int = 0
+        self,
+        root: Path,
+        *,
+        owns_root: bool,
+        delay_seconds: float,
+        extra_users: int = 0,
+        content_filter: bool = True,
     ) -> None:
         self.root = root
         self.delay_seconds = delay_seconds
         self._owns_root = owns_root
-        submission, smtps, imap, imaps, oauth = _free_ports(5)
+        submission, smtps, imap, imaps, oauth, spamd = _free_ports(6)
         # Reserved for a test's token server: Dovecot asks it about every bearer token.
         self.oauth_port = oauth
         self.submission_port = submission
@@ -95,6 +107,7 @@ class MailStack:
                 files_to_spam=to_spam,
                 spam_special_use=flagged,
                 stamped=name in _STAMPED,
+                content_filtered=name in _CONTENT_FILTERED,
             )
             for name, (folder, to_spam, flagged) in _MAILBOXES.items()
         }
@@ -109,13 +122,20 @@ class MailStack:
         )
         self._dovecot = Dovecot(root, domain=DOMAIN, ports=DovecotPorts(imap, imaps), tls=self.tls)
         self._releaser = HoldReleaser(self._postfix, delay_seconds)
+        # Only when asked for and installed; `content_filter` says whether it runs.
+        self._spamd = Spamd(root, spamd) if content_filter and spamd_available() else None
         self._stopped = False
 
     # -- life cycle -------------------------------------------------------------------------
 
     @classmethod
     def start(
-        cls, root: Path | None = None, *, delay_seconds: float = 3.0, extra_users: int = 0
+        cls,
+        root: Path | None = None,
+        *,
+        delay_seconds: float = 3.0,
+        extra_users: int = 0,
+        content_filter: bool = True,
     ) -> MailStack:
         reason = missing_requirements()
         if reason is not None:
@@ -132,7 +152,11 @@ class MailStack:
         root.chmod(0o755)
         try:
             stack = cls(
-                root, owns_root=owns_root, delay_seconds=delay_seconds, extra_users=extra_users
+                root,
+                owns_root=owns_root,
+                delay_seconds=delay_seconds,
+                extra_users=extra_users,
+                content_filter=content_filter,
             )
         except Exception:
             if owns_root:
@@ -146,6 +170,11 @@ class MailStack:
         users = list(self.users.values())
         step, log = "configure postfix", self.postfix_log
         try:
+            if self._spamd is not None:
+                # Its rules load (~3 s) while Postfix and Dovecot start.
+                step, log = "start spamd", self._spamd.log
+                self._spamd.launch()
+            step, log = "configure postfix", self.postfix_log
             self._postfix.configure(mailboxes=self.users)
             step, log = "configure dovecot", self.dovecot_log
             self._dovecot.configure(
@@ -153,6 +182,7 @@ class MailStack:
                 lmtp_socket=self._postfix.lmtp_socket,
                 auth_socket=self._postfix.auth_socket,
                 introspection_url=f"{self.oauth_url}/introspect",
+                filter_program=None if self._spamd is None else self._spamd.filter_script(),
             )
             step = "start dovecot"
             self._dovecot.start(waits_for=[self._postfix.lmtp_socket, self._postfix.auth_socket])
@@ -161,6 +191,9 @@ class MailStack:
             step, log = "start postfix", self.postfix_log
             self._postfix.start()
             self._releaser.start()
+            if self._spamd is not None:
+                step, log = "start spamd", self._spamd.log
+                self._spamd.wait_ready()
         except BaseException as exc:
             tail = _tail(log)
             self.stop()
@@ -179,6 +212,8 @@ class MailStack:
             self._postfix.stop()
         finally:
             self._dovecot.stop()
+            if self._spamd is not None:
+                self._spamd.stop()
             if self._owns_root:
                 shutil.rmtree(self.root, ignore_errors=True)
 
@@ -209,6 +244,16 @@ class MailStack:
         return self.tls.ca_pem
 
     @property
+    def content_filter(self) -> bool:
+        """True when SpamAssassin judges the content-filtered mailboxes' mail."""
+        return self._spamd is not None
+
+    @property
+    def spamd_port(self) -> int | None:
+        """Where the harness's spamd listens on 127.0.0.1 (for spamc), while it runs."""
+        return None if self._spamd is None else self._spamd.port
+
+    @property
     def postfix_log(self) -> Path:
         return self._postfix.log
 
@@ -219,7 +264,11 @@ class MailStack:
     @property
     def pids(self) -> dict[str, int]:
         """The master processes: {"postfix": pid, "dovecot": pid} while running."""
-        found = {"postfix": self._postfix.pid, "dovecot": self._dovecot.pid}
+        found = {
+            "postfix": self._postfix.pid,
+            "dovecot": self._dovecot.pid,
+            "spamd": None if self._spamd is None else self._spamd.pid,
+        }
         return {name: pid for name, pid in found.items() if pid is not None}
 
     def process_ids(self) -> set[int]:

@@ -331,6 +331,13 @@ def terminate(master: int, others: set[int], timeout: float) -> None:
             _signal(pid, signal.SIGKILL)
 
 
+def stop_child(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Stop a master we started ourselves (and its children), then reap it."""
+    if alive(process.pid):
+        terminate(process.pid, children(process.pid), timeout)
+    process.wait(timeout=timeout)
+
+
 def _signal(pid: int, signum: signal.Signals) -> None:
     try:
         os.kill(pid, signum)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -20,12 +19,13 @@ from datetime import datetime, timedelta
 import structlog
 
 from monitor.adapters import smtp
+from monitor.adapters.credentials import credentials
 from monitor.adapters.imap import ImapError
-from monitor.adapters.oauth import token_source
 from monitor.adapters.store import SlotTaken, Store
 from monitor.adapters.tls import client_context
 from monitor.config.load import Config
 from monitor.config.schema import Account, Route
+from monitor.content import message as real_message
 from monitor.core import canary
 from monitor.core.models import (
     Decision,
@@ -35,9 +35,9 @@ from monitor.core.models import (
     ProbeRecord,
     SendOutcome,
     Sighting,
-    Verdict,
     utcnow,
 )
+from monitor.core.slots import slot_for
 from monitor.probe import verdict
 from monitor.probe.relay import Relay
 from monitor.probe.watcher import Watcher
@@ -48,15 +48,20 @@ log = structlog.get_logger(__name__)
 Progress = Callable[[PlannedProbe, str, ProbeRecord | None], None]
 
 
-def slot_for(moment: datetime, interval: float) -> datetime:
-    """The start of the interval `moment` falls in: one canary per route, recipient, slot."""
-    epoch = moment.timestamp()
-    return datetime.fromtimestamp(math.floor(epoch / interval) * interval, moment.tzinfo)
-
-
 class ProbeRunner:
-    def __init__(self, cfg: Config, store: Store, key: bytes, *, progress: Progress | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        key: bytes,
+        *,
+        progress: Progress | None = None,
+        give_up_after: int | None = None,
+    ):
         self.cfg = cfg
+        # One-shot checks: this many failed IMAP sessions in a row make a mailbox's probes
+        # check_failed at once. None (the daemon): the final search at the deadline decides.
+        self.give_up_after = give_up_after
         self.store = store
         self.key = key
         self.progress = progress
@@ -86,7 +91,7 @@ class ProbeRunner:
             verify=self.verify,
             on_sighting=functools.partial(self._on_sighting, name),
             on_failure=functools.partial(self._on_failure, name),
-            oauth=token_source(account, self.cfg.monitor.state_dir),
+            login=credentials(account, self.cfg.monitor.state_dir),
             login_slots=self._logins,
         )
 
@@ -165,12 +170,22 @@ class ProbeRunner:
         elif self._recipient_of.get(sighting.token) == recipient and not future.done():
             future.set_result(sighting)
 
+    def _hopeless(self, watcher: Watcher | None, failure: Failure | None) -> Failure | None:
+        """The failure that settles probes to this watcher's mailbox now, without waiting."""
+        if failure is None or not failure.transient:
+            return failure
+        tries = watcher.failed_attempts if watcher is not None else 0
+        if self.give_up_after is None or tries < self.give_up_after:
+            return None  # the final search at the deadline decides; a blip is not a verdict
+        return replace(failure, message=f"{failure.message} ({tries} attempts)")
+
     def _on_failure(self, recipient: str, failure: Failure) -> None:
-        if failure.transient:
-            return  # the final search at the deadline decides; a blip is not a verdict
+        hopeless = self._hopeless(self.watchers.get(recipient), failure)
+        if hopeless is None:
+            return
         for token, future in self._pending.items():
             if self._recipient_of.get(token) == recipient and not future.done():
-                future.set_result(failure)
+                future.set_result(hopeless)
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -228,7 +243,7 @@ class ProbeRunner:
             try:
                 await self.store.mark_sending(probe_id)
                 self._emit(planned, "sending")
-                outcome = await self._send(planned, sender, recipient, token)
+                outcome = await self._send(planned, sender, recipient, token, route)
                 watcher = self.watchers.get(planned.recipient)
                 if outcome.ok and watcher is not None and self.cfg.monitor.look_out:
                     watcher.expect(planned.token)  # before the write: the look-out starts now
@@ -244,28 +259,35 @@ class ProbeRunner:
                 self._forget(planned.token)
 
     async def _send(
-        self, planned: PlannedProbe, sender: Account, recipient: Account, token: canary.Token
+        self,
+        planned: PlannedProbe,
+        sender: Account,
+        recipient: Account,
+        token: canary.Token,
+        route: Route,
     ) -> SendOutcome:
         assert sender.smtp is not None  # config validation guarantees it
-        message = canary.build_message(
-            token=token,
-            route=planned.route,
-            sender=sender.email,
-            recipient=recipient.email,
-            message_id=planned.message_id,
-            sender_name=sender.name,
-            recipient_name=recipient.name,
-        )
+        try:  # the route's own message (#16), else the plain canary
+            message = real_message.wire(
+                route,
+                token=token,
+                sender=sender.email,
+                sender_name=sender.name,
+                recipient=recipient.email,
+                recipient_name=recipient.name,
+                message_id=planned.message_id,
+            )
+        except real_message.MessageFileError as exc:  # checked at load; changed since
+            failure = Failure("message_file", Phase.DATA, False, str(exc))
+            return SendOutcome(Phase.DATA, failure=failure)
         async with self._sends:
             outcome = await smtp.send_message(
                 sender.smtp,
-                username=sender.username,
-                password=sender.password.get_secret_value() if sender.password else None,
+                login=credentials(sender, self.cfg.monitor.state_dir),
                 message=message,
                 mail_from=sender.email,
                 rcpt_to=recipient.email,
                 ssl_context=client_context(sender.ca_files),
-                oauth=token_source(sender, self.cfg.monitor.state_dir),
             )
         log.info(
             "canary sent" if outcome.ok else "send failed",
@@ -282,19 +304,20 @@ class ProbeRunner:
         self._pending[planned.token] = future
         self._recipient_of[planned.token] = planned.recipient
         watcher = self.watchers.get(planned.recipient)
-        if watcher is not None and watcher.last_failure and not watcher.connected:
-            if not watcher.last_failure.transient:
-                future.set_result(watcher.last_failure)
+        if watcher is not None and not watcher.connected:
+            failure = self._hopeless(watcher, watcher.last_failure)
+            if failure is not None:
+                future.set_result(failure)
         return future
 
     def _forget(self, token: str) -> None:
         self._pending.pop(token, None)
         recipient = self._recipient_of.pop(token, None)
         if (watcher := self.watchers.get(recipient or "")) is not None:
-            watcher.settled(token)
+            watcher.stop_expecting(token)
 
     async def _watch(
-        self, planned: PlannedProbe, outcome: SendOutcome | None
+        self, planned: PlannedProbe, outcome: SendOutcome | None, reason: str | None = None
     ) -> tuple[Decision, Sighting | None]:
         future = self._pending[planned.token]
         remaining = (planned.deadline_at - utcnow()).total_seconds()
@@ -314,7 +337,7 @@ class ProbeRunner:
             except ImapError as exc:
                 return verdict.check_failed(exc.failure), None
             if seen is None:
-                return verdict.missing(), None
+                return verdict.not_found(outcome, reason), None
         return verdict.found(outcome, seen, planned.deadline_at), seen
 
     async def _find(self, planned: PlannedProbe) -> Sighting | None:
@@ -369,13 +392,13 @@ class ProbeRunner:
     # -- after the fact -----------------------------------------------------------------
 
     async def _late(self, recipient: str, sighting: Sighting) -> None:
-        """A canary nobody waits for: one that turned up after its probe said missing."""
+        """A canary nobody waits for: it turned up after its probe said it was not seen."""
         record = await self.store.by_token(sighting.token)
         if record is None or record.decision is None:
             return  # still in flight here or at another instance: that probe decides
         if record.planned.recipient != recipient:
             return
-        if record.decision.verdict is not Verdict.MISSING:
+        if not verdict.revisable(record.decision):
             return
         decision = verdict.found(record.send, sighting, record.planned.deadline_at)
         if await self.store.mark_late(sighting.token, decision, sighting):
@@ -415,6 +438,10 @@ class ProbeRunner:
             token=planned.token,
             probe_id=record.id,
         ):
+            if record.state == "planned" or (record.send is not None and not record.send.ok):
+                # It never left (the send had not begun), or its failure is on record.
+                decision = verdict.not_found(record.send, "restart")
+                return await self._record(record.id, planned, record.send, decision)
             future = self._expect(planned)
             try:
                 # It may have landed while we were down, before the watcher's baseline.
@@ -424,11 +451,9 @@ class ProbeRunner:
                     early = None
                 if early is not None and not future.done():
                     future.set_result(early)
-                decision, sighting = await self._watch(planned, record.send)
+                decision, sighting = await self._watch(planned, record.send, "restart")
             finally:
                 self._forget(planned.token)
-            if decision.verdict is Verdict.MISSING:
-                decision = verdict.missing("restart")
             return await self._record(record.id, planned, record.send, decision, sighting)
 
     async def sweep(self, older_than: float = 86400.0) -> int:

@@ -18,6 +18,7 @@ from monitor.core.models import (
     ArrivalSource,
     Decision,
     Failure,
+    Phase,
     Role,
     SendOutcome,
     Sighting,
@@ -72,8 +73,37 @@ def found(outcome: SendOutcome | None, sighting: Sighting, deadline_at: datetime
     )
 
 
-def missing(reason: str | None = None) -> Decision:
-    return Decision(verdict=Verdict.MISSING, reason=reason)
+# A probe that ended (a crash, a stop) before its hand-off was recorded, and whose canary
+# was not found either: whether it ever left is unknown, so it says nothing about the route.
+INTERRUPTED = "interrupted"
+
+
+def not_found(outcome: SendOutcome | None, reason: str | None = None) -> Decision:
+    """No canary by the deadline. `missing` needs a hand-off: a canary never handed over
+    cannot be missing, so without one the probe is `send_failed` with the recorded failure,
+    or `interrupted` when nothing was recorded."""
+    if outcome is not None and outcome.ok:
+        return Decision(verdict=Verdict.MISSING, reason=reason)
+    if outcome is not None and outcome.failure is not None:
+        return Decision(verdict=Verdict.SEND_FAILED, failure=outcome.failure, reason=reason)
+    phase = outcome.phase if outcome is not None else Phase.CONNECT
+    message = "the probe was interrupted before its hand-off was recorded; no canary was found"
+    return Decision(
+        verdict=Verdict.SEND_FAILED,
+        failure=Failure(INTERRUPTED, phase, True, message),
+        reason=reason,
+    )
+
+
+def revisable(decision: Decision) -> bool:
+    """Whether a canary turning up after this verdict replaces it: only a verdict that said
+    "not seen" and nothing more (missing, or interrupted before the hand-off)."""
+    failure = decision.failure
+    return decision.verdict is Verdict.MISSING or (
+        decision.verdict is Verdict.SEND_FAILED
+        and failure is not None
+        and failure.kind == INTERRUPTED
+    )
 
 
 def check_failed(failure: Failure) -> Decision:

@@ -18,20 +18,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import Message
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import structlog
 
+from monitor.adapters.credentials import Credentials, credentials
 from monitor.adapters.imap import ImapError, ImapSession
-from monitor.adapters.oauth import TokenSource
+from monitor.config.schema import Account
 from monitor.core.canary import TOKEN_HEADER, parse_token
 from monitor.core.folders import Folder, choose_spam_folder
 from monitor.core.imapwire import FetchedHeader
 from monitor.core.models import Failure, Phase, Role, Sighting, utcnow
 from monitor.core.receipt import parse_receipt
+from monitor.core.received import stamped_at
 from monitor.probe.lookout import pause_before_look
 
 Verify = Callable[[Message], str | None]
@@ -58,14 +59,7 @@ class _Position:
 def received_at(headers: Message) -> datetime | None:
     """The date of the top Received header (the last hop: the recipient's own server)."""
     received = headers.get_all("Received") or []
-    if not received:
-        return None
-    _, _, date = str(received[0]).rpartition(";")
-    try:
-        when = parsedate_to_datetime(" ".join(date.split()))
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return stamped_at(str(received[0])) if received else None
 
 
 def _message_id(headers: Message) -> str | None:
@@ -80,7 +74,7 @@ class Watcher:
 
     def __init__(
         self,
-        account: Any,
+        account: Account,
         *,
         ssl_context: ssl.SSLContext,
         poll_interval: float,
@@ -88,7 +82,7 @@ class Watcher:
         on_sighting: OnSighting,
         on_failure: OnFailure,
         idle_renew: float = 25 * 60,
-        oauth: TokenSource | None = None,
+        login: Credentials | None = None,
         login_slots: asyncio.Semaphore | None = None,
     ) -> None:
         if account.imap is None:
@@ -100,14 +94,16 @@ class Watcher:
         self._on_sighting = on_sighting
         self._on_failure = on_failure
         self._idle_renew = idle_renew
-        self._oauth = oauth  # the account's access tokens (xoauth2), else None
+        # None: the account's password; an xoauth2 account needs its token store (see runner).
+        self._login = login or credentials(account, None)
         self._login_slots = login_slots or contextlib.nullcontext()
         self._log = structlog.get_logger(__name__).bind(account=account.name)
         self._tasks: dict[Role, asyncio.Task[None]] = {}
         self._up = {role: False for role in Role}
+        self._failed = dict.fromkeys(Role, 0)  # failed sessions in a row, per folder loop
         self._positions: dict[Role, _Position] = {}
         self._reported: OrderedDict[str, None] = OrderedDict()
-        self._settled: set[Role] = set()  # folder loops that came up or failed at least once
+        self._tried: set[Role] = set()  # folder loops that came up or failed at least once
         self._changed = asyncio.Event()
         self.last_failure: Failure | None = None
         self._on_its_way: dict[str, float] = {}  # canary token -> hand-off (monotonic)
@@ -119,29 +115,35 @@ class Watcher:
         """Every folder session is up (logged in, folder selected)."""
         return bool(self._tasks) and all(self._up.values())
 
+    @property
+    def failed_attempts(self) -> int:
+        """Sessions in a row that failed before watching, in the folder loop failing most."""
+        return max(self._failed.values())
+
     # ------------------------------------------------------------ life cycle
 
     async def wait_ready(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait
         """Wait until every folder loop is watching or has failed once; True when connected."""
 
-        async def settled() -> None:
-            while len(self._settled) < len(Role):
+        async def every_folder_tried() -> None:
+            while len(self._tried) < len(Role):
                 self._changed.clear()
                 await self._changed.wait()
 
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await settled()
+                await every_folder_tried()
         return self.connected
 
     def expect(self, token: str) -> None:
         """A canary to this mailbox was just handed off: look for it without waiting for the
-        server's push (see core.lookout), until `settled`."""
+        server's push (see core.lookout), until `stop_expecting`."""
         self._on_its_way[token] = time.monotonic()
         for wake in self._wake.values():
             wake.set()
 
-    def settled(self, token: str) -> None:
+    def stop_expecting(self, token: str) -> None:
+        """The canary was seen, or its probe is over: back to waiting for the server's push."""
         self._on_its_way.pop(token, None)
 
     def _pause(self, role: Role) -> float | None:
@@ -149,14 +151,14 @@ class Watcher:
         ages = [now - handed_off for handed_off in self._on_its_way.values()]
         return pause_before_look(ages, now - self._looked[role])
 
-    def _settle(self, role: Role) -> None:
-        self._settled.add(role)
+    def _note_tried(self, role: Role) -> None:
+        self._tried.add(role)
         self._changed.set()
 
     async def start(self) -> None:
         for role in Role:
             if role not in self._tasks:
-                self._settled.discard(role)
+                self._tried.discard(role)
                 name = f"watch {self.account.name} {role.value}"
                 self._tasks[role] = asyncio.create_task(self._supervise(role), name=name)
 
@@ -178,12 +180,12 @@ class Watcher:
                 session = await self._open()
                 await self._watch(session, role, log)
             except ImapError as exc:
-                await self._fail(exc.failure, log)
-                self._settle(role)
+                await self._fail(role, exc.failure, log)
+                self._note_tried(role)
             except Exception as exc:  # a bug must not end the watch for good
                 log.exception("watcher error")
-                await self._fail(Failure("watcher_error", Phase.FETCH, True, repr(exc)), log)
-                self._settle(role)
+                await self._fail(role, Failure("watcher_error", Phase.FETCH, True, repr(exc)), log)
+                self._note_tried(role)
             finally:
                 if self._up[role]:
                     backoff = FIRST_BACKOFF  # it worked for a while: retry quickly
@@ -202,7 +204,8 @@ class Watcher:
         if known is not None and (known.folder, known.uidvalidity) == (name, uidvalidity):
             next_uid = known.next_uid  # read what arrived while we were away
         self._up[role] = True
-        self._settle(role)
+        self._failed[role] = 0
+        self._note_tried(role)
         log.info("watching", imap_folder=name, idle=session.can_idle, next_uid=next_uid)
         pushed, look = True, True  # SELECT has just shown the folder as it is
         while True:
@@ -257,14 +260,16 @@ class Watcher:
         if token is None or token in self._reported:
             return
         self._reported[token] = None
-        self.settled(token)
+        self.stop_expecting(token)
         if len(self._reported) > _REMEMBERED_TOKENS:
             self._reported.popitem(last=False)
         sighting = self._sighting(token, fetched, role, folder, uidvalidity, detected_at)
         log.info("canary seen", canary=token, role=role.value, uid=fetched.uid)
         await self._call(self._on_sighting, sighting, log)
 
-    async def _fail(self, failure: Failure, log: Any) -> None:
+    async def _fail(self, role: Role, failure: Failure, log: Any) -> None:
+        # Counted before the callback reads it; a session that was up starts the count again.
+        self._failed[role] = 1 if self._up[role] else self._failed[role] + 1
         self.last_failure = failure
         log.warning(
             "cannot watch", kind=failure.kind, transient=failure.transient, message=failure.message
@@ -283,16 +288,8 @@ class Watcher:
     # ------------------------------------------------------------ one-off looks
 
     async def _open(self) -> ImapSession:
-        password = self.account.password
-        secret = password.get_secret_value() if password is not None else ""
         async with self._login_slots:  # held for connect, TLS and login only
-            return await ImapSession.open(
-                self.account.imap,
-                self.account.username,
-                secret,
-                self._ssl_context,
-                oauth=self._oauth,
-            )
+            return await ImapSession.open(self.account.imap, self._login, self._ssl_context)
 
     def _checked(self, headers: Message) -> str | None:
         try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from monitor.core.durations import format_duration
 from monitor.core.models import Verdict
-from monitor.reports.build import Report
+from monitor.reports.document import Report
 from monitor.reports.model import VERDICTS
 
 COLORS = {

@@ -9,27 +9,16 @@ Thresholds keep single accidents out: a rule needs a share and at least two cana
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from monitor.core.durations import format_duration
 from monitor.core.models import Verdict
-
-if TYPE_CHECKING:
-    from monitor.reports.build import FailureGroup, PairReport, Report
+from monitor.reports.document import FailureGroup, Fix, PairReport, Report
 
 SEVERITIES = ("high", "medium", "low")
 SPAM_SHARE = 0.10  # of a provider's canaries
 LOST_SHARE = 0.05  # missing or late, of a mailbox's canaries
 DROP = 0.05  # inbox placement fallen by this much (5 percentage points)
 LIMIT = 8
-
-
-@dataclass(frozen=True)
-class Fix:
-    severity: str  # high | medium | low
-    text: str
-    remedy: str | None = None
 
 
 def pct(rate: float | None) -> str:

@@ -21,11 +21,9 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 
 from monitor.adapters import notifiers
-from monitor.adapters.oauth import token_source
-from monitor.adapters.tls import client_context
 from monitor.config.schema import Account
 from monitor.core.models import Verdict, utcnow
-from monitor.reports.build import Report
+from monitor.reports.document import Report
 from monitor.reports.html import render_html
 from monitor.reports.model import Period
 from monitor.reports.text import render_text
@@ -63,6 +61,7 @@ def report_message(
     sender: str,
     to: str,
     message_id: str,
+    public_url: str | None = None,
 ) -> EmailMessage:
     cids = {name: content_id(name, message_id) for name in images}
     message = EmailMessage(policy=SMTP)
@@ -74,9 +73,10 @@ def report_message(
     # RFC 3834: no vacation replies to a robot.
     message["Auto-Submitted"] = "auto-generated"
     message[REPORT_HEADER] = f"{report.period.start.isoformat()}/{report.period.end.isoformat()}"
-    message.set_content(render_text(report))
+    live = f"\nLive: {public_url}/\n" if public_url else ""
+    message.set_content(render_text(report) + live)
     sources = {name: f"cid:{cid[1:-1]}" for name, cid in cids.items()}
-    message.add_alternative(render_html(report, sources), subtype="html")
+    message.add_alternative(render_html(report, sources, page=public_url), subtype="html")
     html = message.get_payload()[1]  # type: ignore[index]
     for name, png in images.items():
         html.add_related(png, "image", "png", cid=cids[name], filename=f"{name}.png")
@@ -91,18 +91,4 @@ async def send_report(
     An auth = "xoauth2" account logs in with an access token from its token store, which
     lives in `state_dir`.
     """
-    if account.smtp is None:
-        return f"account {account.name} has no smtp"
-    oauth = token_source(account, state_dir) if state_dir is not None else None
-    if account.auth == "xoauth2" and oauth is None:
-        return f"account {account.name} uses XOAUTH2, but no token store was given"
-    return await notifiers.send_mail(
-        account.smtp,
-        username=account.username,
-        password=account.password.get_secret_value() if account.password else None,
-        ssl_context=client_context(account.ca_files),
-        sender=account.email,
-        to=to,
-        message=message,
-        oauth=oauth,
-    )
+    return await notifiers.send_mail(account, to, message, state_dir=state_dir)

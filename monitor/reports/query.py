@@ -48,7 +48,8 @@ from monitor.adapters.store import Store
 from monitor.config.presets import PRESETS
 from monitor.config.schema import Config
 from monitor.core.models import Verdict
-from monitor.reports.build import Mailbox, Pair, PairReport, ProviderReport, Report, build
+from monitor.reports.build import build
+from monitor.reports.document import Mailbox, Pair, PairReport, ProviderReport, Report
 from monitor.reports.model import VERDICTS, Histogram, Period, Summary, Tally
 
 SCHEMA = "mailcanary.report/1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from monitor.core.models import Verdict
-from monitor.reports.build import Report
+from monitor.reports.document import Report
 from monitor.reports.model import VERDICTS, Summary, Tally
 from monitor.reports.query import SHORT, SHOWN_FAILURES
 from monitor.templates.filters import percent, seconds, trend_text

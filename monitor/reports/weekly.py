@@ -153,7 +153,12 @@ class Reporting:
         results = []
         for to in claimed:
             message = report_message(
-                report, charts, sender=account.email, to=to, message_id=ids[to]
+                report,
+                charts,
+                sender=account.email,
+                to=to,
+                message_id=ids[to],
+                public_url=self.cfg.monitor.public_url,
             )
             try:
                 async with asyncio.timeout(SEND_TIMEOUT):

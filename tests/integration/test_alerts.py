@@ -42,7 +42,8 @@ HOOK_SECRET = "hook-secret-5f2e"
 class HookServer:
     """A webhook receiver: records every POST; answers with `statuses` in turn, then 200."""
 
-    def __init__(self, port: int = 0, statuses: list[int] | None = None):
+    def __init__(self, port: int = 0, statuses: list[int] | None = None, path: str = "/hook"):
+        self.path = path
         self.requests: list[dict[str, Any]] = []
         self.statuses = list(statuses or [])
         self.lock = threading.Lock()
@@ -70,7 +71,7 @@ class HookServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
     def accepted(self, route: str) -> list[dict[str, Any]]:
         """Bodies answered 2xx for alerts of `route`, each checked against its signature."""
@@ -270,6 +271,30 @@ def test_an_alert_queued_before_kill_9_is_delivered_once_after_restart(mailstack
         db, "SELECT event, status, attempts FROM alert_deliveries WHERE route=?", route
     )
     assert (event, status) == ("firing", "sent") and attempts >= 2
+
+
+def test_the_webhook_url_never_reaches_the_log(mailstack, tmp_path, daemon):
+    """`run` at its default level, a webhook whose path is a marker, one delivered alert:
+    the marker is nowhere in the daemon's whole output (httpx logs URLs at INFO)."""
+    route = f"hook-url-{random.randrange(10**6)}"
+    marker = f"R1HOOKPATH{random.randrange(10**9):09d}"
+    hook = HookServer(path=f"/services/{marker}")
+    alerts = (
+        '[alerts]\non = ["send_failed"]\nremind_every = "0"\n'
+        f'[[alerts.webhook]]\nurl = "{hook.url}"\nsecret_env = "HOOK_SECRET"\n'
+    )
+    path = config(mailstack, tmp_path, [(route, "mallory", {"bob": Verdict.SEND_FAILED})], alerts)
+    d = daemon(path)
+    d.env = {"HOOK_SECRET": HOOK_SECRET}
+    try:
+        d.start()
+        wait_for(lambda: hook.accepted(route), 60, "the wrong password's alert at the webhook")
+        assert d.signal(signal.SIGTERM) == 0
+    finally:
+        hook.stop()
+    log = d.log.read_text()
+    assert '"event": "alert delivered"' in log  # the delivery was logged, without the URL
+    assert marker not in log
 
 
 async def test_test_alert_reports_every_channel_and_reaches_each(mailstack, tmp_path):

@@ -147,7 +147,9 @@ def test_kill_9_mid_probe_then_every_probe_reaches_a_verdict(mailstack, tmp_path
         40,
         "both unfinished probes to be resolved after the restart",
     )
-    assert final == [("inbox", "INBOX", None), ("missing", None, "restart")]
+    # The orphan never left: it cannot be missing (see core.verdict.not_found).
+    assert final == [("inbox", "INBOX", None), ("send_failed", None, "restart")]
+    assert rows(db, "SELECT failure FROM probes WHERE token='orphan'") == [("interrupted",)]
     # The restart fired the route again in the same 10-minute slot: it must not send twice.
     per_slot = rows(
         db,

@@ -16,10 +16,11 @@ import trustme
 from pydantic import SecretStr
 from rich.console import Console
 
+from monitor.cli.diagnose import render
 from monitor.config.load import load_config
 from monitor.config.schema import Account, Endpoint
 from monitor.core.models import Security
-from monitor.diagnose.run import TEST_HEADER, Diagnosis, diagnose, document, remedy_for, render
+from monitor.diagnose.run import TEST_HEADER, Diagnosis, diagnose, document, remedy_for
 from monitor.harness.demo import write_config
 from tests.integration.test_smtp_faults import PASSWORD, Mailbox, aiosmtpd_server, raw_server
 

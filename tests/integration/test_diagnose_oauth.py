@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from rich.console import Console
 
+from monitor.cli.diagnose import run_diagnose
 from monitor.config.load import load_config
-from monitor.diagnose.run import run_diagnose
 from monitor.harness.tokenserver import TokenServer
 from tests.integration.test_oauth import ACCOUNT, write_config
 

@@ -14,6 +14,7 @@ from email.policy import SMTP
 import pytest
 import trustme
 
+from monitor.adapters.credentials import Credentials
 from monitor.adapters.imap import ImapError, ImapSession
 from monitor.adapters.tls import client_context
 from monitor.config.schema import Endpoint
@@ -37,7 +38,9 @@ def _endpoint(stack: MailStack, security: Security, timeout: float = 10.0) -> En
 async def _open(stack: MailStack, user: str, security: Security = Security.TLS) -> ImapSession:
     account = stack.users[user]
     return await ImapSession.open(
-        _endpoint(stack, security), account.email, account.password, client_context([stack.ca_file])
+        _endpoint(stack, security),
+        Credentials(account.email, account.password),
+        client_context([stack.ca_file]),
     )
 
 
@@ -76,8 +79,9 @@ async def test_untrusted_certificate_is_a_permanent_tls_failure(
     stranger = ssl.create_default_context()
     trustme.CA().configure_trust(stranger)  # trusts some CA, not the stack's
     bob = mailstack.users["bob"]
+    login = Credentials(bob.email, bob.password)
     with pytest.raises(ImapError) as caught:
-        await ImapSession.open(_endpoint(mailstack, security), bob.email, bob.password, stranger)
+        await ImapSession.open(_endpoint(mailstack, security), login, stranger)
     failure = caught.value.failure
     assert (failure.kind, failure.phase, failure.transient) == ("tls_failed", Phase.IMAP_TLS, False)
     assert "certificate" in failure.message or "issuer" in failure.message
@@ -91,8 +95,7 @@ async def test_wrong_password_is_auth_failed_fast(mailstack: MailStack) -> None:
     with pytest.raises(ImapError) as caught:
         await ImapSession.open(
             _endpoint(mailstack, Security.TLS),
-            bob.email,
-            wrong,
+            Credentials(bob.email, wrong),
             client_context([mailstack.ca_file]),
         )
     assert time.monotonic() - started < 2.0
@@ -222,8 +225,9 @@ async def _greet_then(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 async def test_stalled_server_times_out_and_session_is_dead() -> None:
     async with _server(lambda r, w: _greet_then(r, w, "stall")) as endpoint:
         started = time.monotonic()
+        login = Credentials("user", "secret-pw")
         with pytest.raises(ImapError) as caught:
-            await ImapSession.open(endpoint, "user", "secret-pw", ssl.create_default_context())
+            await ImapSession.open(endpoint, login, ssl.create_default_context())
         assert 0.4 < time.monotonic() - started < 3
     assert (caught.value.failure.kind, caught.value.failure.phase) == ("timeout", Phase.IMAP_AUTH)
 
@@ -232,8 +236,9 @@ async def test_hang_up_mid_command_fails_at_once_not_at_the_timeout() -> None:
     async with _server(lambda r, w: _greet_then(r, w, "hang up")) as endpoint:
         endpoint = endpoint.model_copy(update={"timeout": 30.0})
         started = time.monotonic()
+        login = Credentials("user", "secret-pw")
         with pytest.raises(ImapError) as caught:
-            await ImapSession.open(endpoint, "user", "secret-pw", ssl.create_default_context())
+            await ImapSession.open(endpoint, login, ssl.create_default_context())
         assert time.monotonic() - started < 3
     assert caught.value.failure.kind == "connection_lost"
     assert "secret-pw" not in caught.value.failure.message

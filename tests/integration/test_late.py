@@ -8,8 +8,8 @@ import pytest
 
 from monitor.config.load import load_config
 from monitor.core.models import Verdict
-from monitor.daemon.main import opened
 from monitor.harness.demo import write_config
+from monitor.probe.setup import opened
 
 pytestmark = pytest.mark.mailstack
 

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -199,6 +200,44 @@ def test_spam_users_get_mail_filed_into_their_one_spam_folder(
     assert user.files_to_spam and user.spam_special_use is flagged
 
 
+_SPAMMY_HTML = (
+    '<html><body><a href="http://example.test/claim"><img src="http://example.test/win.jpg"'
+    ' width="600" height="800"></a></body></html>'
+)
+
+
+def test_content_filtered_mailbox_files_spam_by_content_and_scores_everything(
+    mailstack: MailStack,
+) -> None:
+    if not mailstack.content_filter:
+        pytest.skip("spamassassin/spamc not installed")
+    judged = mailstack.users["judged"]
+    plain, spammy = _subject(), _subject()
+    spam = EmailMessage()
+    spam["From"], spam["To"] = judged.email, judged.email
+    spam["Subject"] = f"WIN a FREE prize now {spammy}"
+    spam.set_content(_SPAMMY_HTML, subtype="html")
+    with _submission(mailstack) as smtp:
+        _transaction(smtp, mailstack, judged.email, plain)
+        smtp.sendmail(mailstack.users["alice"].email, [judged.email], spam.as_bytes(policy=SMTP))
+
+    _wait_for(mailstack, "judged", "Junk", spammy, timeout=20)
+    _wait_for(mailstack, "judged", "INBOX", plain, timeout=20)
+    (junked,) = [m for m in mailstack.list_messages("judged", "Junk") if spammy.encode() in m]
+    (kept,) = [m for m in mailstack.list_messages("judged", "INBOX") if plain.encode() in m]
+    # Headers only: the message itself is not rewritten into a report (report_safe 0).
+    assert b"X-Spam-Flag: YES" in junked and b"HTML_IMAGE_ONLY" in junked
+    assert message_from_bytes(junked).get_content_type() == "text/html"
+    assert b"X-Spam-Status: No, score=" in kept and b"X-Spam-Report:" in kept
+    # The other mailboxes are not judged.
+    bob_subject = _subject()
+    with _submission(mailstack) as smtp:
+        _transaction(smtp, mailstack, "bob@example.test", bob_subject)
+    _wait_for(mailstack, "bob", "INBOX", bob_subject, timeout=10)
+    (bobs,) = [m for m in mailstack.list_messages("bob", "INBOX") if bob_subject.encode() in m]
+    assert b"X-Spam-" not in bobs
+
+
 def test_special_recipients_answer_at_rcpt_and_blackhole_never_delivers(
     mailstack: MailStack,
 ) -> None:
@@ -289,7 +328,8 @@ def test_second_stack_runs_alongside_and_stop_leaves_no_process(mailstack: MailS
             _transaction(smtp, other, "bob@example.test", subject)
         _wait_for(other, "bob", "INBOX", subject, timeout=10)
 
-        assert set(other.pids) == {"postfix", "dovecot"}
+        expected = {"postfix", "dovecot"} | ({"spamd"} if other.content_filter else set())
+        assert set(other.pids) == expected
         processes = other.process_ids()
         # Postfix's workers (cleanup, lmtp, …) come and go on their own; the masters must run.
         assert len(processes) > 2 and all(_alive(pid) for pid in other.pids.values())

@@ -17,9 +17,9 @@ from monitor.adapters.oauth import TokenStore
 from monitor.config.load import load_config
 from monitor.core.catalogue import advise
 from monitor.core.models import Phase, Verdict, utcnow
-from monitor.daemon.main import opened
 from monitor.harness.dovecot import DOVEADM
 from monitor.harness.tokenserver import TokenServer
+from monitor.probe.setup import opened
 from monitor.reports.mail import send_report
 
 pytestmark = pytest.mark.mailstack

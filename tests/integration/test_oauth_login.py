@@ -19,8 +19,8 @@ import pytest
 from monitor.adapters.oauth import TokenStore
 from monitor.config.load import load_config
 from monitor.core.models import Verdict
-from monitor.daemon.main import opened
 from monitor.harness.tokenserver import TokenServer
+from monitor.probe.setup import opened
 from tests.integration.test_oauth import ACCOUNT, write_config
 
 pytestmark = pytest.mark.mailstack

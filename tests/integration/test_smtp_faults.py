@@ -22,7 +22,9 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from aiosmtplib import SMTPConnectError
 
-from monitor.adapters.smtp import Conversation, failure_for, send_message
+from monitor.adapters.credentials import Credentials
+from monitor.adapters.smtp import send_message
+from monitor.adapters.smtp_session import Conversation, failure_for
 from monitor.adapters.tls import client_context
 from monitor.core.models import Phase, Security, SendOutcome, utcnow
 
@@ -173,9 +175,11 @@ async def answer(reader, writer, verb: bytes, reply: bytes) -> None:
 
 
 async def send(endpoint, ssl_context, username="alice", password=PASSWORD) -> SendOutcome:
-    login = {"username": username, "password": password, "ssl_context": ssl_context}
+    login = Credentials(username, password) if username is not None else None
     envelope = {"mail_from": "alice@example.test", "rcpt_to": "bob@example.test"}
-    return await send_message(endpoint, message=MESSAGE, **login, **envelope)
+    return await send_message(
+        endpoint, login=login, message=MESSAGE, ssl_context=ssl_context, **envelope
+    )
 
 
 def replies_of(outcome: SendOutcome) -> list[tuple[Phase, int]]:

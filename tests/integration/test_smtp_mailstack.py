@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from monitor.adapters.credentials import Credentials
 from monitor.adapters.smtp import send_message
 from monitor.adapters.tls import client_context
 from monitor.core.models import Phase, Security, SendOutcome
@@ -32,8 +33,7 @@ async def send(mailstack, to: str, *, security=Security.STARTTLS, password=None,
     ).encode()
     return await send_message(
         Endpoint(mailstack.host, port, security),
-        username=alice.email,
-        password=alice.password if password is None else password,
+        login=Credentials(alice.email, alice.password if password is None else password),
         message=message,
         mail_from=alice.email,
         rcpt_to=to,

@@ -36,6 +36,7 @@ from monitor.core.models import (
     Verdict,
     utcnow,
 )
+from monitor.probe import verdict
 
 # Non-UTC offsets on the way in prove the store normalises instead of storing wall time.
 PARIS = timezone(timedelta(hours=2))
@@ -329,6 +330,17 @@ async def test_unfinished_survives_a_crash(database_url: str) -> None:
         await restarted.close()
 
 
+def late_in_inbox(sighting: Sighting, delivery_seconds: float | None = None) -> Decision:
+    return Decision(
+        Verdict.LATE,
+        folder="INBOX",
+        role=Role.INBOX,
+        arrived_at=sighting.detected_at,
+        arrival_source=ArrivalSource.DETECTED,
+        delivery_seconds=delivery_seconds,
+    )
+
+
 async def test_mark_late_only_flips_missing(store: Store) -> None:
     lost, found = planned(1), planned(2)
     for probe, decision in ((lost, Decision(Verdict.MISSING)), (found, Decision(Verdict.INBOX))):
@@ -338,14 +350,7 @@ async def test_mark_late_only_flips_missing(store: Store) -> None:
     finished_at = (await store.by_token(lost.token)).finished_at
 
     sighting = seen(lost, Role.INBOX)
-    late = Decision(
-        Verdict.LATE,
-        folder="INBOX",
-        role=Role.INBOX,
-        arrived_at=sighting.detected_at,
-        arrival_source=ArrivalSource.DETECTED,
-        delivery_seconds=1234.5,
-    )
+    late = late_in_inbox(sighting, delivery_seconds=1234.5)
     assert await store.mark_late(lost.token, late, sighting) is True
     record = await store.by_token(lost.token)
     assert (record.decision, record.sighting) == (late, sighting)
@@ -358,6 +363,27 @@ async def test_mark_late_only_flips_missing(store: Store) -> None:
     assert await store.mark_late("no-such-token", late, ghost) is False
     with pytest.raises(ValueError):
         await store.mark_late(found.token, late, sighting)
+
+
+async def test_a_canary_that_turns_up_revises_only_a_verdict_of_absence(store: Store) -> None:
+    """An interrupted probe (no hand-off recorded) whose canary arrives after all becomes
+    late, its failure gone; a refused send stays what it was."""
+    lost, refused = planned(1), planned(2)
+    lost_id = await store.plan(lost)
+    await store.mark_sending(lost_id)
+    await store.finish(lost_id, verdict.not_found(None, "restart"))
+    auth = Failure("auth_failed", Phase.AUTH, False, "535 5.7.8 bad", 535, "5.7.8")
+    refused_id = await store.plan(refused)
+    await store.record_send(refused_id, SendOutcome(phase=Phase.AUTH, failure=auth))
+    await store.finish(refused_id, verdict.not_found(SendOutcome(Phase.AUTH, failure=auth)))
+
+    sighting = seen(lost, Role.INBOX)
+    late = late_in_inbox(sighting)
+    assert await store.mark_late(lost.token, late, sighting) is True
+    record = await store.by_token(lost.token)
+    assert (record.decision, record.sighting, record.advice) == (late, sighting, None)
+    assert await store.mark_late(refused.token, late, seen(refused)) is False
+    assert (await store.by_token(refused.token)).decision.failure == auth
 
 
 async def test_history_is_newest_first_and_filtered(store: Store) -> None:

@@ -17,6 +17,7 @@ from email.policy import SMTP
 import pytest
 from pydantic import SecretStr
 
+from monitor.adapters.credentials import Credentials
 from monitor.adapters.imap import ImapError, ImapSession
 from monitor.adapters.tls import client_context
 from monitor.config.schema import Account, Endpoint
@@ -204,9 +205,8 @@ async def test_spam_sighting_find_and_a_delete_that_touches_nothing_else(
 async def _other_uid_with_token(stack: MailStack, token: str, not_uid: int) -> int:
     gina = stack.users["gina"]
     endpoint = Endpoint(host=stack.host, port=stack.imaps_port, security=Security.TLS)
-    session = await ImapSession.open(
-        endpoint, gina.email, gina.password, client_context([stack.ca_file])
-    )
+    login = Credentials(gina.email, gina.password)
+    session = await ImapSession.open(endpoint, login, client_context([stack.ca_file]))
     try:
         await session.select("[Gmail]/Spam")
         (uid,) = set(await session.search_header(canary.TOKEN_HEADER, token)) - {not_uid}

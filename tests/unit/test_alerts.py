@@ -28,11 +28,13 @@ from monitor.core.models import (
     SendOutcome,
     Verdict,
 )
+from monitor.probe.verdict import not_found
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 AUTH = Failure("auth_failed", Phase.AUTH, False, "Error: authentication failed", 535, "5.7.8")
 REJECTED = Failure("rejected", Phase.RCPT_TO, False, "5.1.1 no such user", 550, "5.1.1")
 IMAP_DOWN = Failure("connect_failed", Phase.IMAP_CONNECT, True, "connection refused")
+INTERRUPTED = not_found(None, "restart").failure
 
 
 def record(
@@ -68,42 +70,54 @@ def record(
     return ProbeRecord(probe_id, planned, "final", send, None, decision, finished_at=planned_at)
 
 
-def kinds(rec: ProbeRecord, policy: Policy | None = None) -> dict[str, bool]:
-    return {o.kind.value: o.bad for o in observe(rec, policy or Policy())}
+def kinds(rec: ProbeRecord, policy: Policy | None = None) -> dict[str, str]:
+    return {
+        o.kind.value: "other" if o.other else ("bad" if o.bad else "good")
+        for o in observe(rec, policy or Policy())
+    }
+
+
+GOOD, BAD, OTHER = "good", "bad", "other"
+AFTER_FAILURE = {"spam": OTHER, "slow": OTHER}  # a canary that failed says nothing of these
 
 
 @pytest.mark.parametrize(
     ("rec", "expected"),
     [
-        (record(Verdict.SEND_FAILED, failure=AUTH), {"send_failed": True}),
+        (
+            record(Verdict.SEND_FAILED, failure=AUTH),
+            {"send_failed": BAD, "check_failed": OTHER, "missing": OTHER} | AFTER_FAILURE,
+        ),
         (
             record(Verdict.CHECK_FAILED, failure=IMAP_DOWN),
-            {"send_failed": False, "check_failed": True},
+            {"send_failed": GOOD, "check_failed": BAD, "missing": OTHER} | AFTER_FAILURE,
         ),
         (
             record(Verdict.MISSING),
-            {"send_failed": False, "check_failed": False, "missing": True},
+            {"send_failed": GOOD, "check_failed": GOOD, "missing": BAD} | AFTER_FAILURE,
         ),
         # late counts as missing: the canary was not there by its deadline
         (
             record(Verdict.LATE, delivery=900),
-            {"send_failed": False, "check_failed": False, "missing": True},
+            {"send_failed": GOOD, "check_failed": GOOD, "missing": BAD} | AFTER_FAILURE,
         ),
         (
             record(Verdict.SPAM, delivery=2),
-            {"send_failed": False, "check_failed": False, "missing": False, "spam": True}
-            | {"slow": False},
+            {"send_failed": GOOD, "check_failed": GOOD, "missing": GOOD, "spam": BAD}
+            | {"slow": GOOD},
         ),
         (
             record(Verdict.INBOX, delivery=301),
-            {"send_failed": False, "check_failed": False, "missing": False, "spam": False}
-            | {"slow": True},
+            {"send_failed": GOOD, "check_failed": GOOD, "missing": GOOD, "spam": GOOD}
+            | {"slow": BAD},
         ),
         # no hand-off time known: nothing said about slowness
         (
             record(Verdict.INBOX, delivery=None),
-            {"send_failed": False, "check_failed": False, "missing": False, "spam": False},
+            {"send_failed": GOOD, "check_failed": GOOD, "missing": GOOD, "spam": GOOD},
         ),
+        # interrupted before its hand-off (a crash): it may never have left, so nothing
+        (record(Verdict.SEND_FAILED, failure=INTERRUPTED), {}),
     ],
 )
 def test_what_each_verdict_says_about_each_kind(rec: ProbeRecord, expected: dict) -> None:
@@ -112,17 +126,18 @@ def test_what_each_verdict_says_about_each_kind(rec: ProbeRecord, expected: dict
 
 def test_only_watched_kinds_are_observed_and_settings_failures_are_marked() -> None:
     policy = Policy(on=frozenset({AlertKind.SPAM, AlertKind.SEND_FAILED}))
-    assert kinds(record(Verdict.SPAM, delivery=1), policy) == {"send_failed": False, "spam": True}
-    (auth,) = observe(record(Verdict.SEND_FAILED, failure=AUTH), policy)
-    (rejected,) = observe(record(Verdict.SEND_FAILED, failure=REJECTED), policy)
+    assert kinds(record(Verdict.SPAM, delivery=1), policy) == {"send_failed": GOOD, "spam": BAD}
+    auth, auth_spam = observe(record(Verdict.SEND_FAILED, failure=AUTH), policy)
+    rejected, _ = observe(record(Verdict.SEND_FAILED, failure=REJECTED), policy)
     assert auth.settings and not rejected.settings
+    assert not auth_spam.settings  # only the failing kind carries it
 
 
 def run(
     steps: list[str], policy: Policy, kind: AlertKind = AlertKind.SEND_FAILED
 ) -> tuple[AlertState, list[tuple[int, str]]]:
-    """Feed steps ("bad", "good", "auth", "tick@<minutes>") one minute apart; collect
-    (step index, event) pairs."""
+    """Feed steps ("bad", "good", "auth", "missing", "check", "crash", "tick@<minutes>") one
+    minute apart; collect (step index, event) pairs."""
     state = AlertState("r1", "bob", kind)
     events: list[tuple[int, str]] = []
     for index, what in enumerate(steps):
@@ -135,9 +150,14 @@ def run(
                 "bad": (Verdict.SEND_FAILED, REJECTED),
                 "auth": (Verdict.SEND_FAILED, AUTH),
                 "good": (Verdict.INBOX, None),
+                "missing": (Verdict.MISSING, None),
+                "check": (Verdict.CHECK_FAILED, IMAP_DOWN),
+                "crash": (Verdict.SEND_FAILED, INTERRUPTED),
             }[what]
             rec = record(verdict, index, failure=failure, delivery=1.0, probe_id=index + 1)
-            observation = next(o for o in observe(rec, policy) if o.kind is kind)
+            observation = next((o for o in observe(rec, policy) if o.kind is kind), None)
+            if observation is None:
+                continue  # the probe says nothing about this kind
         state, moved = step(state, observation, policy, now)
         events += [(index, t.event.value) for t in moved]
     return state, events
@@ -180,6 +200,66 @@ def test_state_machine(policy: Policy, steps: list[str], events: list, status) -
     assert seen == events
     if status is not None:
         assert state.status is status
+
+
+MISSING = AlertKind.MISSING
+
+
+@pytest.mark.parametrize(
+    ("policy", "steps", "events", "status"),
+    [
+        # a missing alert resolves once the route fails another way (here: a wrong password)
+        (
+            TWO,
+            ["missing", "missing", "auth", "auth", "auth"],
+            [(1, "firing"), (2, "resolved")],
+            Status.RESOLVED,
+        ),
+        (TWO, ["missing", "missing", "check"], [(1, "firing"), (2, "resolved")], Status.RESOLVED),
+        # with resolve_after = 2, two canaries of another kind are needed, as two good ones are
+        (
+            replace(TWO, resolve_after=2),
+            ["missing", "missing", "auth", "missing", "auth", "auth"],
+            [(1, "firing"), (5, "resolved")],
+            Status.RESOLVED,
+        ),
+        # another kind's failure neither breaks nor feeds a pending streak: alternating still fires
+        (TWO, ["missing", "auth", "missing"], [(2, "firing")], Status.FIRING),
+        (TWO, ["missing", "auth"], [], Status.PENDING),
+        # a probe interrupted by a crash before its hand-off tells nothing: no missing alert
+        (TWO, ["crash", "crash", "crash"], [], Status.OK),
+        (TWO, ["missing", "crash", "missing"], [(2, "firing")], Status.FIRING),
+    ],
+)
+def test_an_alert_gives_way_to_another_kind(
+    policy: Policy, steps: list[str], events: list, status: Status
+) -> None:
+    state, seen = run(steps, policy, MISSING)
+    assert seen == events
+    if status is not None:
+        assert state.status is status
+
+
+def test_after_a_crash_and_a_wrong_password_only_send_failed_fires() -> None:
+    """The issue's sequence: missing canaries fire, the daemon is killed mid-send, then the
+    password is wrong. Every kind's state is stepped as the alerting loop would."""
+    states = {kind: AlertState("r1", "bob", kind) for kind in AlertKind}
+    sequence = [(Verdict.MISSING, None)] * 2 + [(Verdict.SEND_FAILED, INTERRUPTED)]
+    sequence += [(Verdict.SEND_FAILED, AUTH)] * 3
+    events = []
+    for index, (verdict, failure) in enumerate(sequence):
+        rec = record(verdict, index, failure=failure, probe_id=index + 1)
+        for observation in observe(rec, TWO):
+            now = T0 + timedelta(minutes=index)
+            kind = observation.kind
+            states[kind], moved = step(states[kind], observation, TWO, now)
+            events += [(index, kind.value, t.event.value) for t in moved]
+    assert sorted(events) == [
+        (1, "missing", "firing"),
+        (3, "missing", "resolved"),
+        (3, "send_failed", "firing"),
+    ]
+    assert [k for k, s in states.items() if s.open] == [AlertKind.SEND_FAILED]
 
 
 @pytest.mark.parametrize(
@@ -252,7 +332,12 @@ def firing(kind: AlertKind, rec: ProbeRecord, policy: Policy = TWO) -> Transitio
 
 def test_the_json_alert_has_the_documented_fields_and_says_what_broke() -> None:
     transition = firing(AlertKind.SEND_FAILED, record(Verdict.SEND_FAILED, failure=AUTH))
-    alert = alertmsg.describe(transition, mailbox="bob@example.test", instance="eu-1")
+    alert = alertmsg.describe(
+        transition,
+        mailbox="bob@example.test",
+        instance="eu-1",
+        public_url="https://canary.example.org",
+    )
     documented = alertmsg.__doc__ or ""
     for field in alert:
         assert f"    {field}" in documented or f", {field}" in documented, field
@@ -266,6 +351,10 @@ def test_the_json_alert_has_the_documented_fields_and_says_what_broke() -> None:
     assert alert["investigate"] == "mailcanary history --route r1"
     text = alertmsg.text_body(alert)
     assert "535 5.7.8" in text and failure["remedy"] in text and "bob@example.test" in text
+    page = f"https://canary.example.org/probe/{alert['canary']['probe_id']}"
+    assert alert["page"] == page and f"Status page:      {page}\n" in text
+    without = alertmsg.describe(transition, mailbox=None, instance="eu-1")
+    assert without["page"] is None and "Status page" not in alertmsg.text_body(without)
 
 
 def test_spam_alert_names_the_folder_and_renders_everywhere() -> None:

@@ -12,7 +12,7 @@ from monitor.core.models import Failure, Phase
 
 # Kinds the IMAP adapter, the watcher and the probe runner raise besides the SMTP ones.
 WATCH_KINDS = {"server_unavailable", "select_failed", "spam_folder_missing", "watcher_error"}
-WATCH_KINDS |= {"account_removed"}
+WATCH_KINDS |= {"account_removed", "interrupted"}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS | WATCH_KINDS))
@@ -33,7 +33,7 @@ def test_no_entry_repeats_another_entrys_conditions():
         for e in entries()
     ]
     assert len(conditions) == len(set(conditions))
-    assert all(e.explanation.strip() and e.remedy.strip() for e in entries())
+    assert all(e.says.explanation.strip() and e.says.remedy.strip() for e in entries())
 
 
 def reply(phase: Phase, line: str) -> Failure:

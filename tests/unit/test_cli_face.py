@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitor.cli.app import hoist_global_options
+from monitor.cli.common import hoist_global_options
 from monitor.cli.tables import shorten
 
 CONFIG = """
@@ -103,3 +103,37 @@ def test_an_empty_report_says_which_period_it_read(tmp_path: Path) -> None:
         line for line in report.stderr.splitlines() if line.startswith("mailcanary: no canaries")
     ]
     assert len(said) == 1 and "the last full week" in said[0] and "--since" in said[0]
+
+
+def test_commands_that_send_refuse_a_config_without_routes(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text(f'[monitor]\nstate_dir = "{tmp_path / "state"}"\n', encoding="utf-8")
+    assert cli("-c", str(empty), "check-config", cwd=tmp_path).returncode == 0
+    for command in ("probe", "run"):
+        done = cli("-c", str(empty), command, cwd=tmp_path)
+        assert done.returncode == 78, (command, done.stderr)
+        assert "routes: none in" in done.stderr
+    nagios = cli("-c", str(empty), "probe", "--nagios", cwd=tmp_path)
+    assert nagios.returncode == 3 and nagios.stdout.startswith("MAILCANARY UNKNOWN - bad config")
+
+
+def test_deadline_option_has_the_config_keys_range(tmp_path: Path) -> None:
+    config = tmp_path / "mc.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"), encoding="utf-8")
+    for value in ("1e30", "nan", "1ms"):
+        done = cli("-c", str(config), "probe", "--deadline", value, cwd=tmp_path)
+        assert done.returncode == 2, (value, done.stderr)
+        assert done.stderr.splitlines()[-1].startswith("mailcanary: --deadline:")
+
+
+def test_history_says_which_database_it_read_and_creates_none(tmp_path: Path) -> None:
+    config = tmp_path / "mc.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"), encoding="utf-8")
+    done = cli("-c", str(config), "history", cwd=tmp_path)
+    database = tmp_path / "state" / "mailcanary.db"
+    assert done.returncode == 0
+    assert f"no probes recorded yet: {database} does not exist" in done.stderr
+    assert not database.exists()
+    assert cli("-c", str(config), "db", "upgrade", cwd=tmp_path).returncode == 0
+    empty = cli("-c", str(config), "history", "--json", cwd=tmp_path)
+    assert empty.stdout == "" and f"no probes in sqlite:///{database}" in empty.stderr

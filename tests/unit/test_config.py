@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+import trustme
 
 from monitor.config.load import ConfigError, load_config, redacted_dict
-from monitor.config.presets import PRESETS, preset_rows
+from monitor.config.presets import PRESETS, SES_REGIONS, preset_rows
 from monitor.config.schema import Endpoint
 from monitor.core.models import Security
 
@@ -24,8 +25,8 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 
 def test_full_config_resolves_presets_overrides_and_defaults(tmp_path: Path) -> None:
-    write(tmp_path, "ca/root.pem", "root\n")
-    bob_ca = write(tmp_path, "elsewhere/bob.pem", "bob\n")
+    write(tmp_path, "ca/root.pem", trustme.CA().cert_pem.bytes().decode())
+    bob_ca = write(tmp_path, "elsewhere/bob.pem", trustme.CA().cert_pem.bytes().decode())
     write(tmp_path, "secrets/bob", "pw-b\n")
     config = write(
         tmp_path,
@@ -186,15 +187,15 @@ to = ["sender", "zed"]
 
     known = ", ".join(sorted(PRESETS))
     assert set(caught.value.problems) == {
-        "monitor.deadline: expected a duration like 90s, 5m or 1h, got 'soon'",
+        'monitor.deadline: expected a duration like 90s, 5m or 1h (5s..1d), got "soon"',
         "monitor.cleanup: must be true or false, got string",
         "monitor.max_parallel_logins: must be 1..10000, got 0",
         'accounts[0] (alice).smpt: unknown key; did you mean "smtp"?',
         "accounts[0] (alice).smtp.port: must be 1..65535, got 0",
         "accounts[0] (alice).password_env: environment variable ALICE_PASSWORD is not set",
         "accounts[1] (bob).imap.port: must be an integer, got string",
-        'accounts[1] (bob).imap.security: must be one of starttls, tls, none, got "ssl" '
-        '(implicit TLS, as on ports 465 and 993, is "tls")',
+        "accounts[1] (bob).imap.security: must be one of starttls, tls, none "
+        '(implicit TLS, as on ports 465 and 993, is "tls"), got "ssl"',
         f"accounts[1] (bob).password_file: cannot read {tmp_path}/missing-secret: "
         "No such file or directory",
         'accounts[2] (bob).name: duplicate account name "bob" (also accounts[1])',
@@ -331,7 +332,7 @@ def test_example_config_loads_cleanly(tmp_path: Path) -> None:
 
 def test_preset_table_marks_unconfirmed_facts() -> None:
     rows = {row["name"]: row for row in preset_rows()}
-    assert set(rows) == set(PRESETS) and len(rows) == 12
+    assert set(rows) == set(PRESETS) and len(rows) == 12 + len(SES_REGIONS) + 7  # mailboxes, ESPs
     assert rows["gmail"]["smtp"] == "smtp.gmail.com:587 starttls"
     assert rows["gmail"]["unconfirmed"] == "-"
     assert "spam folder name" in rows["aol"]["unconfirmed"]

@@ -127,9 +127,10 @@ url = "https://hooks.slack.test/services/other"
         )
     assert caught.value.problems == [
         "alerts.after_failures: must be 1 or more, got 0",
-        "alerts.remind_every: expected a duration like 90s, 5m or 1h, got 'soon'",
-        'alerts.on[1]: unknown alert kind "bounced"; known: '
-        "send_failed, check_failed, missing, spam, slow",
+        'alerts.remind_every: expected a duration like 90s, 5m or 1h (1m..30d, or "0" for never), '
+        'got "soon"',
+        "alerts.on[1]: must be one of send_failed, check_failed, missing, spam, slow, "
+        'got "bounced"',
         "alerts.colour: unknown key",
         'alerts.email[0].account: unknown account "nobody"',
         'alerts.email[1].to[0]: must be an email address, got "not-an-address"',

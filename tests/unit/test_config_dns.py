@@ -72,8 +72,8 @@ dnsbl_zone = []
         '"127.0.0.1:5353" or "[::1]:53"), got "resolver.example.org"',
         'dns.nameservers[1]: port must be 1..65535, got "127.0.0.1:0"',
         'dns.nameservers[2]: must be an IP address with an optional port (e.g. "127.0.0.1", '
-        '"127.0.0.1:5353" or "[::1]:53"), got integer',
-        "dns.timeout: expected a duration like 90s, 5m or 1h, got 'soon'",
+        '"127.0.0.1:5353" or "[::1]:53"), got 53',
+        'dns.timeout: expected a duration like 90s, 5m or 1h (100ms..1m), got "soon"',
         'dns.dnsbl_zones[0]: must be a DNS name like "zen.spamhaus.org" or "s1", '
         'got "zen..spamhaus.org"',
         'dns.dnsbl_zone: unknown key; did you mean "dnsbl_zones"?',

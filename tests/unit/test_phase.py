@@ -2,7 +2,8 @@ import math
 import random
 from datetime import UTC, datetime
 
-from monitor.daemon.slots import SlotTrigger, jitter, next_run, phase
+from monitor.core.slots import jitter, next_run, phase, slot_for
+from monitor.daemon.slots import SlotTrigger
 
 
 def test_phases_are_stable_inside_the_slot_and_spread() -> None:
@@ -17,6 +18,14 @@ def test_phases_are_stable_inside_the_slot_and_spread() -> None:
 def test_the_first_run_takes_the_current_slot_only_if_its_moment_is_ahead() -> None:
     assert next_run(None, now=1000.0, interval=60.0, offset=50.0) == 1010.0  # slot 960 + 50
     assert next_run(None, now=1000.0, interval=60.0, offset=10.0) == 1030.0  # next slot
+
+
+def test_the_runner_claims_the_slot_the_scheduler_fired_in() -> None:
+    # One arithmetic for both: a run placed in a slot is claimed under that slot's start.
+    fired = next_run(None, now=1000.0, interval=300.0, offset=250.0)  # slot 900 + 250
+    moment = datetime.fromtimestamp(fired, UTC)
+    assert slot_for(moment, 300.0) == datetime.fromtimestamp(900.0, UTC)
+    assert slot_for(moment, 300.0).tzinfo is UTC
 
 
 def test_one_run_per_slot_for_ever_whatever_the_jitter() -> None:

@@ -22,6 +22,7 @@ from monitor.core.receipt import (
     receipt_from_json,
     spam_json,
 )
+from monitor.core.received import stamped_at
 
 FIXTURES = Path(__file__).parent / "receipts"
 SENDER = "canary.example.org"
@@ -134,3 +135,18 @@ def test_odd_headers_are_left_out_never_raised():
     assert receipt.first_external is None
     assert len(dict(receipt.spam_headers)["X-Spam-Status"]) == 2000
     assert parse_receipt(Message()) == receipt_from_json(None, [], None)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # Folded, with a zone offset and a trailing comment: the moment in UTC.
+        ("from a by mx.example.test; Wed, 2 Dec 2026\r\n 11:00:07 +0100 (CET)", at(7)),
+        ("from a by mx.example.test; 2 Dec 2026 10:00:09 -0000", at(9)),  # no zone: UTC
+        ("from a by mx.example.test; Wed, 2 Dec 2026 10:00:07 GMT; x", None),  # after last ;
+        ("from a by mx.example.test with LMTP id 42", None),  # no ";": no date
+        ("from a by mx.example.test; yesterday", None),
+    ],
+)
+def test_the_date_a_server_stamped_on_its_received_line(value, expected):
+    assert stamped_at(value) == expected

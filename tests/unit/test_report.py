@@ -11,14 +11,14 @@ import pytest
 
 from monitor.core.catalogue import advise
 from monitor.core.models import Failure, Phase, Verdict
-from monitor.reports.build import (
+from monitor.reports.build import build
+from monitor.reports.document import (
     DEFAULT_INSTANCE,
     Aggregates,
     FailureCount,
     HourCount,
     Incident,
     Mailbox,
-    build,
 )
 from monitor.reports.model import (
     BUCKETS,
@@ -337,8 +337,8 @@ def test_the_reports_section_is_checked_line_by_line(tmp_path) -> None:
         load_config(path, env={})
     assert error.value.problems == [
         'reports.weekly: must be a weekday and a 24-hour time like "mon 08:00", got "mon 25:00"',
-        'reports.timezone: unknown time zone "Mars/Olympus"; use an IANA name like '
-        '"Europe/Athens" or "UTC"',
+        'reports.timezone: unknown time zone; use an IANA name like "Europe/Athens" or "UTC", '
+        'got "Mars/Olympus"',
         'reports.to[0]: must be an email address, got "nobody"',
         'reports.account: account "seed" has no smtp',
     ]

@@ -13,7 +13,8 @@ import pytest
 
 from monitor.cli.report import ReportArgsError, instance_names
 from monitor.core.models import Verdict
-from monitor.reports.build import Aggregates, HourCount, Report, build
+from monitor.reports.build import build
+from monitor.reports.document import Aggregates, HourCount, Report
 from monitor.reports.html import render_html
 from monitor.reports.model import HOUR, Summary
 from monitor.reports.query import render_csv, render_json

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from monitor.alerts import message as alertmsg
 from monitor.core.models import Verdict
-from monitor.reports.build import Aggregates, FailureCount, HourCount, Mailbox, build
+from monitor.reports.build import build
+from monitor.reports.document import Aggregates, FailureCount, HourCount, Mailbox
 from monitor.reports.html import render_html
 from monitor.reports.model import days_period
 from monitor.templates import environment, render, stylesheet
@@ -66,3 +67,24 @@ def test_every_page_gets_the_one_stylesheet_and_a_viewport() -> None:
     # The stylesheet is our own Markup: its quotes survive, unlike server text.
     assert '"Segoe UI"' in page
     assert environment().autoescape("x.html") and environment().autoescape("x.xml")
+
+
+def test_the_report_mail_links_the_status_page_when_public_url_is_set() -> None:
+    from monitor.reports.mail import report_message
+
+    report = build(WEEK, Aggregates(), mailboxes={}, configured=[], now=WEEK.end)
+    message = report_message(
+        report,
+        {},
+        sender="ops@example.org",
+        to="me@example.org",
+        message_id="<1@example.org>",
+        public_url="https://canary.example.org",
+    )
+    text, html = (part.get_content() for part in message.iter_parts())
+    assert "Live: https://canary.example.org/\n" in text
+    assert '<a href="https://canary.example.org/">' in html
+    plain = report_message(
+        report, {}, sender="ops@example.org", to="me@example.org", message_id="<1@example.org>"
+    )
+    assert "Live:" not in plain.as_string()

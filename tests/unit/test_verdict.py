@@ -80,11 +80,31 @@ def test_found_without_handoff_has_no_delivery_time():
     assert d.verdict is Verdict.INBOX and d.delivery_seconds is None
 
 
+def test_only_a_handed_off_canary_can_be_missing():
+    auth = Failure("auth_failed", Phase.AUTH, False, "535 5.7.8 bad", 535, "5.7.8")
+    failed = SendOutcome(phase=Phase.AUTH, failure=auth)
+    handed_off = verdict.not_found(sent(), "restart")
+    assert (handed_off.verdict, handed_off.reason) == (Verdict.MISSING, "restart")
+    # the failure on record stays the verdict, whatever the deadline says
+    refused = verdict.not_found(failed, "restart")
+    assert (refused.verdict, refused.failure, refused.reason) == (
+        Verdict.SEND_FAILED,
+        auth,
+        "restart",
+    )
+    # nothing recorded (planned, or stopped mid-conversation): interrupted, never missing
+    for outcome in (None, SendOutcome(phase=Phase.DATA)):
+        unknown = verdict.not_found(outcome, "restart")
+        assert unknown.verdict is Verdict.SEND_FAILED and unknown.failure is not None
+        assert (unknown.failure.kind, unknown.failure.transient) == (verdict.INTERRUPTED, True)
+        assert verdict.revisable(unknown)  # should the canary turn up after all
+    assert verdict.revisable(handed_off) and not verdict.revisable(refused)
+
+
 def test_failures_and_exit_codes():
     failure = Failure("auth_failed", Phase.AUTH, False, "535 5.7.8 bad", 535, "5.7.8")
     out = SendOutcome(phase=Phase.AUTH, failure=failure)
     assert verdict.send_failed(out).failure is failure
-    assert verdict.missing("restart").reason == "restart"
     V = Verdict
     assert verdict.exit_code([V.INBOX, V.INBOX]) == 0
     assert verdict.exit_code([V.INBOX, V.SPAM]) == 1

@@ -1,0 +1,65 @@
+"""Alerting at a (re)start, on a real SQLite database: what fell due while it was down."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.adapters.alertstore import AlertStore
+from monitor.adapters.store import Store
+from monitor.alerts.dispatch import Alerting
+from monitor.alerts.state import AlertKind, AlertState, Evidence, Status
+from monitor.config.load import load_config
+from monitor.core.models import Verdict
+from tests.integration.support import free_port
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "mailcanary.toml"
+    (tmp_path / "pw").write_text("x\n")
+    path.write_text(
+        f'[monitor]\ndatabase = "sqlite:///{tmp_path}/mc.db"\nstate_dir = "{tmp_path}/state"\n'
+        'listen = ""\n'
+        '[[accounts]]\nname = "alice"\nemail = "alice@example.test"\n'
+        f'password_file = "{tmp_path}/pw"\n'
+        'smtp = { host = "127.0.0.1", port = 2587, security = "starttls" }\n'
+        'imap = { host = "127.0.0.1", port = 2993, security = "tls" }\n'
+        '[[routes]]\nname = "r1"\nfrom = "alice"\nto = ["alice"]\n'
+        '[alerts]\nremind_every = "6h"\n'
+        # Nobody listens there: deliveries stay in the outbox, which is what is checked.
+        f'[[alerts.webhook]]\nurl = "http://127.0.0.1:{free_port()}/hook"\n'
+    )
+    return path
+
+
+async def test_reminders_due_during_a_stop_are_queued_at_start(tmp_path):
+    cfg = load_config(_config(tmp_path))
+    store = await Store.open(cfg.monitor.database)
+    await store.upgrade()
+    # Fired seven hours ago, last told then: with remind_every = 6h, a reminder is due.
+    then = datetime.now(UTC) - timedelta(hours=7)
+    evidence = Evidence(probe_id=1, planned_at=then, verdict=Verdict.MISSING, sender="alice")
+    firing = AlertState(
+        "r1",
+        "alice",
+        AlertKind.MISSING,
+        status=Status.FIRING,
+        bad_streak=2,
+        since=then,
+        fired_at=then,
+        last_bad_at=then,
+        last_seen_at=then,
+        last_notified_at=then,
+        seq=1,
+        evidence=evidence,
+    )
+    await AlertStore(store.engine).commit([(None, firing)], [], then)
+    alerting = Alerting(cfg, store)
+    try:
+        await alerting.start()
+        # Right after start, before any periodic tick could have run.
+        queued = await alerting.store.deliveries()
+    finally:
+        await alerting.stop(drain=0)
+        await store.close()
+    assert [(d.transition_id, d.event) for d in queued] == [("r1/alice/missing/2", "reminder")]
