@@ -98,7 +98,8 @@ class LeaseLoop:
             await self.work.release(self.me, plan.drop)
         keep = plan.renew - plan.hand_over.keys() - plan.drop
         owned = await self.work.acquire(self.me, plan.take, keep)
-        for mailbox in sorted(owned - keep):
+        taken = owned - keep
+        for mailbox in sorted(taken):
             holder = fleet.leases.get(mailbox)
             log.info("mailbox taken", mailbox=mailbox, after=holder.owner if holder else None)
         watch = owned | plan.wait
@@ -113,6 +114,11 @@ class LeaseLoop:
         ready = {m for m in plan.wait if (w := self.runner.watchers.get(m)) and w.connected}
         await self.work.offer(self.me, ready)
         self.owned, self.fleet = owned, fleet
+        relay = self.runner.relay
+        for mailbox in sorted(taken) if relay is not None else ():
+            # Taken, not handed over: canaries may have landed while nobody watched.
+            if (watcher := self.runner.watchers.get(mailbox)) is not None:
+                self.runner.spawn(relay.catch_up(mailbox, watcher))
         if not self._stopping:
             adopted = await self.work.adopt(self.me, owned)
             if adopted:

@@ -11,7 +11,9 @@ verdict takes (the delivery time is measured at the watcher and is not affected)
 
 The same poll tells our watchers which canaries to their mailboxes other instances have just
 handed off, so they look out for them (see probe/lookout.py) instead of waiting for the
-server's IDLE push, as they do for our own.
+server's IDLE push, as they do for our own. And a mailbox taken over from a dead instance is
+searched once for the canaries on their way to it: those that landed while nobody watched
+would otherwise wait for their deadline's search.
 """
 
 from __future__ import annotations
@@ -31,8 +33,14 @@ from monitor.probe.watcher import Watcher
 log = structlog.get_logger(__name__)
 
 POLL_SECONDS = 0.25
+READY_SECONDS = 15.0  # as the daemon gives its watchers at start
 Pending = Mapping[str, "asyncio.Future[Sighting | Failure]"]
 Watchers = Mapping[str, Watcher]
+Late = Callable[[str, Sighting], Awaitable[None]]
+
+
+async def _nobody(_recipient: str, _sighting: Sighting) -> None:
+    """Until `start`: nobody judges late canaries."""
 
 
 class Relay:
@@ -44,20 +52,21 @@ class Relay:
         self.relayed: set[str] = set()  # tokens whose sighting came from another instance
         self._on_its_way: dict[str, str] = {}  # others' canaries our watchers look out for
         self._poller: asyncio.Task[None] | None = None
+        self._pending: Pending = {}
+        self._late: Late = _nobody
 
     async def seen_here(
         self,
         recipient: str,
         sighting: Sighting,
         watcher: Watcher | None,
-        late: Callable[[str, Sighting], Awaitable[None]],
     ) -> None:
         """Our watcher saw a canary nobody here waits for: another instance's, or a late one."""
         record = await self.store.by_token(sighting.token)
         if record is None or record.planned.recipient != recipient:
             return
         if record.state == "final":
-            await late(recipient, sighting)
+            await self._late(recipient, sighting)
             return
         await self.work.record_sighting(sighting, self.me)
         log.info(
@@ -69,7 +78,9 @@ class Relay:
             except ImapError as exc:
                 log.warning("cleanup failed; the daily sweep will retry", failure=exc.failure.kind)
 
-    def start(self, pending: Pending, watchers: Watchers) -> None:
+    def start(self, pending: Pending, watchers: Watchers, late: Late) -> None:
+        """`late`: the runner's judge of a canary found after its probe said missing."""
+        self._pending, self._late = pending, late
         self._poller = asyncio.ensure_future(self._poll(pending, watchers))
 
     async def stop(self) -> None:
@@ -77,6 +88,24 @@ class Relay:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+
+    async def catch_up(self, mailbox: str, watcher: Watcher) -> None:
+        """Search a mailbox just taken over for the canaries on their way to it (after the
+        watcher's first look: what lands later, the watcher sees)."""
+        await watcher.wait_ready(READY_SECONDS)
+        for token, _ in await self.work.on_their_way([mailbox]):
+            try:
+                found = await watcher.find(token)
+            except ImapError as exc:
+                log.warning("cannot search a mailbox taken over", failure=exc.failure.kind)
+                return
+            future = self._pending.get(token)
+            if found is None:
+                continue
+            if future is not None and not future.done():
+                future.set_result(found)
+            elif future is None:
+                await self.seen_here(mailbox, found, watcher)
 
     def took(self, token: str) -> bool:
         """Whether this token's sighting came from another instance (once per token)."""

@@ -119,7 +119,7 @@ class ProbeRunner:
 
     def share(self, relay: Relay) -> None:
         self.relay = relay
-        relay.start(self._pending, self.watchers)
+        relay.start(self._pending, self.watchers, self._late)
 
     async def reconfigure(self, cfg: Config, wanted: set[str]) -> None:
         """Adopt a reloaded config without dropping in-flight probes.
@@ -164,7 +164,7 @@ class ProbeRunner:
         future = self._pending.get(sighting.token)
         if future is None and self.relay is not None:
             watcher = self._looker(recipient)
-            self.spawn(self.relay.seen_here(recipient, sighting, watcher, self._late))
+            self.spawn(self.relay.seen_here(recipient, sighting, watcher))
         elif future is None:
             self.spawn(self._late(recipient, sighting))
         elif self._recipient_of.get(sighting.token) == recipient and not future.done():

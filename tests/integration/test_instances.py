@@ -304,6 +304,10 @@ def check_record(url: str, mailstack) -> None:
         if row["verdict"] != FLEET[row["recipient"]].value
     ]
     assert not wrong, wrong
+    # A canary never handed off (its sender died in the SMTP conversation) is not missing.
+    assert [
+        row["id"] for row in rows if row["handoff_at"] is None and row["verdict"] == "missing"
+    ] == []
     assert any(row["adopted_by"] for row in rows), "no probe was taken over"
     # Exactly one delivery per canary handed off (Dovecot's log), none left in a mailbox.
     stored = Counter(
