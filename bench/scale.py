@@ -7,6 +7,11 @@ Prints planned / finished / dropped probes, schedule lag (planned_at after the s
 own fire time), detection lag (the message file's mtime in the Maildir → verdict), delivery
 time, daemon CPU seconds per probe and peak RSS; the last line is one JSON object.
 `--profile FILE` runs the daemon under pyinstrument (if installed) and writes its text report.
+
+    sudo /tmp/venv/bin/python bench/scale.py --instances 3 --mailboxes 100 --duration 180
+
+`--instances K` runs K daemons on a private PostgreSQL instead (see bench/fleet.py): the
+figures per instance, IMAP sessions per mailbox, and the hand-over after one is killed.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.policy import default
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.fleet import ROWS, Sessions, probe_rows, wait_balanced, wait_resolved  # noqa: E402
 from monitor.core.canary import TOKEN_HEADER  # noqa: E402
 from monitor.core.models import Verdict  # noqa: E402
 from monitor.harness.demo import write_config  # noqa: E402
@@ -136,11 +143,15 @@ def main() -> int:
     parser.add_argument("--deadline", type=float, default=30.0, help="seconds to wait for one")
     parser.add_argument("--profile", type=Path, help="pyinstrument text report to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--instances", type=int, help="K daemons on PostgreSQL (else SQLite)")
+    parser.add_argument("--lease", type=float, default=30.0, help="monitor.lease, seconds")
     parser.add_argument("--run-daemon", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_daemon:
         run_daemon(args.run_daemon)
         return 0
+    if args.instances:
+        return run_fleet(args)
 
     work = Path(tempfile.mkdtemp(prefix="mcbench"))
     say = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)  # noqa: E731
@@ -179,7 +190,9 @@ def main() -> int:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=120)
         say("daemon stopped; reading the record")
-        figures = measure(database, stack, users, log, started, stopped, args.interval)
+        with sqlite3.connect(database) as conn:
+            rows = conn.execute(ROWS).fetchall()
+        figures = measure(rows, stack, users, scheduled_runs(log), started, stopped, args.interval)
     finally:
         if daemon is not None and daemon.poll() is None:
             daemon.kill()
@@ -200,21 +213,135 @@ def main() -> int:
     return 0
 
 
+def run_fleet(args: argparse.Namespace) -> int:
+    """K daemons on one private PostgreSQL; the last is killed (SIGKILL) halfway through."""
+    from monitor.harness.postgres import Postgres
+
+    work = Path(tempfile.mkdtemp(prefix="mcbench"))
+    say = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)  # noqa: E731
+    ensure_inotify(2 * args.mailboxes + 100, say)
+    say(f"starting PostgreSQL and a mail stack with {args.mailboxes} extra mailboxes")
+    postgres = Postgres.start()
+    stack = MailStack.start(extra_users=args.mailboxes)
+    names = [f"i{n}" for n in range(1, args.instances + 1)]
+    daemons: dict[str, subprocess.Popen[bytes]] = {}
+    stats: dict[str, tuple[float, float]] = {}
+    handover: dict[str, float | None] = {}
+    try:
+        users = [f"user{n:05d}" for n in range(1, args.mailboxes + 1)]
+        routes = [(f"m{n:05d}", "alice", {u: Verdict.INBOX}) for n, u in enumerate(users, 1)]
+        url = postgres.url()
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        for name in names:
+            monitor = (
+                f'database = "{url}"\nstate_dir = "{work}/{name}"\ninstance = "{name}"\n'
+                f'interval = "{args.interval:g}s"\ndeadline = "{args.deadline:g}s"\n'
+                f'lease = "{args.lease:g}s"\npoll_interval = "15s"\ncleanup = false\nlisten = ""\n'
+            )
+            config = write_config(stack, work / name, routes=routes, monitor=monitor)
+            command = [sys.executable, str(Path(__file__).resolve()), "--run-daemon", str(config)]
+            with (work / f"{name}.log").open("wb") as sink:
+                daemons[name] = subprocess.Popen(command, stdout=sink, stderr=sink, env=env)
+        started, begun = datetime.now(UTC), time.monotonic()
+        say(f"{len(names)} daemons running for {args.duration:g} s (logs in {work})")
+        victim = names[-1] if len(names) > 1 else None
+        with Sessions(stack, users) as sessions:
+            while time.monotonic() - begun < args.duration:
+                gone = [n for n, d in daemons.items() if d.poll() is not None and n not in stats]
+                if gone:
+                    say(f"daemon {gone[0]} exited early; see {work / gone[0]}.log")
+                    return 1
+                if victim and victim not in stats and time.monotonic() - begun > args.duration / 2:
+                    stats[victim] = proc_stats(daemons[victim].pid)
+                    daemons[victim].kill()
+                    killed = time.monotonic()
+                    say(f"killed {victim} (SIGKILL)")
+                    alive = set(names) - {victim}
+                    handover["mailboxes_s"] = wait_balanced(url, alive, len(users), 4 * args.lease)
+                    handover["probes_s"] = wait_resolved(
+                        url, victim, 4 * args.lease + args.deadline
+                    )
+                    window = (killed, time.monotonic() + args.lease / 3)
+                time.sleep(1)  # a benchmark's clock, not a test's synchronisation
+            for name, daemon in daemons.items():
+                if daemon.poll() is None:
+                    stats[name] = proc_stats(daemon.pid)
+            stopped = datetime.now(UTC)
+        for daemon in daemons.values():
+            if daemon.poll() is None:
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(timeout=120)
+        say("daemons stopped; reading the record")
+        rows = probe_rows(url)
+        runs: dict[str, list[datetime]] = {}
+        for name in names:
+            for route, at in scheduled_runs(work / f"{name}.log").items():
+                runs.setdefault(route, []).extend(at)
+        fleet = measure(rows, stack, users, runs, started, stopped, args.interval)
+        # Start-up (every instance takes its share) and the kill's hand-over are not steady.
+        calm = lambda at: not (victim and window[0] - 5 <= at <= window[1] + 5)  # noqa: E731
+        fleet |= sessions.figures(begun + min(60.0, args.duration / 4), calm)
+        per = {}
+        for name in names:
+            mine = measure(
+                [r for r in rows if r[9] == name],
+                stack,
+                users,
+                runs,
+                started,
+                stopped,
+                args.interval,
+            )
+            cpu, rss = stats[name]
+            per[name] = {
+                k: mine[k]
+                for k in (
+                    "planned",
+                    "finished",
+                    "verdicts",
+                    "schedule_lag_p99",
+                    "detection_lag_p50",
+                    "detection_lag_p95",
+                    "delivery_p50",
+                )
+            }
+            per[name] |= {
+                "cpu_seconds": round(cpu, 2),
+                "cpu_seconds_per_probe": round(cpu / max(mine["finished"], 1), 4),
+                "peak_rss_mb": round(rss, 1),
+            }
+    finally:
+        for daemon in daemons.values():
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+        stack.stop()
+        postgres.stop()
+    fleet |= {
+        "mailboxes": args.mailboxes,
+        "instances": len(names),
+        "killed": victim,
+        "handover": handover,
+    }
+    for name, figures in per.items():
+        print(f"{name}  {json.dumps(figures)}")
+    print(json.dumps({k: v for k, v in fleet.items() if k not in ("lag_samples",)}))
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def measure(
-    database: Path,
+    rows: list[tuple[Any, ...]],
     stack: MailStack,
     users: list[str],
-    log: Path,
+    runs: dict[str, list[datetime]],
     started: datetime,
     stopped: datetime,
     interval: float,
 ) -> dict[str, object]:
-    with sqlite3.connect(database) as conn:
-        rows = conn.execute(
-            "SELECT route, token, slot, planned_at, state, detected_at, finished_at,"
-            " delivery_seconds, verdict FROM probes"
-        ).fetchall()
-    runs = scheduled_runs(log)
     landed = arrivals(stack, users)
     # Slots wholly inside the run, after one interval to start: each must have its canary.
     first = started.timestamp() + interval
@@ -227,7 +354,7 @@ def measure(
     stuck = sum(r[4] in ("planned", "sending") for r in rows)
     dropped = unclaimed + stuck
     schedule, detection, watcher, judged, delivery = [], [], [], [], []
-    for route, token, _slot, planned_at, state, detected_at, finished_at, seconds, _ in rows:
+    for route, token, _slot, planned_at, state, detected_at, finished_at, seconds, *_ in rows:
         planned = parse_time(planned_at)
         due = [at for at in runs.get(route, []) if at <= planned]
         if due:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor.adapters.share_tables import SightingRow
 from monitor.adapters.tables import ProbeRow
 from monitor.core.catalogue import Advice, advise
 from monitor.core.models import (
@@ -93,20 +94,26 @@ def decision_values(decision: Decision, sighting: Sighting | None) -> dict[str, 
     if decision.failure is not None:
         values |= _failure_values(decision.failure)
     if sighting is not None:
+        values |= sighting_values(sighting)
+    return values
+
+
+def sighting_values(sighting: Sighting) -> dict[str, Any]:
+    """Where and when a canary was seen, in the columns `probes` and `sightings` share."""
+    values: dict[str, Any] = {
+        "uid": sighting.uid,
+        "uidvalidity": sighting.uidvalidity,
+        "detected_at": sighting.detected_at,
+        "internal_date": sighting.internal_date,
+        "received_at": sighting.received_at,
+        "seen_message_id": sighting.message_id,
+    }
+    if sighting.receipt is not None:
         values |= {
-            "uid": sighting.uid,
-            "uidvalidity": sighting.uidvalidity,
-            "detected_at": sighting.detected_at,
-            "internal_date": sighting.internal_date,
-            "received_at": sighting.received_at,
-            "seen_message_id": sighting.message_id,
+            "auth_results": auth_json(sighting.receipt.auth),
+            "hops": hops_json(sighting.receipt.hops),
+            "spam_headers": spam_json(sighting.receipt),
         }
-        if sighting.receipt is not None:
-            values |= {
-                "auth_results": auth_json(sighting.receipt.auth),
-                "hops": hops_json(sighting.receipt.hops),
-                "spam_headers": spam_json(sighting.receipt),
-            }
     return values
 
 
@@ -127,7 +134,7 @@ def record(row: ProbeRow) -> ProbeRecord:
         ),
         state=row.state,
         send=_send(row, failure),
-        sighting=_sighting(row),
+        sighting=sighting(row),
         decision=_decision(row, failure),
         finished_at=row.finished_at,
         advice=_advice(row, failure),
@@ -174,7 +181,7 @@ def _send(row: ProbeRow, failure: Failure | None) -> SendOutcome | None:
     )
 
 
-def _sighting(row: ProbeRow) -> Sighting | None:
+def sighting(row: ProbeRow | SightingRow) -> Sighting | None:
     if (
         row.uid is None
         or row.uidvalidity is None

@@ -23,8 +23,10 @@ import monitor
 from monitor.adapters import (
     alert_tables,  # noqa: F401 - registers its tables on the metadata
     report_tables,  # noqa: F401 - registers its tables on the metadata
+    share_tables,  # noqa: F401 - registers its tables on the metadata
 )
 from monitor.adapters import rows as convert
+from monitor.adapters.leases import Fleet, SharedWork
 from monitor.adapters.quickread import sqlite_path
 from monitor.adapters.tables import ProbeRow
 from monitor.adapters.writeturns import Urgency, WriteTurns
@@ -182,6 +184,14 @@ class Store:
 
         async with self._engine.connect() as connection:
             return await connection.run_sync(look)
+
+    async def fleet(self, lease: float) -> Fleet | None:
+        """Which instance watches which mailbox and each instance's last heartbeat, as the
+        database has them (`lease`: `monitor.lease`, which decides who counts as live).
+        None on SQLite (one instance, no leases) and before migration 0007."""
+        if self._engine.dialect.name != "postgresql" or not await self.has_table("instances"):
+            return None
+        return await SharedWork(self._engine, lease).fleet()
 
     async def ping(self) -> None:
         """One round trip: raises when the database does not answer."""

@@ -133,6 +133,9 @@ class ProbeRow(Base):
     auth_results: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     hops: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     spam_headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # several instances: the live instance that took over this unfinished probe after its
+    # sender died or left (migration 0007); `instance` stays the sender's
+    adopted_by: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # The claim: of several instances planning the same slot, exactly one insert wins.

@@ -23,6 +23,12 @@ interface (times are ISO 8601 in UTC, null when there is none):
     in_flight         probes planned, sending or sent and not decided yet
     open_alerts       the pair's firing alerts: [{kind, since, fired_at}] (see
                       `mailcanary alerts` for the details)
+    watched_by        PostgreSQL only: the instance holding the recipient mailbox's lease
+                      (the one watching it); null while nobody holds it
+    heartbeat_at      PostgreSQL only: that instance's last heartbeat; null likewise
+
+Without --json, a PostgreSQL database adds a table of the instances: live or not, last
+heartbeat, and the mailboxes each watches (`monitor.lease` decides who counts as live).
 
 The exit code follows `probe`: the worst of the last verdicts (0 inbox, 1 spam/late,
 2 missing/send_failed, 3 check_failed); pairs never decided do not count.
@@ -34,6 +40,9 @@ import json
 import sys
 from typing import Any
 
+from rich.table import Table
+
+from monitor.adapters.leases import Fleet
 from monitor.adapters.store import PairLatest, Store, missing_file
 from monitor.alerts.query import load_alerts
 from monitor.alerts.state import AlertState
@@ -47,7 +56,8 @@ async def show_status(cfg: Config, *, as_json: bool) -> int:
     database = missing_file(cfg.monitor.database)
     missing = database is not None
     # Opening a missing SQLite file would create it: a status query must not leave one behind.
-    latest = {} if missing else {(p.route, p.recipient): p for p in await _latest(cfg)}
+    found, fleet = ([], None) if missing else await _latest(cfg)
+    latest = {(p.route, p.recipient): p for p in found}
     firing: dict[tuple[str, str], list[AlertState]] = {}
     for state, _ in [] if missing else await load_alerts(cfg, include_all=False):
         firing.setdefault((state.route, state.recipient), []).append(state)
@@ -59,7 +69,10 @@ async def show_status(cfg: Config, *, as_json: bool) -> int:
     if as_json:
         for pair in pairs:
             alerts = firing.get((pair.route, pair.recipient), [])
-            sys.stdout.write(json.dumps(status_dict(pair, alerts), ensure_ascii=False) + "\n")
+            line = status_dict(pair, alerts)
+            if fleet is not None:  # PostgreSQL only: SQLite's lines stay as they were
+                line |= watcher_dict(fleet, pair.recipient)
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
     else:
         rows = [
             (
@@ -74,6 +87,8 @@ async def show_status(cfg: Config, *, as_json: bool) -> int:
         ]
         caption = f"no probes recorded yet: {database} does not exist" if missing else None
         out.print(render.status_table(rows, title="mailcanary status", caption=caption))
+        if fleet is not None and fleet.instances:
+            out.print(instances_table(fleet))
     decided = [p.last.decision.verdict for p in pairs if p.last and p.last.decision]
     return verdict.exit_code(decided)
 
@@ -102,12 +117,39 @@ def status_dict(pair: PairLatest, open_alerts: list[AlertState] | None = None) -
     }
 
 
-async def _latest(cfg: Config) -> list[PairLatest]:
+def watcher_dict(fleet: Fleet | None, mailbox: str) -> dict[str, Any]:
+    owner = fleet.watcher_of(mailbox) if fleet is not None else None
+    beat = (
+        next((i.heartbeat_at for i in fleet.instances if i.name == owner), None) if fleet else None
+    )
+    return {"watched_by": owner, "heartbeat_at": beat.isoformat() if beat else None}
+
+
+def instances_table(fleet: Fleet) -> Table:
+    table = Table(title="instances", header_style="bold", expand=False)
+    for column in ("instance", "state", "last heartbeat", "mailboxes"):
+        table.add_column(column, no_wrap=column != "mailboxes")
+    for instance in sorted(fleet.instances, key=lambda i: i.name):
+        if instance.stopped_at is not None:
+            state = "stopped"
+        elif not instance.live:
+            state = "silent"  # no heartbeat for a lease time: presumed dead
+        else:
+            state = "stopping" if instance.stopping else "live"
+        ago = (fleet.now - instance.heartbeat_at).total_seconds()
+        boxes = ", ".join(instance.mailboxes)
+        table.add_row(
+            instance.name, state, f"{ago:.0f} s ago", f"{len(instance.mailboxes)}: {boxes}"
+        )
+    return table
+
+
+async def _latest(cfg: Config) -> tuple[list[PairLatest], Fleet | None]:
     store = await Store.open(cfg.monitor.database)
     try:
         # Before the daemon's first start there is no table yet; that is "never", not an error.
         if not await store.has_table("probes"):
-            return []
-        return await store.latest_per_pair()
+            return [], None
+        return await store.latest_per_pair(), await store.fleet(cfg.monitor.lease)
     finally:
         await store.close()

@@ -76,6 +76,10 @@ WEBHOOK_TIMEOUT = DurationRange(_SECOND, 2 * _MINUTE)  # alerts must not queue b
 DRAIN = DurationRange(_SECOND, 10 * _MINUTE)
 SLOW_AFTER = DurationRange(_SECOND, _DAY)  # a canary later than this is "slow"
 REMIND = DurationRange(_MINUTE, 30 * _DAY, never=True)  # re-send a firing alert; 0: never
+# Several instances on PostgreSQL: a silent instance loses its mailboxes after this. Renewed
+# every third of it: under 3 s the rounds would be database round trips back to back; over an
+# hour a dead instance's mailboxes and probes would wait longer than any deadline.
+LEASE = DurationRange(3 * _SECOND, _HOUR)
 
 Interval = Annotated[float, Within(INTERVAL)]
 Deadline = Annotated[float, Within(DEADLINE)]
@@ -257,6 +261,7 @@ class MonitorFile(BaseModel):
     max_parallel_logins: Annotated[int, AfterValidator(_parallel)] = 16
     max_parallel_sends: Annotated[int, AfterValidator(_parallel)] = 50
     look_out: bool = True
+    lease: Annotated[float, Within(LEASE)] = 30.0
     public_url: Annotated[str, AfterValidator(_public_url)] | None = None
 
 

@@ -191,6 +191,7 @@ class _Resolver:
             max_parallel_logins=found.max_parallel_logins,
             max_parallel_sends=found.max_parallel_sends,
             look_out=found.look_out,
+            lease=found.lease,
             public_url=found.public_url,
         )
 

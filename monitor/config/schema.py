@@ -66,6 +66,7 @@ class MonitorSettings(BaseModel):
     max_parallel_logins: int = 16  # IMAP connects + logins at once (startup, reconnects)
     max_parallel_sends: int = 50  # SMTP conversations at once
     look_out: bool = True  # look for a canary on its way, not only wait for the IDLE push
+    lease: float = 30.0  # PostgreSQL: a silent instance's mailboxes and probes go after this
     public_url: str | None = None  # where people reach the status page; alerts and reports link it
 
 

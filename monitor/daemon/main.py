@@ -30,12 +30,13 @@ from monitor.config.schema import Route
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
 from monitor.core.slots import jitter, phase, slot_for
 from monitor.daemon import http, sdnotify
+from monitor.daemon.leases import FleetCollector, LeaseLoop
 from monitor.daemon.metrics import Metrics
 from monitor.daemon.slots import SlotTrigger
 from monitor.dnscheck.policy import Finding
 from monitor.dnscheck.run import log_posture
 from monitor.probe.runner import ProbeRunner
-from monitor.probe.setup import READY_TIMEOUT, opened
+from monitor.probe.setup import READY_TIMEOUT, opened, shared
 from monitor.reports.weekly import Reporting
 from monitor.web.app import Pages
 from monitor.web.live import Hub
@@ -66,6 +67,7 @@ class Daemon:
         self.runner: ProbeRunner | None = None
         self.alerting: Alerting | None = None
         self.reporting: Reporting | None = None
+        self.leases: LeaseLoop | None = None  # PostgreSQL only
         self._reloading = asyncio.Lock()
         # The status page's state: what moves its live updates, who may read it, and the
         # newest DNS findings per sending account (kept from the weekly check).
@@ -107,9 +109,12 @@ class Daemon:
         self.alerting.on_delivery = self.metrics.alert_delivery
         await self.alerting.start(runner.store)
         self.metrics.watch_alerts(self.alerting.states)
-        await runner.start_watchers(recipients(self.cfg))
-        await runner.wait_watchers_ready(READY_TIMEOUT)
-        await runner.recover()
+        if shared(runner.store):
+            await self._share(runner)
+        else:
+            await runner.start_watchers(recipients(self.cfg))
+            await runner.wait_watchers_ready(READY_TIMEOUT)
+            await runner.recover()
         for index, route in enumerate(self.cfg.routes):
             self._schedule_route(route, index)
         self._schedule_housekeeping()
@@ -146,10 +151,25 @@ class Daemon:
             await watchdog
         if server is not None:
             await server.close()
-        # What does not finish in time stays unfinished in the database: the next start resumes it.
+        if self.leases is not None:
+            # Peers take our mailboxes while our probes finish; then ours go and so do we.
+            self.leases.stopping()
+            await asyncio.gather(runner.drained(drain), self.leases.hand_over(drain))
+            await self.leases.close()
+        # What does not finish in time stays unfinished in the database: the next start resumes
+        # it (on PostgreSQL: a live peer adopts it now).
         await runner.stop(drain=drain)
         await self.alerting.stop()
         return 0
+
+    async def _share(self, runner: ProbeRunner) -> None:
+        """PostgreSQL: watch our share of the mailboxes, then resume what is ours."""
+        assert runner.relay is not None  # opened() relays on PostgreSQL
+        me, work = self.cfg.monitor.instance, runner.relay.work
+        self.leases = LeaseLoop(runner, work, lambda: recipients(runner.cfg))
+        self.metrics.registry.register(FleetCollector(self.leases))
+        await self.leases.start(READY_TIMEOUT)
+        await runner.recover(await work.claim_own(me))
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -184,6 +204,8 @@ class Daemon:
 
         async def sweep() -> None:
             log.info("sweep done", removed=await runner.sweep(SWEEP_OLDER_THAN))
+            if runner.relay is not None:
+                await runner.relay.work.prune_sightings(SWEEP_OLDER_THAN)
 
         async def heartbeat() -> None:
             try:
@@ -253,7 +275,8 @@ class Daemon:
             self.metrics.configure(new)
             self.gate = Gate(new.web)
             assert self.runner is not None
-            await self.runner.reconfigure(new, recipients(new))
+            wanted = self.leases.watching if self.leases else recipients(new)
+            await self.runner.reconfigure(new, wanted)
             if self.alerting is not None:
                 self.alerting.reconfigure(new)
             if self.reporting is not None:

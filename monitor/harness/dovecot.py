@@ -291,6 +291,20 @@ class Dovecot:
         if process is not None:
             stop_child(process, timeout)
 
+    def sessions(self) -> list[tuple[str, int]]:
+        """(user, pid) of each IMAP session logged in now, as Dovecot's anvil counts them
+        (`doveadm who -1`); each session is its own imap process here."""
+        done = subprocess.run(
+            [DOVEADM, "-c", str(self.conf), "-f", "tab", "who", "-1"],
+            capture_output=True, text=True, check=True, timeout=30, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        found = []
+        for line in done.stdout.splitlines()[1:]:  # after the header
+            user, service, pid, *_ = line.split("\t")
+            if service == "imap":
+                found.append((user, int(pid)))
+        return found
+
     def _doveadm(self, *args: str) -> None:
         self._run(DOVEADM, "-c", str(self.conf), *args)
 

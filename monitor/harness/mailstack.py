@@ -275,6 +275,10 @@ class MailStack:
         """The masters and their current children."""
         return {pid for master in self.pids.values() for pid in (master, *children(master))}
 
+    def imap_sessions(self) -> list[tuple[str, int]]:
+        """(email, imap process id) of every IMAP session logged in now."""
+        return self._dovecot.sessions()
+
     def user(self, user: str | MailUser) -> MailUser:
         return self.users[user if isinstance(user, str) else user.name]
 

@@ -39,6 +39,7 @@ from monitor.core.models import (
 )
 from monitor.core.slots import slot_for
 from monitor.probe import verdict
+from monitor.probe.relay import Relay
 from monitor.probe.watcher import Watcher
 
 log = structlog.get_logger(__name__)
@@ -71,27 +72,54 @@ class ProbeRunner:
         # Read at start: 1,000 watchers must not all handshake at once, nor 1,000 probes send.
         self._logins = asyncio.Semaphore(cfg.monitor.max_parallel_logins)
         self._sends = asyncio.Semaphore(cfg.monitor.max_parallel_sends)
+        # PostgreSQL: sightings to and from the other instances (see probe/relay.py), and
+        # watchers never started, for one-off looks at mailboxes another instance watches.
+        self.relay: Relay | None = None
+        self._idle: dict[str, Watcher] = {}
 
     # -- watchers -------------------------------------------------------------------
 
     def verify(self, headers: object) -> str | None:
         return canary.verify_message(self.key, headers)  # type: ignore[arg-type]
 
+    def _new_watcher(self, name: str) -> Watcher:
+        account = self.cfg.account(name)
+        return Watcher(
+            account,
+            ssl_context=client_context(account.ca_files),
+            poll_interval=self.cfg.monitor.poll_interval,
+            verify=self.verify,
+            on_sighting=functools.partial(self._on_sighting, name),
+            on_failure=functools.partial(self._on_failure, name),
+            login=credentials(account, self.cfg.monitor.state_dir),
+            login_slots=self._logins,
+        )
+
     async def start_watchers(self, names: Iterable[str]) -> None:
         for name in sorted(set(names) - set(self.watchers)):
-            account = self.cfg.account(name)
-            watcher = Watcher(
-                account,
-                ssl_context=client_context(account.ca_files),
-                poll_interval=self.cfg.monitor.poll_interval,
-                verify=self.verify,
-                on_sighting=functools.partial(self._on_sighting, name),
-                on_failure=functools.partial(self._on_failure, name),
-                login=credentials(account, self.cfg.monitor.state_dir),
-                login_slots=self._logins,
-            )
+            watcher = self._idle.pop(name, None) or self._new_watcher(name)
             self.watchers[name] = watcher
             await watcher.start()
+
+    async def stop_watchers(self, names: Iterable[str]) -> None:
+        """Stop watching these mailboxes (their lease went elsewhere); probes waiting on
+        them hear of their canaries through the relay."""
+        for name in sorted(set(names)):
+            if (watcher := self.watchers.pop(name, None)) is not None:
+                await watcher.stop()
+
+    def _looker(self, name: str) -> Watcher | None:
+        """The running watcher, or on a shared database a never started one (one-off
+        sessions only) to search or delete in a mailbox another instance watches."""
+        if self.relay is None or name in self.watchers:
+            return self.watchers.get(name)
+        if name not in self._idle and name in {a.name for a in self.cfg.accounts}:
+            self._idle[name] = self._new_watcher(name)
+        return self._idle.get(name)
+
+    def share(self, relay: Relay) -> None:
+        self.relay = relay
+        relay.start(self._pending, self.watchers, self._late)
 
     async def reconfigure(self, cfg: Config, wanted: set[str]) -> None:
         """Adopt a reloaded config without dropping in-flight probes.
@@ -100,6 +128,7 @@ class ProbeRunner:
         wanted is stopped unless a probe still waits on it (the next reload retires it).
         """
         self.cfg = cfg
+        self._idle.clear()  # built from the old accounts
         busy = set(self._recipient_of.values())
         known = {account.name: account for account in cfg.accounts}
         for name, watcher in list(self.watchers.items()):
@@ -116,19 +145,27 @@ class ProbeRunner:
             *(w.wait_ready(timeout) for w in self.watchers.values()), return_exceptions=True
         )
 
+    async def drained(self, timeout: float) -> None:  # noqa: ASYNC109 - a bounded wait
+        if self._tasks and timeout > 0:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
     async def stop(self, drain: float = 0.0) -> None:
-        if self._tasks and drain > 0:
-            await asyncio.wait(set(self._tasks), timeout=drain)
+        await self.drained(drain)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(w.stop() for w in self.watchers.values()), return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.stop()
 
     def _on_sighting(self, recipient: str, sighting: Sighting) -> None:
         # Only the probe's own recipient account counts: its UIDs and folders are the ones
         # we judge and delete, even when another account watches the same address.
         future = self._pending.get(sighting.token)
-        if future is None:
+        if future is None and self.relay is not None:
+            watcher = self._looker(recipient)
+            self.spawn(self.relay.seen_here(recipient, sighting, watcher))
+        elif future is None:
             self.spawn(self._late(recipient, sighting))
         elif self._recipient_of.get(sighting.token) == recipient and not future.done():
             future.set_result(sighting)
@@ -294,7 +331,9 @@ class ProbeRunner:
         if seen is None:
             # The deadline passed unseen: look once more, explicitly, before saying missing.
             try:
-                seen = await self._find(planned)
+                if self.relay is not None:
+                    seen = await self.relay.look(planned.token)
+                seen = seen or await self._find(planned)
             except ImapError as exc:
                 return verdict.check_failed(exc.failure), None
             if seen is None:
@@ -302,7 +341,7 @@ class ProbeRunner:
         return verdict.found(outcome, seen, planned.deadline_at), seen
 
     async def _find(self, planned: PlannedProbe) -> Sighting | None:
-        watcher = self.watchers.get(planned.recipient)
+        watcher = self._looker(planned.recipient)
         if watcher is None:
             if planned.recipient not in {a.name for a in self.cfg.accounts}:
                 message = f"account {planned.recipient!r} is no longer in the config"
@@ -332,12 +371,13 @@ class ProbeRunner:
             probe_id, planned, "final", outcome, sighting, decision, finished_at=utcnow()
         )
         self._emit(planned, "final", record)
-        if sighting is not None:
+        # A canary seen by another instance's watcher was removed by that watcher.
+        if sighting is not None and not (self.relay and self.relay.took(planned.token)):
             await self._cleanup(sighting, planned.recipient)
         return record
 
     async def _cleanup(self, sighting: Sighting, recipient: str) -> None:
-        watcher = self.watchers.get(recipient)
+        watcher = self._looker(recipient)
         if not self.cfg.monitor.cleanup or watcher is None:
             return
         try:
@@ -373,14 +413,22 @@ class ProbeRunner:
                 record.planned, "late", replace(record, sighting=sighting, decision=decision)
             )
 
-    async def recover(self) -> list[asyncio.Task[object]]:
-        """Bring every probe a crash left unfinished to a final verdict."""
-        # On a shared database each instance resumes only what it started itself.
-        records = await self.store.unfinished(instance=self.cfg.monitor.instance)
+    async def recover(self, records: list[ProbeRecord] | None = None) -> list[asyncio.Task[object]]:
+        """Bring every probe a crash left unfinished to a final verdict. On a shared database
+        `records` are those we sent or adopted (the lease loop watches for them)."""
+        if records is None:
+            records = await self.store.unfinished(instance=self.cfg.monitor.instance)
+            if records:
+                await self.start_watchers({r.planned.recipient for r in records})
         if records:
             log.info("resuming unfinished probes", count=len(records))
-            await self.start_watchers({r.planned.recipient for r in records})
         return [self.spawn(self.resume(r)) for r in records]
+
+    def adopt(self, records: list[ProbeRecord]) -> None:
+        """Finish the unfinished probes of an instance that died or left."""
+        for record in records:
+            if record.planned.token not in self._pending:
+                self.spawn(self.resume(record))
 
     async def resume(self, record: ProbeRecord) -> ProbeRecord:
         planned = record.planned
