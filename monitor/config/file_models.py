@@ -76,6 +76,11 @@ WEBHOOK_TIMEOUT = DurationRange(_SECOND, 2 * _MINUTE)  # alerts must not queue b
 DRAIN = DurationRange(_SECOND, 10 * _MINUTE)
 SLOW_AFTER = DurationRange(_SECOND, _DAY)  # a canary later than this is "slow"
 REMIND = DurationRange(_MINUTE, 30 * _DAY, never=True)  # re-send a firing alert; 0: never
+# The arrival window kept while a canary is in flight: under 0.1 s the looks would outrun
+# their ceiling (probe.lookout.MIN_SPACING); over a minute says nothing about a delivery.
+LOOK_OUT_RESOLUTION = DurationRange(0.1, _MINUTE)
+# How long after the hand-off that window is kept; 0: never (only the backing-off looks).
+LOOK_OUT_FINE_FOR = DurationRange(_SECOND, 10 * _MINUTE, never=True)
 
 Interval = Annotated[float, Within(INTERVAL)]
 Deadline = Annotated[float, Within(DEADLINE)]
@@ -251,6 +256,8 @@ class MonitorFile(BaseModel):
     max_parallel_logins: Annotated[int, AfterValidator(_parallel)] = 16
     max_parallel_sends: Annotated[int, AfterValidator(_parallel)] = 50
     look_out: bool = True
+    look_out_resolution: Annotated[float, Within(LOOK_OUT_RESOLUTION)] = 0.2
+    look_out_fine_for: Annotated[float, Within(LOOK_OUT_FINE_FOR)] = 30.0
 
 
 class EndpointFile(BaseModel):

@@ -187,6 +187,8 @@ class _Resolver:
             max_parallel_logins=found.max_parallel_logins,
             max_parallel_sends=found.max_parallel_sends,
             look_out=found.look_out,
+            look_out_resolution=found.look_out_resolution,
+            look_out_fine_for=found.look_out_fine_for,
         )
 
     def _dns(self, raw: object) -> DnsSettings:

@@ -65,6 +65,8 @@ class MonitorSettings(BaseModel):
     max_parallel_logins: int = 16  # IMAP connects + logins at once (startup, reconnects)
     max_parallel_sends: int = 50  # SMTP conversations at once
     look_out: bool = True  # look for a canary on its way, not only wait for the IDLE push
+    look_out_resolution: float = 0.2  # widest arrival window while the look-out is fine
+    look_out_fine_for: float = 30.0  # seconds after the hand-off it is fine; 0: never
 
 
 class DnsSettings(BaseModel):

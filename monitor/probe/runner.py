@@ -39,6 +39,7 @@ from monitor.core.models import (
 )
 from monitor.core.slots import slot_for
 from monitor.probe import verdict
+from monitor.probe.lookout import Cadence
 from monitor.probe.watcher import Watcher
 
 log = structlog.get_logger(__name__)
@@ -78,6 +79,7 @@ class ProbeRunner:
         return canary.verify_message(self.key, headers)  # type: ignore[arg-type]
 
     async def start_watchers(self, names: Iterable[str]) -> None:
+        cfg = self.cfg.monitor
         for name in sorted(set(names) - set(self.watchers)):
             account = self.cfg.account(name)
             watcher = Watcher(
@@ -89,6 +91,7 @@ class ProbeRunner:
                 on_failure=functools.partial(self._on_failure, name),
                 login=credentials(account, self.cfg.monitor.state_dir),
                 login_slots=self._logins,
+                cadence=Cadence(cfg.look_out_resolution, cfg.look_out_fine_for),
             )
             self.watchers[name] = watcher
             await watcher.start()

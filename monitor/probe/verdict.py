@@ -7,11 +7,15 @@ the arrival lies in [s, s + 1). A stamp is trusted only when it is plausible: no
 the hand-off (minus its precision) and not after we saw the message. When IDLE saw the
 canary promptly, detection is the tightest bound and is used as is; when detection lagged
 (polling, a reconnect), the stamps narrow the interval and its midpoint is used, which is
-never more than half a second off.
+never more than half a second off. When a look of our own missed the canary after its
+hand-off (a held delivery), that look bounds it from below on our own clock: the window
+between it and the look that saw it is the narrowest evidence (see probe.lookout), and its
+midpoint is the arrival. The interval itself is recorded: each probe's error bar.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.core.models import (
@@ -29,8 +33,19 @@ from monitor.core.models import (
 STAMP_PRECISION = timedelta(seconds=1)
 
 
-def arrival(handoff_at: datetime | None, sighting: Sighting) -> tuple[datetime, ArrivalSource]:
-    """The best estimate of when the canary landed, and which observation bounded it."""
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """When the canary landed (`at`), what bounded it, and where it surely lies: after
+    `after` (None: no lower bound known) and no later than `before`."""
+
+    at: datetime
+    source: ArrivalSource
+    after: datetime | None
+    before: datetime
+
+
+def _stamped(handoff_at: datetime | None, sighting: Sighting) -> Arrival:
+    """The interval the hand-off, detection and the server's plausible stamps allow."""
     detected = sighting.detected_at
     lower, upper, source = handoff_at, detected, ArrivalSource.DETECTED
     stamps = (
@@ -45,9 +60,32 @@ def arrival(handoff_at: datetime | None, sighting: Sighting) -> tuple[datetime, 
         lower = stamp if lower is None else max(lower, stamp)
         if stamp + STAMP_PRECISION < upper:
             upper, source = stamp + STAMP_PRECISION, stamp_source
-    if source is ArrivalSource.DETECTED or lower is None or lower > upper:
-        return detected, ArrivalSource.DETECTED
-    return lower + (upper - lower) / 2, source
+    if lower is not None and lower > upper:  # the stamps contradict each other
+        return Arrival(detected, ArrivalSource.DETECTED, handoff_at, detected)
+    if source is ArrivalSource.DETECTED or lower is None:
+        return Arrival(detected, ArrivalSource.DETECTED, lower, detected)
+    return Arrival(lower + (upper - lower) / 2, source, lower, upper)
+
+
+def arrival(handoff_at: datetime | None, sighting: Sighting) -> Arrival:
+    """The best estimate of when the canary landed, which observation bounded it, and the
+    interval it surely lies in."""
+    stamped = _stamped(handoff_at, sighting)
+    missed, detected = sighting.missed_at, sighting.detected_at
+    if missed is None or missed >= detected or (handoff_at is not None and missed <= handoff_at):
+        return stamped  # no look of ours missed it after it left: detection is prompt
+    after = max(missed, stamped.after) if stamped.after is not None else missed
+    before = stamped.before
+    if after > before:  # a stamp says it came before our own look missed it: skew
+        after, before = missed, detected
+    stamp_width = (
+        stamped.before - stamped.after
+        if stamped.source is not ArrivalSource.DETECTED and stamped.after is not None
+        else None
+    )
+    narrowest = stamp_width is None or detected - missed <= stamp_width
+    source = ArrivalSource.LOOKOUT if narrowest else stamped.source
+    return Arrival(after + (before - after) / 2, source, after, before)
 
 
 def send_failed(outcome: SendOutcome) -> Decision:
@@ -57,7 +95,8 @@ def send_failed(outcome: SendOutcome) -> Decision:
 def found(outcome: SendOutcome | None, sighting: Sighting, deadline_at: datetime) -> Decision:
     """Inbox or spam by the folder's role; `late` when it arrived after the deadline."""
     handoff = outcome.handoff_at if outcome is not None else None
-    arrived_at, source = arrival(handoff, sighting)
+    landed = arrival(handoff, sighting)
+    arrived_at = landed.at
     if arrived_at > deadline_at:
         verdict = Verdict.LATE
     else:
@@ -68,7 +107,9 @@ def found(outcome: SendOutcome | None, sighting: Sighting, deadline_at: datetime
         folder=sighting.folder,
         role=sighting.role,
         arrived_at=arrived_at,
-        arrival_source=source,
+        arrival_source=landed.source,
+        arrived_after=landed.after,
+        arrived_before=landed.before,
         delivery_seconds=delivery,
     )
 
