@@ -9,7 +9,7 @@ import pytest
 from monitor.config.load import load_config
 from monitor.core.canary import TOKEN_HEADER
 from monitor.core.models import ArrivalSource, Verdict
-from monitor.harness.demo import write_config
+from monitor.harness.demo import demo_monitor, write_config
 from monitor.probe.setup import opened
 
 pytestmark = pytest.mark.mailstack
@@ -33,12 +33,11 @@ def landed_at(maildir, token: str) -> datetime:
 
 
 async def test_a_held_delivery_gets_a_narrow_window_around_its_true_arrival(mailstack, tmp_path):
-    monitor = (
-        f'database = "sqlite:///{tmp_path}/mc.db"\nstate_dir = "{tmp_path}/state"\n'
-        'cleanup = false\nlook_out_resolution = "200ms"\nlook_out_fine_for = "30s"\n'
-    )
-    routes = [("to-slow", "alice", {"slow": Verdict.INBOX})]
-    cfg = load_config(write_config(mailstack, tmp_path, routes=routes, monitor=monitor))
+    # The demo's keys, the canary kept for its file's mtime, the look-out spelled out.
+    fine = 'cleanup = false\nlook_out_resolution = "200ms"\nlook_out_fine_for = "30s"\n'
+    route = ("to-slow", "alice", {"slow": Verdict.INBOX})
+    path = write_config(mailstack, tmp_path, routes=[route], monitor=demo_monitor(tmp_path) + fine)
+    cfg = load_config(path)
     async with opened(cfg) as runner:
         await runner.start_watchers(["slow"])
         assert await runner.watchers["slow"].wait_ready(10)
