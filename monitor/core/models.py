@@ -126,7 +126,8 @@ class ArrivalSource(StrEnum):
     DETECTED = "detected"
     INTERNALDATE = "internaldate"
     RECEIVED = "received"
-    # The midpoint between the last look that missed the canary and the first that saw it.
+    # The middle of a window at most a second wide that our own sighting (a look or a push)
+    # closes, opened by the hand-off, a look that missed the canary, or a server stamp.
     LOOKOUT = "lookout"
 
 

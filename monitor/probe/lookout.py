@@ -29,6 +29,8 @@ WINDOW = 120.0
 # A pause this short is waited out without IDLE: entering and leaving IDLE would cost a
 # command and a round trip per look, and the push (0.5 s late on Dovecot) cannot beat a look.
 IDLE_AT_LEAST = 1.0
+# The event loop wakes a few milliseconds after the pause it was given.
+WAKE_SLACK = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +49,8 @@ def gap(age: float, cadence: Cadence | None = None, look_takes: float = 0.0) -> 
     if cadence is None or age >= cadence.fine_for:
         return backing_off
     # The window runs from the start of the look that missed the canary to the answer of the
-    # look that saw it: the gap plus one round trip.
-    fine = max(cadence.resolution - look_takes, MIN_SPACING)
+    # look that saw it: the gap plus one round trip (and the loop's late wake-up).
+    fine = max(cadence.resolution - look_takes - WAKE_SLACK, MIN_SPACING)
     return min(backing_off, fine)
 
 

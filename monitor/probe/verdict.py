@@ -1,16 +1,15 @@
 """Verdict rules: a probe's final state as a pure function of what was observed.
 
-Arrival time: the true arrival lies in an interval. Our detection time is an upper bound
-(we saw it then) and the hand-off a lower bound. The server's stamps (INTERNALDATE, the
-top Received header) come from another clock with one-second precision: a stamp `s` says
-the arrival lies in [s, s + 1). A stamp is trusted only when it is plausible: not before
-the hand-off (minus its precision) and not after we saw the message. When IDLE saw the
-canary promptly, detection is the tightest bound and is used as is; when detection lagged
-(polling, a reconnect), the stamps narrow the interval and its midpoint is used, which is
-never more than half a second off. When a look of our own missed the canary after its
-hand-off (a held delivery), that look bounds it from below on our own clock: the window
-between it and the look that saw it is the narrowest evidence (see probe.lookout), and its
-midpoint is the arrival. The interval itself is recorded: each probe's error bar.
+Arrival time: the true arrival lies in an interval, and the interval is recorded with the
+verdict: each probe's error bar. Our own clock bounds it from below by the hand-off and by the
+last look at the folder that did not show the canary (see probe.lookout), and from above by
+the moment we saw it. The server's stamps (INTERNALDATE, the top Received header) come from
+another clock with one-second precision: a stamp `s` says the arrival lies in [s, s + 1). A
+stamp is trusted only when it is plausible: not before the hand-off (minus its precision), not
+after we saw the message, and not contradicting our own bounds (clock skew). When the interval
+is at most a second wide its midpoint is the arrival, never more than half its width off;
+when it is wider (a canary seen by a late push or poll, with no usable stamp), detection is
+used as is: an IDLE push comes soon after the arrival, and the middle of a long wait does not.
 """
 
 from __future__ import annotations
@@ -44,10 +43,17 @@ class Arrival:
     before: datetime
 
 
-def _stamped(handoff_at: datetime | None, sighting: Sighting) -> Arrival:
-    """The interval the hand-off, detection and the server's plausible stamps allow."""
-    detected = sighting.detected_at
-    lower, upper, source = handoff_at, detected, ArrivalSource.DETECTED
+def _latest(*moments: datetime | None) -> datetime | None:
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None
+
+
+def arrival(handoff_at: datetime | None, sighting: Sighting) -> Arrival:
+    """The best estimate of when the canary landed, which observation bounded it, and the
+    interval it surely lies in."""
+    detected, missed = sighting.detected_at, sighting.missed_at
+    ours = _latest(handoff_at, missed if missed is not None and missed < detected else None)
+    lower, upper, source = ours, detected, ArrivalSource.LOOKOUT
     stamps = (
         (sighting.internal_date, ArrivalSource.INTERNALDATE),
         (sighting.received_at, ArrivalSource.RECEIVED),
@@ -57,35 +63,14 @@ def _stamped(handoff_at: datetime | None, sighting: Sighting) -> Arrival:
             continue  # a stamp from the future means the server clock runs ahead
         if handoff_at is not None and stamp < handoff_at - STAMP_PRECISION:
             continue  # arrived before it was sent: clock skew, not evidence
-        lower = stamp if lower is None else max(lower, stamp)
+        lower = _latest(lower, stamp)
         if stamp + STAMP_PRECISION < upper:
             upper, source = stamp + STAMP_PRECISION, stamp_source
-    if lower is not None and lower > upper:  # the stamps contradict each other
-        return Arrival(detected, ArrivalSource.DETECTED, handoff_at, detected)
-    if source is ArrivalSource.DETECTED or lower is None:
-        return Arrival(detected, ArrivalSource.DETECTED, lower, detected)
+    if lower is not None and lower > upper:  # the stamps contradict our own clock's bounds
+        lower, upper, source = ours, detected, ArrivalSource.LOOKOUT
+    if lower is None or upper - lower > STAMP_PRECISION:
+        return Arrival(detected, ArrivalSource.DETECTED, lower, upper)
     return Arrival(lower + (upper - lower) / 2, source, lower, upper)
-
-
-def arrival(handoff_at: datetime | None, sighting: Sighting) -> Arrival:
-    """The best estimate of when the canary landed, which observation bounded it, and the
-    interval it surely lies in."""
-    stamped = _stamped(handoff_at, sighting)
-    missed, detected = sighting.missed_at, sighting.detected_at
-    if missed is None or missed >= detected or (handoff_at is not None and missed <= handoff_at):
-        return stamped  # no look of ours missed it after it left: detection is prompt
-    after = max(missed, stamped.after) if stamped.after is not None else missed
-    before = stamped.before
-    if after > before:  # a stamp says it came before our own look missed it: skew
-        after, before = missed, detected
-    stamp_width = (
-        stamped.before - stamped.after
-        if stamped.source is not ArrivalSource.DETECTED and stamped.after is not None
-        else None
-    )
-    narrowest = stamp_width is None or detected - missed <= stamp_width
-    source = ArrivalSource.LOOKOUT if narrowest else stamped.source
-    return Arrival(after + (before - after) / 2, source, after, before)
 
 
 def send_failed(outcome: SendOutcome) -> Decision:

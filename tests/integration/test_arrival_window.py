@@ -51,7 +51,8 @@ async def test_a_held_delivery_gets_a_narrow_window_around_its_true_arrival(mail
         assert record.sighting is not None  # kept for the mtime above; now gone
         assert await runner.watchers["slow"].delete(record.sighting)
 
-    assert decision.arrival_source is ArrivalSource.LOOKOUT
+    # closed by our look, or by the server's stamp where its second ends inside the window
+    assert decision.arrival_source in (ArrivalSource.LOOKOUT, ArrivalSource.INTERNALDATE)
     after, before = decision.arrived_after, decision.arrived_before
     assert after is not None and before is not None
     assert before - after < timedelta(seconds=0.3), (after, before)

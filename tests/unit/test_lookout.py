@@ -1,10 +1,13 @@
 from itertools import pairwise
 
+import pytest
+
 from monitor.probe.lookout import (
     FIRST_LOOK,
     IDLE_AT_LEAST,
     MAX_GAP,
     MIN_SPACING,
+    WAKE_SLACK,
     WINDOW,
     Cadence,
     gap,
@@ -93,7 +96,7 @@ def test_fine_looks_are_bounded_per_folder_however_many_canaries():
 
 def test_the_fine_phase_ends_and_short_pauses_are_not_idled():
     cadence = Cadence(resolution=0.2, fine_for=30.0)
-    assert gap(10.0, cadence) == 0.2 and gap(29.9, cadence) == 0.2
+    assert gap(10.0, cadence) == gap(29.9, cadence) == pytest.approx(0.2 - WAKE_SLACK)
     assert gap(30.0, cadence) == gap(30.0) == 7.5  # as without a fine phase
     assert gap(0.0, cadence) == FIRST_LOOK  # the first look comes sooner than the resolution
     assert not worth_idling(0.2) and worth_idling(IDLE_AT_LEAST) and worth_idling(None)

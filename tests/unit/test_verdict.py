@@ -41,12 +41,13 @@ def seen(
     )
 
 
-def test_idle_detection_is_used_when_stamps_agree_with_it():
-    # IDLE saw it 0.3 s after hand-off; the server's stamp is the same second, truncated.
+def test_a_prompt_sighting_is_the_middle_of_its_window_from_the_hand_off():
+    # Seen 0.3 s after the hand-off; the server's stamp is the same second, truncated.
     d = verdict.found(sent(), seen(0.3, internal=T0.replace(microsecond=0)), DEADLINE)
     assert d.verdict is Verdict.INBOX
-    assert d.arrival_source is ArrivalSource.DETECTED
-    assert d.delivery_seconds == pytest.approx(0.3)
+    assert d.arrival_source is ArrivalSource.LOOKOUT
+    assert (d.arrived_after, d.arrived_before) == (T0, T0 + timedelta(seconds=0.3))
+    assert d.delivery_seconds == pytest.approx(0.15)
 
 
 def test_polling_lag_is_corrected_by_the_server_stamp():
@@ -86,7 +87,7 @@ def test_a_held_delivery_is_the_middle_of_the_window_between_two_looks():
     # 12:00:00.4, leave [T0+5.5, T0+5.6]
     stamp = (T0 + timedelta(seconds=4.7)).replace(microsecond=0)
     d = verdict.found(sent(), seen(5.9, internal=stamp, missed=5.5), DEADLINE)
-    assert d.arrival_source is ArrivalSource.LOOKOUT
+    assert d.arrival_source is ArrivalSource.INTERNALDATE  # the stamp closed it
     assert (d.arrived_after, d.arrived_before) == (
         T0 + timedelta(seconds=5.5),
         stamp + timedelta(seconds=1),
@@ -95,11 +96,6 @@ def test_a_held_delivery_is_the_middle_of_the_window_between_two_looks():
 
 
 def test_a_window_is_only_as_good_as_its_evidence():
-    # The look that missed it came before the hand-off: the first look after it saw it at
-    # once, and detection is the estimate (a near-instant delivery), bounded by the hand-off.
-    d = verdict.found(sent(), seen(0.1, missed=-0.4), DEADLINE)
-    assert d.arrival_source is ArrivalSource.DETECTED
-    assert (d.arrived_after, d.arrived_before) == (T0, T0 + timedelta(seconds=0.1))
     # A look long before (a reconnect in between) is a wider window than the stamp's second.
     stamp = (T0 + timedelta(seconds=8)).replace(microsecond=0)
     d = verdict.found(sent(), seen(30.0, internal=stamp, missed=2.0), DEADLINE)
@@ -110,6 +106,10 @@ def test_a_window_is_only_as_good_as_its_evidence():
     d = verdict.found(sent(), seen(5.2, internal=early, missed=5.0), DEADLINE)
     assert d.arrival_source is ArrivalSource.LOOKOUT
     assert d.arrived_after == T0 + timedelta(seconds=5) < d.arrived_at < d.arrived_before
+    # Without a stamp, a window over a second wide leaves detection as the estimate.
+    d = verdict.found(sent(), seen(30.0, missed=2.0), DEADLINE)
+    assert (d.arrival_source, d.arrived_at) == (ArrivalSource.DETECTED, d.arrived_before)
+    assert d.arrived_after == T0 + timedelta(seconds=2)
     # An explicit search knows of no look that missed it.
     d = verdict.found(sent(), seen(14.0), DEADLINE)
     assert (d.arrived_after, d.arrived_before, d.arrival_source) == (
