@@ -90,6 +90,11 @@ def decision_values(decision: Decision, sighting: Sighting | None) -> dict[str, 
         "delivery_seconds": decision.delivery_seconds,
         "reason": decision.reason,
     }
+    # The window (0007) only when known: a decision without one then writes to a schema
+    # from before it too (tests fill a 0005 database to check 0006's migration).
+    if decision.arrived_after is not None or decision.arrived_before is not None:
+        values |= {"arrived_after": decision.arrived_after}
+        values |= {"arrived_before": decision.arrived_before}
     # Without a failure of its own the decision keeps the one the send recorded.
     if decision.failure is not None:
         values |= _failure_values(decision.failure)
@@ -213,6 +218,8 @@ def _decision(row: ProbeRow, failure: Failure | None) -> Decision | None:
         role=Role(row.folder_role) if row.folder_role else None,
         arrived_at=row.arrived_at,
         arrival_source=ArrivalSource(row.arrival_source) if row.arrival_source else None,
+        arrived_after=row.arrived_after,
+        arrived_before=row.arrived_before,
         delivery_seconds=row.delivery_seconds,
         failure=failure,
         reason=row.reason,

@@ -122,6 +122,9 @@ class ProbeRow(Base):
     seen_message_id: Mapped[str | None] = mapped_column(Text)
     arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     arrival_source: Mapped[str | None] = mapped_column(String(16))
+    # where the arrival surely lies (0007): the error bar of arrived_at
+    arrived_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    arrived_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivery_seconds: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -19,6 +19,10 @@ interface (times are ISO 8601 in UTC, null when there is none):
                       and when it should have.
     delivery_seconds  hand-off to arrival of the newest decided probe; null when it did not
                       arrive (missing, send_failed, check_failed) or had no hand-off
+    arrival_window_seconds  how wide that probe's arrival window is: the true arrival lies
+                      between the last look that missed the canary (or the hand-off) and
+                      the first sign of it, so this bounds the error of delivery_seconds;
+                      null when unknown (probes recorded before this field, no arrival)
     failure           that probe's failure kind (rejected, auth_failed, connect_failed, …)
     in_flight         probes planned, sending or sent and not decided yet
     open_alerts       the pair's firing alerts: [{kind, since, fired_at}] (see
@@ -49,6 +53,7 @@ from monitor.alerts.state import AlertState
 from monitor.cli import tables as render
 from monitor.cli.console import out
 from monitor.config.load import Config
+from monitor.core.models import Decision
 from monitor.probe import verdict
 
 
@@ -104,6 +109,7 @@ def status_dict(pair: PairLatest, open_alerts: list[AlertState] | None = None) -
         "last_at": last.planned.planned_at.isoformat() if last else None,
         "last_success_at": pair.last_inbox_at.isoformat() if pair.last_inbox_at else None,
         "delivery_seconds": decision.delivery_seconds if decision else None,
+        "arrival_window_seconds": _window(decision),
         "failure": failure.kind if failure else None,
         "in_flight": pair.in_flight,
         "open_alerts": [
@@ -142,6 +148,12 @@ def instances_table(fleet: Fleet) -> Table:
             instance.name, state, f"{ago:.0f} s ago", f"{len(instance.mailboxes)}: {boxes}"
         )
     return table
+
+
+def _window(decision: Decision | None) -> float | None:
+    if decision is None or decision.arrived_after is None or decision.arrived_before is None:
+        return None
+    return (decision.arrived_before - decision.arrived_after).total_seconds()
 
 
 async def _latest(cfg: Config) -> tuple[list[PairLatest], Fleet | None]:

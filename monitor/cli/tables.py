@@ -98,6 +98,9 @@ def record_dict(record: ProbeRecord) -> dict[str, Any]:
         "planned_at": _iso(planned.planned_at),
         "sent_at": _iso(send.handoff_at if send else None),
         "arrived_at": _iso(decision.arrived_at if decision else None),
+        # the arrival surely lies between these (null: unbounded on that side)
+        "arrived_after": _iso(decision.arrived_after if decision else None),
+        "arrived_before": _iso(decision.arrived_before if decision else None),
         "deadline_at": _iso(planned.deadline_at),
         "instance": planned.instance,
     }

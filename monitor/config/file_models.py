@@ -80,6 +80,11 @@ REMIND = DurationRange(_MINUTE, 30 * _DAY, never=True)  # re-send a firing alert
 # every third of it: under 3 s the rounds would be database round trips back to back; over an
 # hour a dead instance's mailboxes and probes would wait longer than any deadline.
 LEASE = DurationRange(3 * _SECOND, _HOUR)
+# The arrival window kept while a canary is in flight: under 0.1 s the looks would outrun
+# their ceiling (probe.lookout.MIN_SPACING); over a minute says nothing about a delivery.
+LOOK_OUT_RESOLUTION = DurationRange(0.1, _MINUTE)
+# How long after the hand-off that window is kept; 0: never (only the backing-off looks).
+LOOK_OUT_FINE_FOR = DurationRange(_SECOND, 10 * _MINUTE, never=True)
 
 Interval = Annotated[float, Within(INTERVAL)]
 Deadline = Annotated[float, Within(DEADLINE)]
@@ -263,6 +268,8 @@ class MonitorFile(BaseModel):
     look_out: bool = True
     lease: Annotated[float, Within(LEASE)] = 30.0
     public_url: Annotated[str, AfterValidator(_public_url)] | None = None
+    look_out_resolution: Annotated[float, Within(LOOK_OUT_RESOLUTION)] = 0.2
+    look_out_fine_for: Annotated[float, Within(LOOK_OUT_FINE_FOR)] = 30.0
 
 
 class EndpointFile(BaseModel):

@@ -193,6 +193,8 @@ class _Resolver:
             look_out=found.look_out,
             lease=found.lease,
             public_url=found.public_url,
+            look_out_resolution=found.look_out_resolution,
+            look_out_fine_for=found.look_out_fine_for,
         )
 
     def _dns(self, raw: object) -> DnsSettings:

@@ -68,6 +68,8 @@ class MonitorSettings(BaseModel):
     look_out: bool = True  # look for a canary on its way, not only wait for the IDLE push
     lease: float = 30.0  # PostgreSQL: a silent instance's mailboxes and probes go after this
     public_url: str | None = None  # where people reach the status page; alerts and reports link it
+    look_out_resolution: float = 0.2  # widest arrival window while the look-out is fine
+    look_out_fine_for: float = 30.0  # seconds after the hand-off it is fine; 0: never
 
 
 class DnsSettings(BaseModel):

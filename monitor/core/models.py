@@ -117,12 +117,18 @@ class Sighting:
     received_at: datetime | None = None  # date of the top Received header
     message_id: str | None = None
     receipt: Receipt | None = None  # what the receiving side's headers say of the canary
+    # Our clock: when the last look at this folder that did not show it began (None: none
+    # known, e.g. an explicit search). The canary landed after this and before detected_at.
+    missed_at: datetime | None = None
 
 
 class ArrivalSource(StrEnum):
     DETECTED = "detected"
     INTERNALDATE = "internaldate"
     RECEIVED = "received"
+    # The middle of a window at most a second wide that our own sighting (a look or a push)
+    # closes, opened by the hand-off, a look that missed the canary, or a server stamp.
+    LOOKOUT = "lookout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,9 @@ class Decision:
     role: Role | None = None
     arrived_at: datetime | None = None
     arrival_source: ArrivalSource | None = None
+    # Where the arrival surely lies, as far as all the evidence bounds it (the error bar).
+    arrived_after: datetime | None = None
+    arrived_before: datetime | None = None
     delivery_seconds: float | None = None
     failure: Failure | None = None
     reason: str | None = None  # e.g. "restart" for a probe resolved after a crash

@@ -39,6 +39,7 @@ from monitor.core.models import (
 )
 from monitor.core.slots import slot_for
 from monitor.probe import verdict
+from monitor.probe.lookout import Cadence
 from monitor.probe.relay import Relay
 from monitor.probe.watcher import Watcher
 
@@ -93,6 +94,9 @@ class ProbeRunner:
             on_failure=functools.partial(self._on_failure, name),
             login=credentials(account, self.cfg.monitor.state_dir),
             login_slots=self._logins,
+            cadence=Cadence(
+                self.cfg.monitor.look_out_resolution, self.cfg.monitor.look_out_fine_for
+            ),
         )
 
     async def start_watchers(self, names: Iterable[str]) -> None:

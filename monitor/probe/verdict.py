@@ -1,17 +1,20 @@
 """Verdict rules: a probe's final state as a pure function of what was observed.
 
-Arrival time: the true arrival lies in an interval. Our detection time is an upper bound
-(we saw it then) and the hand-off a lower bound. The server's stamps (INTERNALDATE, the
-top Received header) come from another clock with one-second precision: a stamp `s` says
-the arrival lies in [s, s + 1). A stamp is trusted only when it is plausible: not before
-the hand-off (minus its precision) and not after we saw the message. When IDLE saw the
-canary promptly, detection is the tightest bound and is used as is; when detection lagged
-(polling, a reconnect), the stamps narrow the interval and its midpoint is used, which is
-never more than half a second off.
+Arrival time: the true arrival lies in an interval, and the interval is recorded with the
+verdict: each probe's error bar. Our own clock bounds it from below by the hand-off and by the
+last look at the folder that did not show the canary (see probe.lookout), and from above by
+the moment we saw it. The server's stamps (INTERNALDATE, the top Received header) come from
+another clock with one-second precision: a stamp `s` says the arrival lies in [s, s + 1). A
+stamp is trusted only when it is plausible: not before the hand-off (minus its precision), not
+after we saw the message, and not contradicting our own bounds (clock skew). When the interval
+is at most a second wide its midpoint is the arrival, never more than half its width off;
+when it is wider (a canary seen by a late push or poll, with no usable stamp), detection is
+used as is: an IDLE push comes soon after the arrival, and the middle of a long wait does not.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.core.models import (
@@ -29,10 +32,28 @@ from monitor.core.models import (
 STAMP_PRECISION = timedelta(seconds=1)
 
 
-def arrival(handoff_at: datetime | None, sighting: Sighting) -> tuple[datetime, ArrivalSource]:
-    """The best estimate of when the canary landed, and which observation bounded it."""
-    detected = sighting.detected_at
-    lower, upper, source = handoff_at, detected, ArrivalSource.DETECTED
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """When the canary landed (`at`), what bounded it, and where it surely lies: after
+    `after` (None: no lower bound known) and no later than `before`."""
+
+    at: datetime
+    source: ArrivalSource
+    after: datetime | None
+    before: datetime
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None
+
+
+def arrival(handoff_at: datetime | None, sighting: Sighting) -> Arrival:
+    """The best estimate of when the canary landed, which observation bounded it, and the
+    interval it surely lies in."""
+    detected, missed = sighting.detected_at, sighting.missed_at
+    ours = _latest(handoff_at, missed if missed is not None and missed < detected else None)
+    lower, upper, source = ours, detected, ArrivalSource.LOOKOUT
     stamps = (
         (sighting.internal_date, ArrivalSource.INTERNALDATE),
         (sighting.received_at, ArrivalSource.RECEIVED),
@@ -42,12 +63,14 @@ def arrival(handoff_at: datetime | None, sighting: Sighting) -> tuple[datetime, 
             continue  # a stamp from the future means the server clock runs ahead
         if handoff_at is not None and stamp < handoff_at - STAMP_PRECISION:
             continue  # arrived before it was sent: clock skew, not evidence
-        lower = stamp if lower is None else max(lower, stamp)
+        lower = _latest(lower, stamp)
         if stamp + STAMP_PRECISION < upper:
             upper, source = stamp + STAMP_PRECISION, stamp_source
-    if source is ArrivalSource.DETECTED or lower is None or lower > upper:
-        return detected, ArrivalSource.DETECTED
-    return lower + (upper - lower) / 2, source
+    if lower is not None and lower > upper:  # the stamps contradict our own clock's bounds
+        lower, upper, source = ours, detected, ArrivalSource.LOOKOUT
+    if lower is None or upper - lower > STAMP_PRECISION:
+        return Arrival(detected, ArrivalSource.DETECTED, lower, upper)
+    return Arrival(lower + (upper - lower) / 2, source, lower, upper)
 
 
 def send_failed(outcome: SendOutcome) -> Decision:
@@ -57,7 +80,8 @@ def send_failed(outcome: SendOutcome) -> Decision:
 def found(outcome: SendOutcome | None, sighting: Sighting, deadline_at: datetime) -> Decision:
     """Inbox or spam by the folder's role; `late` when it arrived after the deadline."""
     handoff = outcome.handoff_at if outcome is not None else None
-    arrived_at, source = arrival(handoff, sighting)
+    landed = arrival(handoff, sighting)
+    arrived_at = landed.at
     if arrived_at > deadline_at:
         verdict = Verdict.LATE
     else:
@@ -68,7 +92,9 @@ def found(outcome: SendOutcome | None, sighting: Sighting, deadline_at: datetime
         folder=sighting.folder,
         role=sighting.role,
         arrived_at=arrived_at,
-        arrival_source=source,
+        arrival_source=landed.source,
+        arrived_after=landed.after,
+        arrived_before=landed.before,
         delivery_seconds=delivery,
     )
 

@@ -17,7 +17,7 @@ import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import Message
 from typing import Any
@@ -33,7 +33,7 @@ from monitor.core.imapwire import FetchedHeader
 from monitor.core.models import Failure, Phase, Role, Sighting, utcnow
 from monitor.core.receipt import parse_receipt
 from monitor.core.received import stamped_at
-from monitor.probe.lookout import pause_before_look
+from monitor.probe.lookout import Cadence, pause_before_look, worth_idling
 
 Verify = Callable[[Message], str | None]
 OnSighting = Callable[[Sighting], Any]  # may return an awaitable
@@ -84,6 +84,7 @@ class Watcher:
         idle_renew: float = 25 * 60,
         login: Credentials | None = None,
         login_slots: asyncio.Semaphore | None = None,
+        cadence: Cadence | None = None,
     ) -> None:
         if account.imap is None:
             raise ValueError(f"account {account.name!r} has no IMAP endpoint to watch")
@@ -109,6 +110,11 @@ class Watcher:
         self._on_its_way: dict[str, float] = {}  # canary token -> hand-off (monotonic)
         self._wake = {role: asyncio.Event() for role in Role}
         self._looked = dict.fromkeys(Role, 0.0)
+        self._cadence = cadence or Cadence()
+        self._look_takes = dict.fromkeys(Role, 0.0)  # the last look's round trip (seconds)
+        # When the last look that showed the whole folder began (our clock): whatever it
+        # did not show landed after that.
+        self._missed: dict[Role, datetime | None] = dict.fromkeys(Role)
 
     @property
     def connected(self) -> bool:
@@ -149,7 +155,9 @@ class Watcher:
     def _pause(self, role: Role) -> float | None:
         now = time.monotonic()
         ages = [now - handed_off for handed_off in self._on_its_way.values()]
-        return pause_before_look(ages, now - self._looked[role])
+        return pause_before_look(
+            ages, now - self._looked[role], self._cadence, self._look_takes[role]
+        )
 
     def _note_tried(self, role: Role) -> None:
         self._tried.add(role)
@@ -198,11 +206,14 @@ class Watcher:
 
     async def _watch(self, session: ImapSession, role: Role, log: Any) -> None:
         folder = await self._folder(session, role, log)
+        synced: datetime | None = utcnow()  # SELECT shows the folder as it is from here on
         _, uidvalidity, next_uid = await session.select(folder)
         name = folder.name if isinstance(folder, Folder) else folder
         known = self._positions.get(role)
         if known is not None and (known.folder, known.uidvalidity) == (name, uidvalidity):
             next_uid = known.next_uid  # read what arrived while we were away
+        else:
+            self._missed[role] = None  # an earlier look's bound is for other UIDs
         self._up[role] = True
         self._failed[role] = 0
         self._note_tried(role)
@@ -211,19 +222,23 @@ class Watcher:
         while True:
             self._wake[role].clear()  # a hand-off from here on wakes the wait below
             if look:
-                self._looked[role] = time.monotonic()
+                self._looked[role] = began = time.monotonic()
                 if not pushed:
+                    synced = utcnow()  # a push shows the folder as of an unknown moment
                     await session.noop()  # a look of our own: let the server catch up first
+                    self._look_takes[role] = time.monotonic() - began
                 detected_at = utcnow()
                 for fetched in await session.fetch_since(next_uid):
                     next_uid = max(next_uid, fetched.uid + 1)
                     await self._consider(fetched, role, name, uidvalidity, detected_at, log)
                 self._positions[role] = _Position(name, uidvalidity, next_uid)
+                if synced is not None:
+                    self._missed[role], synced = synced, None
             pause = self._pause(role)
             if pause is not None and pause < _LOOK_SLACK:
                 pushed, look = False, True  # overdue: an IDLE now would end at once
                 continue
-            if session.can_idle:
+            if session.can_idle and worth_idling(pause):
                 renew = self._idle_renew if pause is None else pause
                 pushed = await session.idle(renew, wake=self._wake[role])
             else:
@@ -264,6 +279,7 @@ class Watcher:
         if len(self._reported) > _REMEMBERED_TOKENS:
             self._reported.popitem(last=False)
         sighting = self._sighting(token, fetched, role, folder, uidvalidity, detected_at)
+        sighting = replace(sighting, missed_at=self._missed[role])
         log.info("canary seen", canary=token, role=role.value, uid=fetched.uid)
         await self._call(self._on_sighting, sighting, log)
 

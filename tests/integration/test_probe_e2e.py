@@ -114,6 +114,8 @@ def test_every_verdict_through_the_cli_and_the_same_in_history(mailstack, config
         "delivery_seconds",
         "sent_at",
         "arrived_at",
+        "arrived_after",
+        "arrived_before",
     )
     for row in rows.values():
         assert {k: history[row["token"]][k] for k in stable} == {k: row[k] for k in stable}

@@ -197,7 +197,7 @@ async def test_the_migration_counts_existing_probes_per_instance_and_goes_back(
         before, revision = await schema(store)
         assert revision == "0005"
 
-        await migrate(store, "upgrade", "head")
+        await migrate(store, "upgrade", "0006")
         assert (await schema(store))[1] == "0006"
         await rollup_matches_probes(store)  # counted again, per instance
         await fill_two_instances(store, 100, timedelta(minutes=1))  # the new triggers at work

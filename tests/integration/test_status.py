@@ -138,6 +138,7 @@ def never(route: str, to: str) -> dict:
         "last_at": None,
         "last_success_at": None,
         "delivery_seconds": None,
+        "arrival_window_seconds": None,
         "failure": None,
         "in_flight": 0,
         "open_alerts": [],

@@ -26,6 +26,7 @@ def seen(
     role: Role = Role.INBOX,
     internal: datetime | None = None,
     received: datetime | None = None,
+    missed: float | None = None,
 ) -> Sighting:
     return Sighting(
         token="t",
@@ -36,15 +37,17 @@ def seen(
         detected_at=T0 + timedelta(seconds=after),
         internal_date=internal,
         received_at=received,
+        missed_at=T0 + timedelta(seconds=missed) if missed is not None else None,
     )
 
 
-def test_idle_detection_is_used_when_stamps_agree_with_it():
-    # IDLE saw it 0.3 s after hand-off; the server's stamp is the same second, truncated.
+def test_a_prompt_sighting_is_the_middle_of_its_window_from_the_hand_off():
+    # Seen 0.3 s after the hand-off; the server's stamp is the same second, truncated.
     d = verdict.found(sent(), seen(0.3, internal=T0.replace(microsecond=0)), DEADLINE)
     assert d.verdict is Verdict.INBOX
-    assert d.arrival_source is ArrivalSource.DETECTED
-    assert d.delivery_seconds == pytest.approx(0.3)
+    assert d.arrival_source is ArrivalSource.LOOKOUT
+    assert (d.arrived_after, d.arrived_before) == (T0, T0 + timedelta(seconds=0.3))
+    assert d.delivery_seconds == pytest.approx(0.15)
 
 
 def test_polling_lag_is_corrected_by_the_server_stamp():
@@ -67,6 +70,53 @@ def test_skewed_stamps_are_ignored_and_never_give_negative_delivery():
     d = verdict.found(sent(), seen(5.0, received=T0.replace(microsecond=0)), DEADLINE)
     assert d.arrival_source is ArrivalSource.RECEIVED
     assert d.delivery_seconds == pytest.approx(0.3)  # middle of [hand-off, 12:00:01)
+
+
+def test_a_held_delivery_is_the_middle_of_the_window_between_two_looks():
+    # Held 5 s: our look at T0+5.0 missed it, the next saw it at T0+5.18 (IDLE would have
+    # said T0+5.6; the whole-second stamp only [12:00:05, 12:00:06)).
+    stamp = (T0 + timedelta(seconds=5)).replace(microsecond=0)
+    d = verdict.found(sent(), seen(5.18, internal=stamp, missed=5.0), DEADLINE)
+    assert d.arrival_source is ArrivalSource.LOOKOUT
+    assert (d.arrived_after, d.arrived_before) == (
+        T0 + timedelta(seconds=5),
+        seen(5.18).detected_at,
+    )
+    assert d.delivery_seconds == pytest.approx(5.09)
+    # the stamp clips the window: our [T0+5.5, T0+5.9] and its [12:00:05, 12:00:06), T0 being
+    # 12:00:00.4, leave [T0+5.5, T0+5.6]
+    stamp = (T0 + timedelta(seconds=4.7)).replace(microsecond=0)
+    d = verdict.found(sent(), seen(5.9, internal=stamp, missed=5.5), DEADLINE)
+    assert d.arrival_source is ArrivalSource.INTERNALDATE  # the stamp closed it
+    assert (d.arrived_after, d.arrived_before) == (
+        T0 + timedelta(seconds=5.5),
+        stamp + timedelta(seconds=1),
+    )
+    assert d.delivery_seconds == pytest.approx(5.55)
+
+
+def test_a_window_is_only_as_good_as_its_evidence():
+    # A look long before (a reconnect in between) is a wider window than the stamp's second.
+    stamp = (T0 + timedelta(seconds=8)).replace(microsecond=0)
+    d = verdict.found(sent(), seen(30.0, internal=stamp, missed=2.0), DEADLINE)
+    assert d.arrival_source is ArrivalSource.INTERNALDATE
+    assert (d.arrived_after, d.arrived_before) == (stamp, stamp + timedelta(seconds=1))
+    # A stamp before our own look missed it is skew: our clock's window stands alone.
+    early = (T0 + timedelta(seconds=2)).replace(microsecond=0)
+    d = verdict.found(sent(), seen(5.2, internal=early, missed=5.0), DEADLINE)
+    assert d.arrival_source is ArrivalSource.LOOKOUT
+    assert d.arrived_after == T0 + timedelta(seconds=5) < d.arrived_at < d.arrived_before
+    # Without a stamp, a window over a second wide leaves detection as the estimate.
+    d = verdict.found(sent(), seen(30.0, missed=2.0), DEADLINE)
+    assert (d.arrival_source, d.arrived_at) == (ArrivalSource.DETECTED, d.arrived_before)
+    assert d.arrived_after == T0 + timedelta(seconds=2)
+    # An explicit search knows of no look that missed it.
+    d = verdict.found(sent(), seen(14.0), DEADLINE)
+    assert (d.arrived_after, d.arrived_before, d.arrival_source) == (
+        T0,
+        T0 + timedelta(seconds=14),
+        ArrivalSource.DETECTED,
+    )
 
 
 def test_spam_and_late_placements():
