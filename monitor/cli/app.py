@@ -19,11 +19,11 @@ from rich.markup import escape
 if TYPE_CHECKING:
     pass
 
+from monitor.cli import admin
 from monitor.cli.common import (
     EX_CONFIG,
     EX_IOERR,
     EX_SOFTWARE,
-    EX_UNAVAILABLE,
     config,
     duration_option,
     err,
@@ -41,9 +41,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help text is plain: "[web] auth" must not be eaten as markup
 )
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 app.add_typer(oauth_app, name="oauth")
 
 
@@ -171,11 +170,9 @@ def status(
 ) -> None:
     """Where each route's mailboxes stand: last verdict, last inbox, canaries in flight.
 
-    Exit code, the worst last verdict as in `probe`: 0 inbox, 1 spam or late,
-
-    2 missing or send_failed, 3 check_failed (mailboxes never decided do not count);
-
-    78 bad config, 74 the database cannot be read.
+    Exit code, the worst last verdict as in `probe`: 0 inbox, 1 spam or late, 2 missing or
+    send_failed, 3 check_failed (mailboxes never decided do not count); 78 bad config, 74 the
+    database cannot be read.
     """
     if nagios:
         from monitor.cli.passive import passive_check
@@ -346,61 +343,7 @@ def test_alert() -> None:
     raise typer.Exit(run_async(lambda: run_test_alert(cfg)))
 
 
-@app.command("web-password")
-def web_password() -> None:
-    """Print a salted hash of a password for [web] auth = "password" (password_hash_env/_file).
-
-    Asks twice on a terminal; reads one line from standard input otherwise."""
-    from monitor.web.security import hash_password
-
-    if sys.stdin.isatty():
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
-    if not password:
-        fail("web-password: the password is empty", 2)
-    typer.echo(hash_password(password))
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Migrate the database to the newest schema (the daemon also does this on start)."""
-    from monitor.adapters.store import Store
-
-    cfg = config()
-    log_level("WARNING")
-
-    async def work() -> None:
-        store = await Store.open(cfg.monitor.database)
-        try:
-            await store.upgrade()
-        finally:
-            await store.close()
-
-    run_async(work)
-    typer.echo(f"database at head: {cfg.monitor.database}")
-
-
-@app.command()
-def demo(
-    deadline: Annotated[
-        str, typer.Option(metavar="DURATION", help="How long each demo canary may take.")
-    ] = "20s",
-    keep: Annotated[
-        bool,
-        typer.Option(
-            "--keep", help="Leave the stack up afterwards, print commands to try, wait for kill."
-        ),
-    ] = False,
-) -> None:
-    """Start a private Postfix + Dovecot on 127.0.0.1 and probe it: verdicts live."""
-    try:
-        from monitor.harness.demo import run_demo
-    except ImportError as exc:
-        fail(f"demo: {exc.name} is not installed; pip install 'mailcanary[demo]'", EX_UNAVAILABLE)
-    log_level("ERROR")
-    seconds = duration_option(deadline, "--deadline") or 20.0
-    raise typer.Exit(run_async(lambda: run_demo(deadline=seconds, keep=keep)))
+admin.register(app)  # db upgrade, web-password, demo: last in --help
 
 
 def main() -> None:

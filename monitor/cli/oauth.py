@@ -10,7 +10,9 @@ import typer
 from monitor.cli.common import EX_CONFIG, config, fail, known_account, log_level, run_async
 
 oauth_app = typer.Typer(
-    help='OAuth2 (XOAUTH2) sign-in for auth = "xoauth2" accounts.', no_args_is_help=True
+    help='OAuth2 (XOAUTH2) sign-in for auth = "xoauth2" accounts.',
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 

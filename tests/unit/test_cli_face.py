@@ -77,6 +77,7 @@ def test_detail_is_cut_between_words_not_inside_a_port() -> None:
 def test_help_shows_no_bool_labels_and_status_documents_its_exit_codes(tmp_path: Path) -> None:
     top = cli("--help", cwd=tmp_path)
     assert top.returncode == 0 and "--verbose" in top.stdout and "<bool>" not in top.stdout
+    assert "[web] auth" in top.stdout  # help text is not rich markup either
     status = cli("status", "--help", cwd=tmp_path)
     assert "check_failed" in status.stdout and "78 bad config" in status.stdout
 
