@@ -112,8 +112,7 @@ class Watcher:
         self._looked = dict.fromkeys(Role, 0.0)
         self._cadence = cadence or Cadence()
         self._look_takes = dict.fromkeys(Role, 0.0)  # the last look's round trip (seconds)
-        # When the last look that showed the whole folder began (our clock): whatever it
-        # did not show landed after that.
+        # Our clock when the last full look began: what it did not show landed later.
         self._missed: dict[Role, datetime | None] = dict.fromkeys(Role)
 
     @property
