@@ -13,6 +13,7 @@ from typing import Any
 from monitor.adapters.webstore import WebStore
 from monitor.reports.model import Histogram, Tally
 from monitor.web.cache import Windows
+from monitor.web.model import total
 
 Counts = dict[tuple[str, str], Tally]  # per (route, recipient)
 DAY = timedelta(hours=24)
@@ -22,7 +23,7 @@ HOUR = timedelta(hours=1)
 def add(one: Mapping[Any, Tally], other: Mapping[Any, Tally]) -> dict[Any, Tally]:
     merged = dict(one)
     for key, tally in other.items():
-        merged[key] = merged.get(key, Tally()) + tally
+        merged[key] = total((merged[key], tally)) if key in merged else tally
     return merged
 
 
