@@ -1,7 +1,8 @@
 """The pages' rollup reads: closed hours through the window cache, the last two hours fresh.
 
 Each function returns what a page shows for [start, now): the kept part [start, fresh) comes
-from `Windows` (slid forward hour by hour), the part from `fresh` on is read on every view.
+from `Windows` (slid forward hour by hour), the two hours from `fresh` on are read on every
+view (bounded: a clock behind the database's newest rows must not read a day of them).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ async def counts(
         return short, long
 
     short, long = await windows.get(("counts",), start, fresh, load, slide)
-    _, newest = await store.tallies(fresh, None, fresh)
+    _, newest = await store.tallies(fresh, fresh + 2 * HOUR, fresh)
     return add(short, newest), add(long, newest)
 
 
@@ -84,7 +85,7 @@ async def delivery(
         return {hour: h for hour, h in kept.items() if hour >= a} | await load(b0, b)
 
     kept = await windows.get(("delivery", route, recipient), start, fresh, load, slide)
-    return kept | await store.delivery(fresh, None, route, recipient)
+    return kept | await store.delivery(fresh, fresh + 2 * HOUR, route, recipient)
 
 
 async def hourly(
@@ -110,4 +111,4 @@ async def hourly(
         return {key: t for key, t in kept.items() if key[1] >= a} | await load(b0, b)
 
     kept = await windows.get(("hourly", route, recipient), start, fresh, load, slide)
-    return kept | await store.hourly(fresh, None, route, recipient)
+    return kept | await store.hourly(fresh, fresh + 2 * HOUR, route, recipient)
