@@ -15,8 +15,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Text, case, column, func, select, text, values
+from sqlalchemy import Text, case, func, literal, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.adapters import rows as convert
@@ -33,7 +34,17 @@ _VERDICTS = {v.value: v for v in Verdict}
 _ROLLUP = RollupRow.__table__.c
 _PROBES = ProbeRow.__table__.c
 _ALERTS = AlertRow.__table__.c
-_CHUNK = 500  # ids per IN list: SQLite's bound-parameter limit is far above, this keeps plans small
+_LATEST = (
+    _PROBES.id,
+    _PROBES.route,
+    _PROBES.recipient,
+    _PROBES.verdict,
+    _PROBES.planned_at,
+    _PROBES.delivery_seconds,
+    _PROBES.failure,
+    _PROBES.failure_code,
+)
+_CHUNK = 400  # pairs per statement: SQLite allows 500 SELECTs in one UNION
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,7 @@ class Recent:
 class WebStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._statements: dict[tuple[tuple[str, str], ...], Any] = {}
 
     async def latest(self, pairs: Sequence[tuple[str, str]]) -> list[Latest]:
         """The newest final probe of each (route, recipient) that has one."""
@@ -78,38 +90,7 @@ class WebStore:
         found: list[Latest] = []
         async with self._engine.connect() as db:
             for at in range(0, len(pairs), _CHUNK):
-                # `WITH pairs(route, recipient) AS (VALUES …)`: both databases accept this,
-                # while SQLite has no column list on a VALUES in FROM.
-                chunk = (
-                    values(column("route", Text), column("recipient", Text), name="pairs")
-                    .data(list(pairs[at : at + _CHUNK]))
-                    .cte("pairs")
-                )
-                probe = ProbeRow.__table__.alias("p")
-                newest = (
-                    select(probe.c.id)
-                    .where(probe.c.route == chunk.c.route, probe.c.recipient == chunk.c.recipient)
-                    .where(probe.c.state == "final")
-                    .order_by(probe.c.planned_at.desc(), probe.c.id.desc())
-                    .limit(1)
-                    .correlate(chunk)
-                    .scalar_subquery()
-                )
-                # One statement: each pair's newest row joined by the id its seek found.
-                statement = (
-                    select(
-                        _PROBES.id,
-                        _PROBES.route,
-                        _PROBES.recipient,
-                        _PROBES.verdict,
-                        _PROBES.planned_at,
-                        _PROBES.delivery_seconds,
-                        _PROBES.failure,
-                        _PROBES.failure_code,
-                    )
-                    .select_from(chunk)
-                    .join(ProbeRow.__table__, _PROBES.id == newest)
-                )
+                statement = self._newest_of(tuple(pairs[at : at + _CHUNK]))
                 for row in await db.execute(statement):
                     if row.verdict in _VERDICTS:
                         found.append(
@@ -125,6 +106,38 @@ class WebStore:
                             )
                         )
         return found
+
+    def _newest_of(self, pairs: tuple[tuple[str, str], ...]) -> Any:
+        """Each pair's newest final row, joined by the id its index seek finds. Built once per
+        set of pairs (they change only with the config): building it is not free either."""
+        kept = self._statements.get(pairs)
+        if kept is not None:
+            return kept
+        # SELECT … UNION ALL SELECT …, not VALUES: SQLAlchemy cannot cache the compiled form
+        # of a VALUES, and compiling a thousand pairs each view costs more than the seeks.
+        chunk = union_all(
+            *(
+                select(literal(r, Text).label("route"), literal(t, Text).label("recipient"))
+                for r, t in pairs
+            )
+        ).cte("pairs")
+        probe = ProbeRow.__table__.alias("p")
+        newest = (
+            select(probe.c.id)
+            .where(probe.c.route == chunk.c.route, probe.c.recipient == chunk.c.recipient)
+            .where(probe.c.state == "final")
+            .order_by(probe.c.planned_at.desc(), probe.c.id.desc())
+            .limit(1)
+            .correlate(chunk)
+            .scalar_subquery()
+        )
+        statement = (
+            select(*_LATEST).select_from(chunk).join(ProbeRow.__table__, _PROBES.id == newest)
+        )
+        if len(self._statements) >= 8:  # old configs' pairs
+            self._statements.clear()
+        self._statements[pairs] = statement
+        return statement
 
     async def tallies(
         self, since: datetime, until: datetime | None, recent: datetime

@@ -92,6 +92,15 @@ class Headline:
     reason: str
 
 
+def total(tallies: Iterable[Tally]) -> Tally:
+    """The sum of many tallies (Tally's own `+` is for a few: it walks every verdict)."""
+    counts: dict[Verdict, int] = {}
+    for tally in tallies:
+        for verdict, n in tally.counts.items():
+            counts[verdict] = counts.get(verdict, 0) + n
+    return Tally(counts)
+
+
 def group(
     mailboxes: Iterable[Mailbox], day: Mapping[str, Tally], week: Mapping[str, Tally]
 ) -> list[Provider]:
@@ -113,8 +122,8 @@ def group(
             Provider(
                 name,
                 tuple(rows),
-                sum((day.get(r, Tally()) for r in recipients), Tally()),
-                sum((week.get(r, Tally()) for r in recipients), Tally()),
+                total(day[r] for r in recipients if r in day),
+                total(week[r] for r in recipients if r in week),
             )
         )
     providers.sort(key=lambda p: (-p.rank, p.name))

@@ -1,7 +1,8 @@
 """The pages' rollup reads: closed hours through the window cache, the last two hours fresh.
 
 Each function returns what a page shows for [start, now): the kept part [start, fresh) comes
-from `Windows` (slid forward hour by hour), the part from `fresh` on is read on every view.
+from `Windows` (slid forward hour by hour), the two hours from `fresh` on are read on every
+view (bounded: a clock behind the database's newest rows must not read a day of them).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from monitor.adapters.webstore import WebStore
 from monitor.reports.model import Histogram, Tally
 from monitor.web.cache import Windows
+from monitor.web.model import total
 
 Counts = dict[tuple[str, str], Tally]  # per (route, recipient)
 DAY = timedelta(hours=24)
@@ -22,7 +24,7 @@ HOUR = timedelta(hours=1)
 def add(one: Mapping[Any, Tally], other: Mapping[Any, Tally]) -> dict[Any, Tally]:
     merged = dict(one)
     for key, tally in other.items():
-        merged[key] = merged.get(key, Tally()) + tally
+        merged[key] = total((merged[key], tally)) if key in merged else tally
     return merged
 
 
@@ -60,7 +62,7 @@ async def counts(
         return short, long
 
     short, long = await windows.get(("counts",), start, fresh, load, slide)
-    _, newest = await store.tallies(fresh, None, fresh)
+    _, newest = await store.tallies(fresh, fresh + 2 * HOUR, fresh)
     return add(short, newest), add(long, newest)
 
 
@@ -83,7 +85,7 @@ async def delivery(
         return {hour: h for hour, h in kept.items() if hour >= a} | await load(b0, b)
 
     kept = await windows.get(("delivery", route, recipient), start, fresh, load, slide)
-    return kept | await store.delivery(fresh, None, route, recipient)
+    return kept | await store.delivery(fresh, fresh + 2 * HOUR, route, recipient)
 
 
 async def hourly(
@@ -109,4 +111,4 @@ async def hourly(
         return {key: t for key, t in kept.items() if key[1] >= a} | await load(b0, b)
 
     kept = await windows.get(("hourly", route, recipient), start, fresh, load, slide)
-    return kept | await store.hourly(fresh, None, route, recipient)
+    return kept | await store.hourly(fresh, fresh + 2 * HOUR, route, recipient)

@@ -69,10 +69,10 @@ def _mailboxes(cfg: Config, latest: Sequence[model.Latest]) -> list[model.Mailbo
 
 
 def _per_recipient(tallies: Mapping[tuple[str, str], model.Tally]) -> dict[str, model.Tally]:
-    merged: dict[str, model.Tally] = {}
+    by_recipient: dict[str, list[model.Tally]] = {}
     for (_, recipient), tally in tallies.items():
-        merged[recipient] = merged.get(recipient, model.Tally()) + tally
-    return merged
+        by_recipient.setdefault(recipient, []).append(tally)
+    return {recipient: model.total(found) for recipient, found in by_recipient.items()}
 
 
 def _alert(alert: OpenAlert) -> dict[str, Any]:
@@ -128,8 +128,7 @@ async def overview(source: Source) -> dict[str, Any]:
     alerts = await source.store.open_alerts()
     boxes = _mailboxes(cfg, latest)
     day, week = _per_recipient(short), _per_recipient(long)
-    day_all = sum(day.values(), model.Tally())
-    week_all = sum(week.values(), model.Tally())
+    day_all, week_all = model.total(day.values()), model.total(week.values())
     providers = model.group(boxes, day, week)
     open_alerts = [_alert(alert) for alert in alerts]
     return {
