@@ -123,7 +123,7 @@ class LeaseLoop:
             adopted = await self.work.adopt(self.me, owned)
             if adopted:
                 log.info("adopting unfinished probes of a dead instance", count=len(adopted))
-                self.runner.adopt(adopted)
+                await self.runner.recover(adopted)
 
     def stopping(self) -> None:
         """SIGTERM: let the others take our mailboxes from the next round on."""

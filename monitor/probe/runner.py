@@ -419,7 +419,7 @@ class ProbeRunner:
 
     async def recover(self, records: list[ProbeRecord] | None = None) -> list[asyncio.Task[object]]:
         """Bring every probe a crash left unfinished to a final verdict. On a shared database
-        `records` are those we sent or adopted (the lease loop watches for them)."""
+        `records` are those we claimed: ours, or those of a dead instance we adopted."""
         if records is None:
             records = await self.store.unfinished(instance=self.cfg.monitor.instance)
             if records:
@@ -427,12 +427,6 @@ class ProbeRunner:
         if records:
             log.info("resuming unfinished probes", count=len(records))
         return [self.spawn(self.resume(r)) for r in records]
-
-    def adopt(self, records: list[ProbeRecord]) -> None:
-        """Finish the unfinished probes of an instance that died or left."""
-        for record in records:
-            if record.planned.token not in self._pending:
-                self.spawn(self.resume(record))
 
     async def resume(self, record: ProbeRecord) -> ProbeRecord:
         planned = record.planned
