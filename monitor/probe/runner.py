@@ -1,8 +1,9 @@
 """A probe's whole life: plan → send → watch → verdict → record → cleanup.
 
-The row is written before the canary leaves, so a crash at any point leaves a record
-that `resume` can bring to a final verdict. Watching is done by long-lived per-account
-watchers; a probe only registers its token and waits for the watcher to call back.
+The row is written before the canary leaves, so a crash at any point leaves a record that
+`resume` (recovery.py, with late arrivals and the sweep) can bring to a final verdict. Watching
+is done by long-lived per-account watchers; a probe only registers its token and waits for the
+watcher to call back.
 At the deadline an explicit search confirms the absence: a probe whose mailbox could
 not be looked into becomes `check_failed`, never `missing`.
 """
@@ -40,6 +41,7 @@ from monitor.core.models import (
 from monitor.core.slots import slot_for
 from monitor.probe import verdict
 from monitor.probe.lookout import Cadence
+from monitor.probe.recovery import AfterTheFact
 from monitor.probe.relay import Relay
 from monitor.probe.watcher import Watcher
 
@@ -49,7 +51,7 @@ log = structlog.get_logger(__name__)
 Progress = Callable[[PlannedProbe, str, ProbeRecord | None], None]
 
 
-class ProbeRunner:
+class ProbeRunner(AfterTheFact):
     def __init__(
         self,
         cfg: Config,
@@ -392,73 +394,3 @@ class ProbeRunner:
     def _emit(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None = None) -> None:
         if self.progress is not None:
             self.progress(planned, stage, record)
-
-    # -- after the fact -----------------------------------------------------------------
-
-    async def _late(self, recipient: str, sighting: Sighting) -> None:
-        """A canary nobody waits for: it turned up after its probe said it was not seen."""
-        record = await self.store.by_token(sighting.token)
-        if record is None or record.decision is None:
-            return  # still in flight here or at another instance: that probe decides
-        if record.planned.recipient != recipient:
-            return
-        if not verdict.revisable(record.decision):
-            return
-        decision = verdict.found(record.send, sighting, record.planned.deadline_at)
-        if await self.store.mark_late(sighting.token, decision, sighting):
-            log.info(
-                "missing canary arrived",
-                token=sighting.token,
-                verdict=decision.verdict.value,
-                folder=sighting.folder,
-            )
-            await self._cleanup(sighting, record.planned.recipient)
-            self._emit(
-                record.planned, "late", replace(record, sighting=sighting, decision=decision)
-            )
-
-    async def recover(self, records: list[ProbeRecord] | None = None) -> list[asyncio.Task[object]]:
-        """Bring every probe a crash left unfinished to a final verdict. On a shared database
-        `records` are those we claimed: ours, or those of a dead instance we adopted."""
-        if records is None:
-            records = await self.store.unfinished(instance=self.cfg.monitor.instance)
-            if records:
-                await self.start_watchers({r.planned.recipient for r in records})
-        if records:
-            log.info("resuming unfinished probes", count=len(records))
-        return [self.spawn(self.resume(r)) for r in records]
-
-    async def resume(self, record: ProbeRecord) -> ProbeRecord:
-        planned = record.planned
-        with structlog.contextvars.bound_contextvars(
-            route=planned.route,
-            recipient=planned.recipient,
-            token=planned.token,
-            probe_id=record.id,
-        ):
-            if record.state == "planned" or (record.send is not None and not record.send.ok):
-                # It never left (the send had not begun), or its failure is on record.
-                decision = verdict.not_found(record.send, "restart")
-                return await self._record(record.id, planned, record.send, decision)
-            future = self._expect(planned)
-            try:
-                # It may have landed while we were down, before the watcher's baseline.
-                try:
-                    early = await self._find(planned)
-                except ImapError:
-                    early = None
-                if early is not None and not future.done():
-                    future.set_result(early)
-                decision, sighting = await self._watch(planned, record.send, "restart")
-            finally:
-                self._forget(planned.token)
-            return await self._record(record.id, planned, record.send, decision, sighting)
-
-    async def sweep(self, older_than: float = 86400.0) -> int:
-        removed = 0
-        for name, watcher in self.watchers.items():
-            try:
-                removed += await watcher.sweep(older_than)
-            except ImapError as exc:
-                log.warning("sweep failed", account=name, failure=exc.failure.kind)
-        return removed
