@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -222,3 +223,17 @@ def hops_from_json(shapes: Iterable[Mapping[str, Any]]) -> tuple[Hop, ...]:
         )
         for shape in shapes
     )
+
+
+def top_received_at(headers: Message) -> datetime | None:
+    """The date of the top Received header (the last hop: the recipient's own server)."""
+    received = headers.get_all("Received") or []
+    return stamped_at(str(received[0])) if received else None
+
+
+def message_id_of(headers: Message) -> str | None:
+    """The Message-ID with its folded white space undone."""
+    value = headers.get("Message-ID")
+    if value is None:
+        return None
+    return " ".join(str(value).split()) or None

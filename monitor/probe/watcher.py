@@ -32,7 +32,7 @@ from monitor.core.folders import Folder, choose_spam_folder
 from monitor.core.imapwire import FetchedHeader
 from monitor.core.models import Failure, Phase, Role, Sighting, utcnow
 from monitor.core.receipt import parse_receipt
-from monitor.core.received import stamped_at
+from monitor.core.received import message_id_of, top_received_at
 from monitor.probe.lookout import Cadence, pause_before_look, worth_idling
 
 Verify = Callable[[Message], str | None]
@@ -54,19 +54,6 @@ class _Position:
     folder: str
     uidvalidity: int
     next_uid: int
-
-
-def received_at(headers: Message) -> datetime | None:
-    """The date of the top Received header (the last hop: the recipient's own server)."""
-    received = headers.get_all("Received") or []
-    return stamped_at(str(received[0])) if received else None
-
-
-def _message_id(headers: Message) -> str | None:
-    value = headers.get("Message-ID")
-    if value is None:
-        return None
-    return " ".join(str(value).split()) or None
 
 
 class Watcher:
@@ -330,8 +317,8 @@ class Watcher:
             uidvalidity=uidvalidity,
             detected_at=detected_at,
             internal_date=fetched.internal_date,
-            received_at=received_at(fetched.headers),
-            message_id=_message_id(fetched.headers),
+            received_at=top_received_at(fetched.headers),
+            message_id=message_id_of(fetched.headers),
             receipt=parse_receipt(fetched.headers),
         )
 
