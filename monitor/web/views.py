@@ -31,6 +31,8 @@ ARRIVAL = {
     ArrivalSource.DETECTED: "when the watcher saw it (IDLE push or a poll)",
     ArrivalSource.INTERNALDATE: "the receiving server's INTERNALDATE",
     ArrivalSource.RECEIVED: "the date of the top Received header",
+    ArrivalSource.LOOKOUT: "the middle of the window between the last look that missed it and "
+    "the sighting",
 }
 
 
