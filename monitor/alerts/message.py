@@ -46,13 +46,13 @@ from typing import Any
 from urllib.parse import quote
 
 from monitor.alerts.state import AlertKind, Event, Evidence, Status, Transition
+from monitor.config.alert_settings import FORMATS  # noqa: F401 - webhook formats, re-exported
 from monitor.core.catalogue import advise
 from monitor.core.durations import format_duration
 from monitor.templates import render
 from monitor.templates.filters import local_time
 
 SCHEMA = "mailcanary.alert.v1"
-FORMATS = ("json", "slack", "alertmanager")
 
 HEADLINE = {
     AlertKind.SEND_FAILED: "canaries cannot be sent",

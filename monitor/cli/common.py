@@ -113,23 +113,26 @@ def known_account(cfg: Config, name: str) -> Account:
 
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine, turning the failures a user can cause into one line each."""
-    from monitor.adapters.keyfile import KeyFileError
-
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    except KeyFileError as exc:
-        fail(str(exc), EX_IOERR)
     except OSError as exc:
         fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", EX_IOERR)
     except Exception as exc:
+        if _key_error(exc):
+            fail(str(exc), EX_IOERR)
         if not _database_error(exc):
             raise
         fail(
             f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
             EX_IOERR,
         )
+
+
+def _key_error(exc: Exception) -> bool:
+    keyfile = sys.modules.get("monitor.adapters.keyfile")  # as below: only if it was used
+    return keyfile is not None and isinstance(exc, keyfile.KeyFileError)
 
 
 def _database_error(exc: Exception) -> bool:

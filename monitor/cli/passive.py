@@ -81,7 +81,8 @@ def passive_check() -> int:
         line, code = plugin_error("bad config (see stderr)")
         typer.echo(line)
         return code
-    log_level("ERROR")
+    if sqlite_path(cfg.monitor.database) is None:
+        log_level("ERROR")  # the Store's libraries log; the SQLite reader does not
     try:
         line, code = run_async(lambda: nagios_status(cfg))
     except typer.Exit:  # run_async said why on stderr; Nagios needs its own code

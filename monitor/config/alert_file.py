@@ -13,9 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
-from monitor.alerts.message import FORMATS
 from monitor.alerts.state import AlertKind
-from monitor.config.alert_settings import AlertSettings, EmailChannel, WebhookChannel
+from monitor.config.alert_settings import FORMATS, AlertSettings, EmailChannel, WebhookChannel
 from monitor.config.file_models import (
     _FILE,
     REMIND,

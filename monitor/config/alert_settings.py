@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from monitor.alerts.state import AlertKind, Policy
 
 _RESOLVED = ConfigDict(frozen=True, extra="forbid")
+# The webhook body formats (alerts/message.py renders them); here so that loading a config
+# does not import the renderer and its templates.
+FORMATS = ("json", "slack", "alertmanager")
 
 
 class EmailChannel(BaseModel):
