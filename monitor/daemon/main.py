@@ -41,6 +41,7 @@ from monitor.probe.runner import ProbeRunner, Progress
 from monitor.reports.weekly import Reporting
 from monitor.web.app import Pages
 from monitor.web.live import Hub
+from monitor.web.newest import Newest
 from monitor.web.security import Gate
 from monitor.web.views import Source
 
@@ -94,6 +95,7 @@ class Daemon:
         self.hub = Hub()
         self.gate = Gate(cfg.web)
         self.posture: dict[str, list[Finding]] = {}
+        self.newest = Newest()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -113,6 +115,8 @@ class Daemon:
     def _progress(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
         self.metrics.on_progress(planned, stage, record)
         if stage in ("final", "late"):
+            if record is not None:
+                self.newest.record(record)
             self.hub.changed()
         if self.alerting is not None:
             self.alerting.on_progress(planned, stage, record)
@@ -143,6 +147,7 @@ class Daemon:
         server = None
         if self.cfg.monitor.listen:
             source = Source(lambda: self.cfg, WebStore(runner.store.engine), self.hub)
+            source.newest = self.newest
             source.posture = lambda: self.posture
             pages = Pages(source, lambda: self.gate).install if self.cfg.web.enabled else None
             server = await http.serve(
