@@ -126,8 +126,22 @@ async def main() -> None:
         figures: dict[str, object] = {"rows": args.rows, "mailboxes": len(mailboxes)}
         figures["database"] = backend
 
+        views = [0]
+
+        def paced() -> None:
+            # An open page refetches at most every 5 s and the newest verdicts are read
+            # again every 60 s (between, the daemon's own verdicts keep them): 1 view in 12.
+            views[0] += 1
+            if views[0] % 12 == 0:
+                source.newest.forget()
+
         def turn() -> None:
+            paced()
             clock[0] += timedelta(hours=1)
+
+        def cold() -> None:
+            source.windows.clear()
+            source.newest.forget()
 
         def rewind() -> None:
             clock[0] = END - timedelta(minutes=3)
@@ -145,8 +159,8 @@ async def main() -> None:
             ("mailbox", lambda: route_page(recipient)),
         ):
             for state, setup, before in (
-                ("cold", rewind, source.windows.clear),
-                ("warm", rewind, lambda: None),
+                ("cold", rewind, cold),
+                ("warm", rewind, paced),
                 ("hourly", back, turn),
             ):
                 setup()

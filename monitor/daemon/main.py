@@ -40,6 +40,7 @@ from monitor.probe.setup import READY_TIMEOUT, opened, shared
 from monitor.reports.weekly import Reporting
 from monitor.web.app import Pages
 from monitor.web.live import Hub
+from monitor.web.newest import Newest
 from monitor.web.security import Gate
 from monitor.web.views import Source
 
@@ -74,6 +75,7 @@ class Daemon:
         self.hub = Hub()
         self.gate = Gate(cfg.web)
         self.posture: dict[str, list[Finding]] = {}
+        self.newest = Newest()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -93,6 +95,8 @@ class Daemon:
     def _progress(self, planned: PlannedProbe, stage: str, record: ProbeRecord | None) -> None:
         self.metrics.on_progress(planned, stage, record)
         if stage in ("final", "late"):
+            if record is not None:
+                self.newest.record(record)
             self.hub.changed()
         if self.alerting is not None:
             self.alerting.on_progress(planned, stage, record)
@@ -126,6 +130,7 @@ class Daemon:
         server = None
         if self.cfg.monitor.listen:
             source = Source(lambda: self.cfg, WebStore(runner.store.engine), self.hub)
+            source.newest = self.newest
             source.posture = lambda: self.posture
             pages = Pages(source, lambda: self.gate).install if self.cfg.web.enabled else None
             server = await http.serve(

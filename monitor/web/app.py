@@ -103,6 +103,7 @@ class Pages:
 
     async def _stopping(self, _: web.Application) -> None:
         self.source.hub.close()
+        self.source.windows.cancel()
         if self._warming is not None:
             self._warming.cancel()
 

@@ -90,6 +90,11 @@ class Windows:
     def clear(self) -> None:
         self._kept.clear()
 
+    def cancel(self) -> None:
+        """The listener stops: background reads end here, before the database closes."""
+        for task in self._refreshing.values():
+            task.cancel()
+
     async def settle(self) -> None:
         """Wait for background reads (tests, benchmarks, shutdown)."""
         while self._refreshing:

@@ -24,6 +24,7 @@ ORDER = (
     Verdict.SEND_FAILED,
 )
 HOUR = timedelta(hours=1)
+LEFT = 64.0  # room for the y labels ("500ms"), also at the larger font a phone gets
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ def strip(
 class LineChart:
     width: int
     height: int
+    left: float  # where the plot starts; the y labels end just before
     p50: list[tuple[float, float]]  # (x, y) per hour with a value: a polyline and dots
     p95: list[tuple[float, float]]
     ticks: list[tuple[float, str]]  # (y, label) on the left
@@ -97,7 +99,7 @@ def line_chart(
     points: list[TimePoint], start: datetime, end: datetime, *, width: int = 520, height: int = 170
 ) -> LineChart:
     """p50 and p95 against time; y from 0 to the largest p95 (at least one second)."""
-    left, bottom = 48.0, 18.0
+    left, bottom = LEFT, 18.0
     span = (end - start).total_seconds() or 1.0
     top = max([p.p95 or 0.0 for p in points] + [1.0])
     plot_w, plot_h = width - left - 4, height - bottom - 6
@@ -122,4 +124,4 @@ def line_chart(
         x = left + plot_w * (at - start).total_seconds() / span
         marks.append((round(x, 1), f"{at:%a}" if days > 1 else f"{at:%H:00}"))
         at += step
-    return LineChart(width, height, p50, p95, ticks, marks, not points)
+    return LineChart(width, height, left, p50, p95, ticks, marks, not points)

@@ -23,6 +23,7 @@ from monitor.reports.model import floor_hour
 from monitor.web import charts, model, reads
 from monitor.web.cache import Windows
 from monitor.web.live import Hub
+from monitor.web.newest import Newest
 
 DAY, WEEK, HOUR = timedelta(days=1), timedelta(days=7), timedelta(hours=1)
 RECENT_PROBES = 50
@@ -47,6 +48,7 @@ class Source:
     posture: Callable[[], Mapping[str, Sequence[Finding]]] = dict
     clock: Callable[[], datetime] = utcnow
     windows: Windows = field(default_factory=Windows)
+    newest: Newest = field(default_factory=Newest)
 
 
 def providers_of(cfg: Config) -> dict[str, str]:
@@ -123,7 +125,7 @@ async def overview(source: Source) -> dict[str, Any]:
     hour = floor_hour(now)
     week_start = hour - WEEK + HOUR
     pairs = [(route.name, to) for route in cfg.routes for to in route.recipients]
-    latest = await source.store.latest(pairs)
+    latest = await source.newest.get(source.store, pairs)
     fresh = hour - HOUR  # this hour and the previous one are read on every view
     short, long = await reads.counts(source.store, source.windows, week_start, fresh)
     delivery = await reads.delivery(source.store, source.windows, week_start, fresh)

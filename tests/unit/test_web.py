@@ -92,7 +92,7 @@ def test_chart_geometry() -> None:
     chart = charts.line_chart(points, T0 - timedelta(days=1), T0 + timedelta(hours=1))
     assert not chart.empty and len(chart.p50) == 1 and len(chart.p95) == 1
     x, y = chart.p95[0]
-    assert 48 < x < chart.width and 0 < y < chart.height
+    assert chart.left < x < chart.width and 0 < y < chart.height
     # The top of the axis is the largest p95.
     assert chart.ticks[-1][1] == format_duration(points[-1].p95 or 0) == "4.0s"
     assert charts.line_chart([], T0, T0 + timedelta(days=7)).empty
@@ -223,3 +223,36 @@ def test_tallies_add_and_subtract() -> None:
     other = {"a": Tally({Verdict.SPAM: 1}), "b": Tally({Verdict.INBOX: 1})}
     assert reads.minus(one, other) == {"a": Tally({Verdict.INBOX: 3})}
     assert reads.add(reads.minus(one, other), other) == one
+
+
+async def test_newest_verdicts_follow_recorded_probes_and_reread_the_database() -> None:
+    from monitor.core.models import Decision, PlannedProbe, ProbeRecord
+    from monitor.web.newest import Newest
+
+    reads: list[tuple[tuple[str, str], ...]] = []
+
+    class Store:
+        async def latest(self, pairs):
+            reads.append(pairs)
+            return [model.Latest("r", "a", 1, Verdict.INBOX, T0, 1.0, None, None)]
+
+    def probe(probe_id: int, minutes: int, verdict: Verdict) -> ProbeRecord:
+        at = T0 + timedelta(minutes=minutes)
+        planned = PlannedProbe(f"t{probe_id}", "r", "alice", "a", at, at, at, "<m>")
+        return ProbeRecord(probe_id, planned, "final", decision=Decision(verdict))
+
+    now = [0.0]
+    newest = Newest(reread=60, clock=lambda: now[0])
+    pairs = [("r", "a"), ("r", "b")]
+    assert [x.probe_id for x in await newest.get(Store(), pairs)] == [1]
+    newest.record(probe(2, 5, Verdict.SPAM))
+    newest.record(probe(0, -5, Verdict.LATE))  # an older canary decided late: not shown
+    (shown,) = await newest.get(Store(), pairs)
+    assert (shown.probe_id, shown.verdict) == (2, Verdict.SPAM)
+    newest.record(probe(2, 5, Verdict.LATE))  # the shown one itself changed
+    assert (await newest.get(Store(), pairs))[0].verdict is Verdict.LATE
+    assert len(reads) == 1
+    now[0] = 61  # a while without a read: the database again (other instances' verdicts)
+    assert (await newest.get(Store(), pairs))[0].probe_id == 1
+    await newest.get(Store(), pairs[:1])  # other pairs (a reload): read again
+    assert len(reads) == 3
