@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, exists, func, or_, select, text, update
+from sqlalchemy import CursorResult, delete, exists, func, inspect, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -265,6 +265,17 @@ class SharedWork:
                 return bytes(stored)
             session.add(CanaryKeyRow(id=1, key=candidate, created_at=func.now()))
         return candidate
+
+
+async def fleet_of(engine: AsyncEngine, lease: float) -> Fleet | None:
+    """Which instance watches which mailbox and each instance's last heartbeat (`lease`:
+    `monitor.lease`, which decides who counts as live). None on SQLite (one instance, no
+    leases) and before migration 0007."""
+    if engine.dialect.name != "postgresql":
+        return None
+    async with engine.connect() as connection:
+        known = await connection.run_sync(lambda c: inspect(c).has_table("instances"))
+    return await SharedWork(engine, lease).fleet() if known else None
 
 
 def _status(

@@ -26,7 +26,7 @@ from monitor.adapters import (
     share_tables,  # noqa: F401 - registers its tables on the metadata
 )
 from monitor.adapters import rows as convert
-from monitor.adapters.leases import Fleet, SharedWork
+from monitor.adapters.leases import Fleet, fleet_of
 from monitor.adapters.quickread import sqlite_path
 from monitor.adapters.tables import ProbeRow
 from monitor.adapters.writeturns import Urgency, WriteTurns
@@ -186,12 +186,8 @@ class Store:
             return await connection.run_sync(look)
 
     async def fleet(self, lease: float) -> Fleet | None:
-        """Which instance watches which mailbox and each instance's last heartbeat, as the
-        database has them (`lease`: `monitor.lease`, which decides who counts as live).
-        None on SQLite (one instance, no leases) and before migration 0007."""
-        if self._engine.dialect.name != "postgresql" or not await self.has_table("instances"):
-            return None
-        return await SharedWork(self._engine, lease).fleet()
+        """Who watches which mailbox on a shared database (see leases.fleet_of)."""
+        return await fleet_of(self._engine, lease)
 
     async def ping(self) -> None:
         """One round trip: raises when the database does not answer."""

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from monitor.adapters import rows as convert
 from monitor.adapters.alert_tables import AlertRow
 from monitor.adapters.alertstore import evidence_from
+from monitor.adapters.leases import Fleet, fleet_of
 from monitor.adapters.report_tables import FAILED_VERDICTS, RollupRow
 from monitor.adapters.reportstore import FAILURE_KEYS
 from monitor.adapters.tables import ProbeRow
@@ -82,6 +83,10 @@ class WebStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._statements: dict[tuple[tuple[str, str], ...], Any] = {}
+
+    async def fleet(self, lease: float) -> Fleet | None:
+        """Who watches which mailbox on a shared database (see leases.fleet_of)."""
+        return await fleet_of(self._engine, lease)
 
     async def latest(self, pairs: Sequence[tuple[str, str]]) -> list[Latest]:
         """The newest final probe of each (route, recipient) that has one."""

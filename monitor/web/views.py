@@ -130,6 +130,7 @@ async def overview(source: Source) -> dict[str, Any]:
     short, long = await reads.counts(source.store, source.windows, week_start, fresh)
     delivery = await reads.delivery(source.store, source.windows, week_start, fresh)
     alerts = await source.store.open_alerts()
+    fleet = await source.store.fleet(cfg.monitor.lease)  # None unless several share PostgreSQL
     boxes = _mailboxes(cfg, latest)
     day, week = _per_recipient(short), _per_recipient(long)
     day_all, week_all = model.total(day.values()), model.total(week.values())
@@ -155,6 +156,7 @@ async def overview(source: Source) -> dict[str, Any]:
         "delivery": charts.line_chart(model.percentiles(delivery), week_start, hour + HOUR),
         "alerts": open_alerts,
         "posture": _posture(cfg, source.posture()),
+        "fleet": fleet,
     }
 
 

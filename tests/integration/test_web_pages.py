@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from monitor.adapters.leases import SharedWork
 from monitor.adapters.store import Store
 from monitor.adapters.webstore import WebStore
 from monitor.config.schema import Account, Config, Route
@@ -159,3 +160,24 @@ async def test_token_and_password_auth_guard_pages_but_not_metrics(site) -> None
     assert (await fetch(port, "/", auth=basic("eve", "correct horse")))[0] == 401
     status, _, body = await fetch(port, "/", auth=basic("ops", "correct horse"))
     assert status == 200 and digest not in body
+
+
+async def test_the_overview_shows_who_watches_each_mailbox_on_a_shared_database(postgres) -> None:
+    store = await Store.open(postgres.create_database())
+    await store.upgrade()
+    work = SharedWork(store.engine, 30.0)
+    await work.heartbeat("eu-1", first=True)
+    await work.heartbeat("us-1", first=True)
+    assert await work.acquire("eu-1", take={"bob"}, renew=()) == {"bob"}
+    source = Source(lambda: config(WebSettings()), WebStore(store.engine))
+    pages = Pages(source, lambda: Gate(WebSettings()))
+    server = await http.serve("127.0.0.1:0", Metrics(), lambda: (True, {}), pages=pages.install)
+    try:
+        status, _, body = await fetch(server.port, "/")
+    finally:
+        await server.close()
+        await store.close()
+    assert status == 200
+    assert "watched by eu-1" in body
+    assert 'data-instance="eu-1"' in body and "watches 1 mailbox<" in body
+    assert 'data-instance="us-1"' in body and "watches 0 mailboxes" in body
