@@ -274,6 +274,7 @@ def evidence_json(evidence: Evidence | None) -> dict[str, Any] | None:
         "folder": evidence.folder,
         "delivery_seconds": evidence.delivery_seconds,
         "auth": dict(evidence.auth) if evidence.auth else None,
+        "content": evidence.content or None,
         "failure": None
         if failure is None
         else {
@@ -299,6 +300,7 @@ def evidence_from(data: dict[str, Any] | None) -> Evidence | None:
         folder=data.get("folder"),
         delivery_seconds=data.get("delivery_seconds"),
         auth=tuple((data.get("auth") or {}).items()),  # absent in rows written before 0.2
+        content=data.get("content") or "",  # absent in rows written before it was kept
         failure=None
         if failure is None
         else Failure(

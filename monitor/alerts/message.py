@@ -26,9 +26,11 @@ The `json` webhook format sends the canonical dict as is. Its fields are a stabl
     last_good_at    planned time of the newest good canary (of this kind); null: never
     consecutive_failures   bad canaries in a row so far; null when resolved
     canary          the newest bad canary (for resolved: the good one that ended it):
-                    {probe_id, planned_at, verdict, folder, delivery_seconds, auth}, auth
-                    being {spf, dkim, dmarc} as the receiver's Authentication-Results
-                    wrote them (the checks it wrote), or null when none were recorded
+                    {probe_id, planned_at, verdict, folder, delivery_seconds, auth, content},
+                    auth being {spf, dkim, dmarc} as the receiver's Authentication-Results
+                    wrote them (the checks it wrote), or null when none were recorded;
+                    content the receiver's content filter in one line (score/threshold
+                    and its top rules, e.g. "spamassassin 8.9/5 DEAR_WINNER +3.1"), or null
     failure         {kind, phase, transient, code, enhanced, message, explanation, remedy}
                     of that canary, or null (spam, slow and missing have no failure)
     advice          {explanation, remedy} for the kind when there is no failure
@@ -95,6 +97,7 @@ def _canary(evidence: Evidence | None) -> dict[str, Any] | None:
         "folder": evidence.folder,
         "delivery_seconds": evidence.delivery_seconds,
         "auth": dict(evidence.auth) or None,
+        "content": evidence.content or None,
     }
 
 
@@ -249,6 +252,8 @@ def lines(alert: dict[str, Any], timezone: str = "UTC") -> list[tuple[str, str]]
         if canary.get("auth"):
             shown = " ".join(f"{check}={result}" for check, result in canary["auth"].items())
             rows.append(("Authentication", shown))
+        if canary.get("content"):
+            rows.append(("Content filter", canary["content"]))
     failure = alert["failure"]
     if failure is not None:
         rows.append(("Failure", failure_line(failure)))

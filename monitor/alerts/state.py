@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from monitor.content.spamscore import brief, parse_scores
 from monitor.core.models import Failure, ProbeRecord, Verdict
 from monitor.core.receipt import auth_verdicts
 from monitor.probe.verdict import INTERRUPTED
@@ -99,6 +100,7 @@ class Evidence:
     delivery_seconds: float | None = None
     failure: Failure | None = None
     auth: tuple[tuple[str, str], ...] = ()  # (spf|dkim|dmarc, result) as the receiver wrote
+    content: str = ""  # the receiver's content filter: score/threshold and its top rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,7 @@ def evidence_of(record: ProbeRecord) -> Evidence | None:
         delivery_seconds=decision.delivery_seconds,
         failure=failure,
         auth=tuple(auth_verdicts(receipt.auth).items()) if receipt is not None else (),
+        content=brief(parse_scores(receipt.spam_headers), rules=3) if receipt is not None else "",
     )
 
 

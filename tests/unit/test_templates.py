@@ -114,6 +114,25 @@ def spam_with_auth() -> dict:
     )
 
 
+def test_a_spam_alert_shows_the_receivers_content_filter_and_its_top_rules() -> None:
+    rec = record(Verdict.SPAM, delivery=1.0)
+    status = (
+        "Yes, score=8.9 required=5.0 tests=DEAR_WINNER=3.1,HTML_IMAGE_ONLY_04=1.7,"
+        "MIME_HTML_ONLY=0.1,ALL_TRUSTED=-1 autolearn=no"
+    )
+    receipt = Receipt(spam_headers=(("X-Spam-Status", status), ("X-Spam-Flag", "YES")))
+    seen = Sighting("t1", "Junk", Role.SPAM, 7, 1, rec.planned.planned_at, receipt=receipt)
+    alert = alertmsg.describe(
+        firing(AlertKind.SPAM, replace(rec, sighting=seen)), mailbox=None, instance="eu-1"
+    )
+    line = "spamassassin 8.9/5 DEAR_WINNER +3.1, HTML_IMAGE_ONLY_04 +1.7, MIME_HTML_ONLY +0.1"
+    assert alert["canary"]["content"] == line
+    assert f"Content filter:   {line}\n" in alertmsg.text_body(alert)
+    assert line in alertmsg.html_body(alert)
+    # A canary without spam headers says nothing about content.
+    assert spam_with_auth()["canary"]["content"] is None
+
+
 def test_a_spam_alert_shows_what_the_receiver_made_of_spf_dkim_and_dmarc() -> None:
     alert = spam_with_auth()
     assert alert["canary"]["auth"] == {"spf": "pass", "dkim": "pass", "dmarc": "fail"}
