@@ -13,11 +13,13 @@ from monitor.adapters.reportstore import ReportStore
 from monitor.adapters.store import Store
 from monitor.config.presets import PRESETS
 from monitor.config.schema import Account, Config
+from monitor.content.judge import REMEDY, Pairing, judge, pairings, sentence
+from monitor.core.models import Verdict
 from monitor.dnscheck.history import DnsPosture, changes
 from monitor.dnscheck.policy import ERROR, Finding
 from monitor.dnscheck.run import check_account, sending_domain
 from monitor.reports.build import build
-from monitor.reports.document import Mailbox, Pair, Report
+from monitor.reports.document import Fix, Mailbox, Pair, Report
 from monitor.reports.model import Period
 
 
@@ -96,7 +98,7 @@ async def report_for(
     neither `instances` nor `by_instance`: it is the whole fleet's report, the same whichever
     instance claims the week's send. `check_dns`: run `mailcanary dns` for the sending
     accounts now (see dns_posture)."""
-    return await build_report(
+    report = await build_report(
         store,
         period,
         mailboxes=mailboxes_of(cfg),
@@ -108,6 +110,22 @@ async def report_for(
         senders={route.name: route.sender for route in cfg.routes},
         dns=await dns_posture(cfg, period, now) if check_dns else None,
     )
+    return with_content_judgement(report, pairings(cfg.routes))
+
+
+def with_content_judgement(report: Report, pairs: Sequence[Pairing]) -> Report:
+    """A plain canary beside a real-message route says whether spam is the content's fault or
+    the sender's (#16): said first among the fixes, as the most actionable line."""
+    spam = {
+        (line.route, line.recipient): line.summary.tally.rate(Verdict.SPAM) for line in report.pairs
+    }
+    found = []
+    for pair in pairs:
+        plain = spam.get((pair.plain_route, pair.recipient))
+        message = spam.get((pair.message_route, pair.recipient))
+        if (verdict := judge(plain, message)) is not None:
+            found.append(Fix("high", sentence(pair, verdict), REMEDY[verdict]))
+    return replace(report, fixes=(*found, *report.fixes)) if found else report
 
 
 DNS_TIMEOUT = 60.0

@@ -16,6 +16,7 @@ from monitor.adapters.webstore import FailureGroup, OpenAlert, WebStore
 from monitor.alerts.message import HEADLINE, KIND_ADVICE
 from monitor.alerts.state import AlertKind
 from monitor.config.schema import Config
+from monitor.content.judge import REMEDY, judge, pairings, sentence
 from monitor.core.catalogue import advise
 from monitor.core.models import ArrivalSource, ProbeRecord, Verdict, utcnow
 from monitor.dnscheck.policy import Finding
@@ -157,7 +158,28 @@ async def overview(source: Source) -> dict[str, Any]:
         "alerts": open_alerts,
         "posture": _posture(cfg, source.posture()),
         "fleet": fleet,
+        "content": _content_or_sender(cfg, boxes),
     }
+
+
+def _content_or_sender(cfg: Config, boxes: Sequence[model.Mailbox]) -> list[dict[str, str]]:
+    """From the newest verdicts of a plain canary and a real-message route side by side."""
+    newest = {(b.route, b.recipient): b.verdict for b in boxes}
+
+    def spam(route: str, recipient: str) -> float | None:
+        verdict = newest.get((route, recipient))
+        return (
+            None if verdict not in (Verdict.SPAM, Verdict.INBOX) else float(verdict == Verdict.SPAM)
+        )
+
+    said = []
+    for pair in pairings(cfg.routes):
+        found = judge(
+            spam(pair.plain_route, pair.recipient), spam(pair.message_route, pair.recipient)
+        )
+        if found is not None:
+            said.append({"verdict": found, "text": sentence(pair, found), "remedy": REMEDY[found]})
+    return said
 
 
 async def route_page(source: Source, route: str, recipient: str | None) -> dict[str, Any] | None:

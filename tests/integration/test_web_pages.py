@@ -181,3 +181,46 @@ async def test_the_overview_shows_who_watches_each_mailbox_on_a_shared_database(
     assert "watched by eu-1" in body
     assert 'data-instance="eu-1"' in body and "watches 1 mailbox<" in body
     assert 'data-instance="us-1"' in body and "watches 0 mailboxes" in body
+
+
+async def judged_probe(store: Store, route: str, verdict: Verdict) -> None:
+    planned = PlannedProbe(
+        token=f"t-{route}",
+        route=route,
+        sender="alice",
+        recipient="bob",
+        slot=NOW - timedelta(minutes=5),
+        planned_at=NOW - timedelta(minutes=5),
+        deadline_at=NOW + timedelta(minutes=5),
+        message_id=f"<{route}@example.test>",
+    )
+    probe_id = await store.plan(planned)
+    sent = SendOutcome(Phase.DONE, (SmtpReply(Phase.DATA, 250, "2.0.0", "queued"),))
+    await store.record_send(probe_id, sent)
+    await store.finish(probe_id, Decision(verdict, folder="INBOX"))
+
+
+async def test_the_overview_says_whether_it_is_the_content_or_the_sender(tmp_path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path}/mc.db")
+    await store.upgrade()
+    await judged_probe(store, "plain", Verdict.INBOX)
+    await judged_probe(store, "news", Verdict.SPAM)
+    cfg = config(WebSettings()).model_copy(
+        update={
+            "routes": [
+                Route(name="plain", sender="alice", recipients=["bob"]),
+                Route(name="news", sender="alice", recipients=["bob"], message=tmp_path / "n.eml"),
+            ]
+        }
+    )
+    source = Source(lambda: cfg, WebStore(store.engine))
+    pages = Pages(source, lambda: Gate(WebSettings()))
+    server = await http.serve("127.0.0.1:0", Metrics(), lambda: (True, {}), pages=pages.install)
+    try:
+        status, _, body = await fetch(server.port, "/")
+    finally:
+        await server.close()
+        await store.close()
+    assert status == 200
+    assert 'data-judgement="content"' in body
+    assert "It is the content: news (your message) from alice goes to spam at bob" in body
