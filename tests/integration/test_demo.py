@@ -121,5 +121,9 @@ def test_demo_keep_prints_commands_that_work_anywhere_and_kill_stops_the_stack(t
         assert not Path(up.group(2)).exists()
     finally:
         if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+            demo.terminate()  # on SIGTERM the demo stops its stack by pid; SIGKILL would leak it
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
