@@ -162,6 +162,19 @@ async def test_token_and_password_auth_guard_pages_but_not_metrics(site) -> None
     assert status == 200 and digest not in body
 
 
+async def overview_of(store: Store, cfg: Config) -> tuple[int, str]:
+    """The overview page as a browser gets it; the store is closed afterwards."""
+    source = Source(lambda: cfg, WebStore(store.engine))
+    pages = Pages(source, lambda: Gate(cfg.web))
+    server = await http.serve("127.0.0.1:0", Metrics(), lambda: (True, {}), pages=pages.install)
+    try:
+        status, _, body = await fetch(server.port, "/")
+    finally:
+        await server.close()
+        await store.close()
+    return status, body
+
+
 async def test_the_overview_shows_who_watches_each_mailbox_on_a_shared_database(postgres) -> None:
     store = await Store.open(postgres.create_database())
     await store.upgrade()
@@ -169,14 +182,7 @@ async def test_the_overview_shows_who_watches_each_mailbox_on_a_shared_database(
     await work.heartbeat("eu-1", first=True)
     await work.heartbeat("us-1", first=True)
     assert await work.acquire("eu-1", take={"bob"}, renew=()) == {"bob"}
-    source = Source(lambda: config(WebSettings()), WebStore(store.engine))
-    pages = Pages(source, lambda: Gate(WebSettings()))
-    server = await http.serve("127.0.0.1:0", Metrics(), lambda: (True, {}), pages=pages.install)
-    try:
-        status, _, body = await fetch(server.port, "/")
-    finally:
-        await server.close()
-        await store.close()
+    status, body = await overview_of(store, config(WebSettings()))
     assert status == 200
     assert "watched by eu-1" in body
     assert 'data-instance="eu-1"' in body and "watches 1 mailbox<" in body
@@ -213,14 +219,7 @@ async def test_the_overview_says_whether_it_is_the_content_or_the_sender(tmp_pat
             ]
         }
     )
-    source = Source(lambda: cfg, WebStore(store.engine))
-    pages = Pages(source, lambda: Gate(WebSettings()))
-    server = await http.serve("127.0.0.1:0", Metrics(), lambda: (True, {}), pages=pages.install)
-    try:
-        status, _, body = await fetch(server.port, "/")
-    finally:
-        await server.close()
-        await store.close()
+    status, body = await overview_of(store, cfg)
     assert status == 200
     assert 'data-judgement="content"' in body
     assert "It is the content: news (your message) from alice goes to spam at bob" in body
