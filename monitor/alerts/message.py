@@ -48,7 +48,6 @@ from typing import Any
 from urllib.parse import quote
 
 from monitor.alerts.state import AlertKind, Event, Evidence, Status, Transition
-from monitor.config.alert_settings import FORMATS  # noqa: F401 - webhook formats, re-exported
 from monitor.core.catalogue import advise
 from monitor.core.durations import format_duration
 from monitor.templates import render
@@ -325,7 +324,7 @@ def alertmanager(alert: dict[str, Any], *, remind_every: float) -> list[dict[str
 def webhook_body(
     alert: dict[str, Any], fmt: str, *, remind_every: float, timezone: str = "UTC"
 ) -> Any:
-    """The JSON value to POST for a webhook of format `fmt` (one of FORMATS)."""
+    """The JSON value to POST for a webhook of format `fmt` (alert_settings.FORMATS)."""
     if fmt == "slack":
         return slack(alert, timezone)
     if fmt == "alertmanager":

@@ -31,23 +31,6 @@ T = TypeVar("T")
 err = Console(stderr=True, markup=False)  # see console.py
 
 
-def _hide_flag_types() -> None:
-    """Typer labels every flag `<bool>` in --help, which reads as if it took a value."""
-    from typer.core import TyperOption
-
-    shown = getattr(TyperOption, "display_type_rich", None)
-    if shown is None:
-        return
-
-    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
-        return None if getattr(self, "is_flag", False) else shown(self, ctx)
-
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
-
-
-_hide_flag_types()
-
-
 class State:
     config_path: Path | None = None
     verbose: bool = False
