@@ -87,6 +87,9 @@ SES_REGIONS = (
     "me-south-1",
     "af-south-1",
     "il-central-1",
+    # AWS GovCloud (US): SES sends there (no receiving); AWS lists both among SMTP regions.
+    "us-gov-west-1",
+    "us-gov-east-1",
 )
 
 _YANDEX_AUTH = "app password (mandatory with 2FA); XOAUTH2 works though not advertised"
