@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.policy import default
@@ -54,12 +55,9 @@ Routes = list[tuple[str, str, dict[str, Verdict]]]
 
 def bench_routes(users: list[str], per: int) -> Routes:
     """From alice: one route per `per` mailboxes (the last may have fewer)."""
-    per = max(per, 1)
-    groups = [users[i : i + per] for i in range(0, len(users), per)]
-    return [
-        (f"m{n:05d}", "alice", dict.fromkeys(group, Verdict.INBOX))
-        for n, group in enumerate(groups, 1)
-    ]
+    groups = [users[i : i + max(per, 1)] for i in range(0, len(users), max(per, 1))]
+    inboxes = [dict.fromkeys(group, Verdict.INBOX) for group in groups]
+    return [(f"m{n:05d}", "alice", to) for n, to in enumerate(inboxes, 1)]  # m00001 as ever
 
 
 def run_daemon(config: str) -> None:
@@ -160,9 +158,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--instances", type=int, help="K daemons on PostgreSQL (else SQLite)")
     parser.add_argument("--lease", type=float, default=30.0, help="monitor.lease, seconds")
-    parser.add_argument(
-        "--recipients-per-route", type=int, default=1, help="mailboxes per route (one session)"
-    )
+    parser.add_argument("--recipients-per-route", type=int, default=1, help="one SMTP session")
     parser.add_argument("--run-daemon", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_daemon:
@@ -369,13 +365,9 @@ def measure(
     first = started.timestamp() + interval
     last = stopped.timestamp() - interval
     window = [s for s in range(int(first // interval) + 1, int(last // interval)) if s]
-    claimed: dict[tuple[str, int], int] = {}  # canaries per (route, slot)
-    for r in rows:
-        key = (r[0], int(parse_time(r[2]).timestamp() // interval))
-        claimed[key] = claimed.get(key, 0) + 1
-    unclaimed = sum(
-        max(len(to) - claimed.get((name, s), 0), 0) for name, _, to in routes for s in window
-    )
+    # Canaries per (route, slot): each route owes one per recipient in every slot.
+    claimed = Counter((r[0], int(parse_time(r[2]).timestamp() // interval)) for r in rows)
+    unclaimed = sum(max(len(to) - claimed[(name, s)], 0) for name, _, to in routes for s in window)
     # A claimed slot whose canary never left (its task died) is dropped too.
     stuck = sum(r[4] in ("planned", "sending") for r in rows)
     dropped = unclaimed + stuck
