@@ -47,6 +47,7 @@ def send_values(outcome: SendOutcome) -> dict[str, Any]:
         "smtp_message": last.text if last else None,
         "smtp_replies": [
             {"phase": r.phase.value, "code": r.code, "enhanced": r.enhanced, "text": r.text}
+            | ({"shared": True} if r.shared else {})
             for r in outcome.replies
         ],
         "queue_id": outcome.queue_id,
@@ -172,7 +173,13 @@ def _send(row: ProbeRow, failure: Failure | None) -> SendOutcome | None:
         return None
     phase = Phase(row.smtp_phase)
     replies = tuple(
-        SmtpReply(phase=Phase(r["phase"]), code=r["code"], enhanced=r["enhanced"], text=r["text"])
+        SmtpReply(
+            phase=Phase(r["phase"]),
+            code=r["code"],
+            enhanced=r["enhanced"],
+            text=r["text"],
+            shared=r.get("shared", False),  # rows from before shared sessions have none
+        )
         for r in row.smtp_replies or ()
     )
     return SendOutcome(

@@ -268,9 +268,14 @@ def _text(exc: BaseException) -> str:
     return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
 
+def in_step(smtp: SMTP, failure: Failure | None) -> bool:
+    """Whether the session can still take a command after `failure` (None: all went well)."""
+    return smtp.is_connected and (failure is None or failure.kind not in _NO_GOODBYE)
+
+
 async def goodbye(smtp: SMTP, failure: Failure | None) -> None:
     try:
-        if smtp.is_connected and (failure is None or failure.kind not in _NO_GOODBYE):
+        if in_step(smtp, failure):
             async with asyncio.timeout(min(_QUIT_TIMEOUT, smtp.timeout or _QUIT_TIMEOUT)):
                 await smtp.quit()
     except Exception:  # the goodbye is a courtesy; its failure changes nothing

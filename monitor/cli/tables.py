@@ -76,7 +76,13 @@ def record_dict(record: ProbeRecord) -> dict[str, Any]:
         "smtp_enhanced": enhanced,
         "smtp_message": message,
         "smtp_replies": [
-            {"phase": r.phase.value, "code": r.code, "enhanced": r.enhanced, "text": r.text}
+            {
+                "phase": r.phase.value,
+                "code": r.code,
+                "enhanced": r.enhanced,
+                "text": r.text,
+                "shared": r.shared,
+            }
             for r in (send.replies if send else ())
         ],
         "queue_id": send.queue_id if send else None,

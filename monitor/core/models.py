@@ -62,12 +62,18 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SmtpReply:
-    """One reply the SMTP server gave, in the phase it answered."""
+    """One reply the SMTP server gave, in the phase it answered.
+
+    `shared`: given to a session another canary of the same route and slot opened first (its
+    greeting, EHLO, TLS and AUTH), kept here too so each record shows the whole conversation;
+    the canary that opened the session holds the same reply unshared, so counting only
+    unshared replies counts each reply once."""
 
     phase: Phase
     code: int
     enhanced: str | None
     text: str
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,8 @@ is left out of the label lists below).
   pair whose labels change, so rules can name the failure of the moment).
 - mailcanary_failure_kind_info{kind,remedy}: constant 1, the catalogue's plain remedy per kind,
   for alert annotations to look up by the failure's kind (contrib/prometheus/alerts.yml).
-- mailcanary_smtp_replies_total{phase,code}: every SMTP reply of every send.
+- mailcanary_smtp_replies_total{phase,code}: every SMTP reply of every send, once (a session
+  shared by a route's canaries counts its opening replies once).
 - mailcanary_watcher_connected{account,provider}: 1 while the account's IMAP watcher is connected.
 - mailcanary_scheduler_running: 1 while the scheduler runs.
 - mailcanary_route_interval_seconds{route}, mailcanary_probe_deadline_seconds: the config's
@@ -305,6 +306,8 @@ class Metrics:
 
     def smtp_replies(self, outcome: SendOutcome) -> None:
         for reply in outcome.replies:
+            if reply.shared:  # counted with the canary that opened the session
+                continue
             self._replies.labels(reply.phase.value, str(reply.code)).inc()
 
     def alert_delivery(self, channel: str, result: str) -> None:

@@ -23,6 +23,7 @@ async def probe_once(
     async with opened(cfg, progress=progress, give_up_after=IMAP_ATTEMPTS) as runner:
         await runner.start_watchers({to for r in routes for to in r.recipients})
         await runner.wait_watchers_ready(READY_TIMEOUT)
-        jobs = [runner.probe(r, to, deadline=deadline) for r in routes for to in r.recipients]
+        # A route's recipients share one SMTP session, as in the daemon.
+        jobs = [job for route in routes for job in runner.probes(route, deadline=deadline)]
         results = await asyncio.gather(*jobs)
     return [r for r in results if r is not None]

@@ -13,20 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
 
-from monitor.adapters import smtp
 from monitor.adapters.credentials import credentials
 from monitor.adapters.imap import ImapError
 from monitor.adapters.store import SlotTaken, Store
 from monitor.adapters.tls import client_context
 from monitor.config.load import Config
 from monitor.config.schema import Account, Route
-from monitor.content import message as real_message
+from monitor.content.message import MessageFileError
 from monitor.core import canary
 from monitor.core.models import (
     Decision,
@@ -43,6 +42,7 @@ from monitor.probe import verdict
 from monitor.probe.lookout import Cadence
 from monitor.probe.recovery import AfterTheFact
 from monitor.probe.relay import Relay
+from monitor.probe.sending import Batch, Deliver, Seat, deliver, letter_for, seated
 from monitor.probe.watcher import Watcher
 
 log = structlog.get_logger(__name__)
@@ -206,9 +206,20 @@ class ProbeRunner(AfterTheFact):
         return len(self._tasks)
 
     def launch(self, route: Route, *, slot: datetime | None = None) -> list[asyncio.Task[object]]:
-        """Start one probe per recipient without waiting: a hung server delays nobody."""
+        """Start the route's probes without waiting: a hung server delays no other route."""
         slot = slot or slot_for(utcnow(), route.interval)
-        return [self.spawn(self.probe(route, to, slot=slot)) for to in route.recipients]
+        return [self.spawn(job) for job in self.probes(route, slot=slot)]
+
+    def probes(
+        self, route: Route, *, slot: datetime | None = None, deadline: float | None = None
+    ) -> list[Coroutine[object, object, ProbeRecord | None]]:
+        """One probe per recipient; several recipients share one SMTP session (sending.py)."""
+        send = self._deliver(self.cfg.account(route.sender))
+        seats = Batch(len(route.recipients), send, self.spawn).seats()
+        return [
+            seated(seat, self.probe(route, to, slot=slot, deadline=deadline, seat=seat))
+            for to, seat in zip(route.recipients, seats, strict=True)
+        ]
 
     # -- one probe --------------------------------------------------------------------
 
@@ -219,6 +230,7 @@ class ProbeRunner(AfterTheFact):
         *,
         slot: datetime | None = None,
         deadline: float | None = None,
+        seat: Seat | None = None,
     ) -> ProbeRecord | None:
         sender, recipient = self.cfg.account(route.sender), self.cfg.account(recipient_name)
         now = utcnow()
@@ -249,7 +261,7 @@ class ProbeRunner(AfterTheFact):
             try:
                 await self.store.mark_sending(probe_id)
                 self._emit(planned, "sending")
-                outcome = await self._send(planned, sender, recipient, token, route)
+                outcome = await self._send(planned, sender, recipient, token, route, seat)
                 watcher = self.watchers.get(planned.recipient)
                 if outcome.ok and watcher is not None and self.cfg.monitor.look_out:
                     watcher.expect(planned.token)  # before the write: the look-out starts now
@@ -271,30 +283,16 @@ class ProbeRunner(AfterTheFact):
         recipient: Account,
         token: canary.Token,
         route: Route,
+        seat: Seat | None = None,
     ) -> SendOutcome:
-        assert sender.smtp is not None  # config validation guarantees it
+        seat = seat or Seat.alone(self._deliver(sender))
         try:  # the route's own message (#16), else the plain canary
-            message = real_message.wire(
-                route,
-                token=token,
-                sender=sender.email,
-                sender_name=sender.name,
-                recipient=recipient.email,
-                recipient_name=recipient.name,
-                message_id=planned.message_id,
-            )
-        except real_message.MessageFileError as exc:  # checked at load; changed since
+            letter = letter_for(route, planned, sender, recipient, token)
+        except MessageFileError as exc:  # checked at load; changed since
+            seat.give_up()  # the others need not wait for this probe's record
             failure = Failure("message_file", Phase.DATA, False, str(exc))
             return SendOutcome(Phase.DATA, failure=failure)
-        async with self._sends:
-            outcome = await smtp.send_message(
-                sender.smtp,
-                login=credentials(sender, self.cfg.monitor.state_dir),
-                message=message,
-                mail_from=sender.email,
-                rcpt_to=recipient.email,
-                ssl_context=client_context(sender.ca_files),
-            )
+        outcome = await seat.send(letter)
         log.info(
             "canary sent" if outcome.ok else "send failed",
             phase=outcome.phase.value,
@@ -303,6 +301,9 @@ class ProbeRunner(AfterTheFact):
             queue_id=outcome.queue_id,
         )
         return outcome
+
+    def _deliver(self, sender: Account) -> Deliver:
+        return functools.partial(deliver, sender, self.cfg.monitor.state_dir, self._sends)
 
     def _expect(self, planned: PlannedProbe) -> asyncio.Future[Sighting | Failure]:
         # Registered before the canary leaves: a fast server must not beat us to it.

@@ -76,6 +76,10 @@ def test_every_verdict_through_the_cli_and_the_same_in_history(mailstack, config
         "gina": "[Gmail]/Spam",
         "yuki": "Bulk Mail",
     }
+    # Four recipients, one SMTP session: its greeting is one canary's, shared by the others.
+    greetings = [rows[("to-spam-folders", to)]["smtp_replies"][0] for to in folders]
+    assert [g["phase"] for g in greetings] == ["greeting"] * 4
+    assert sorted(g["shared"] for g in greetings) == [False, True, True, True]
 
     def failure(route: str, to: str) -> tuple:
         r = rows[(route, to)]

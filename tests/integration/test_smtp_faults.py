@@ -94,7 +94,7 @@ def _recording(command: str):
     return noted
 
 
-for _command in ("EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "QUIT"):
+for _command in ("EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "QUIT"):
     setattr(RecordingServer, f"smtp_{_command}", _recording(_command))
 
 
@@ -131,11 +131,12 @@ async def aiosmtpd_server(
     *,
     starttls: ssl.SSLContext | None = None,
     implicit_tls: ssl.SSLContext | None = None,
+    server_class: type[RecordingServer] = RecordingServer,
 ) -> AsyncIterator[int]:
     loop = asyncio.get_running_loop()
     # AUTH is offered in clear too (auth_require_tls=False), so a leaky client would be caught.
     options = {"tls_context": starttls, "auth_require_tls": False, "loop": loop}
-    protocol = partial(RecordingServer, mailbox, authenticator=mailbox.authenticate, **options)
+    protocol = partial(server_class, mailbox, authenticator=mailbox.authenticate, **options)
     server = await loop.create_server(protocol, "127.0.0.1", 0, ssl=implicit_tls)
     try:
         yield server.sockets[0].getsockname()[1]

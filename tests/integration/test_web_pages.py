@@ -64,7 +64,7 @@ async def refused_probe(store: Store) -> int:
     probe_id = await store.plan(planned)
     failure = Failure("rejected", Phase.RCPT_TO, False, f"5.7.1 {EVIL}", 550, "5.7.1")
     replies = (
-        SmtpReply(Phase.GREETING, 220, None, "mx ready"),
+        SmtpReply(Phase.GREETING, 220, None, "mx ready", shared=True),  # another's session
         SmtpReply(Phase.RCPT_TO, 550, "5.7.1", EVIL),
     )
     await store.record_send(probe_id, SendOutcome(Phase.RCPT_TO, replies, failure))
@@ -117,6 +117,9 @@ async def test_pages_escape_server_text_and_send_strict_headers(site) -> None:
     _, _, probe = await fetch(port, f"/probe/{probe_id}")
     assert "&lt;script&gt;alert(&#34;owned&#34;)&lt;/script&gt;" in probe
     assert ">rcpt to<" in probe and "550 5.7.1" in probe
+    # The shared reply came back from the store as such, and the page says what that means.
+    assert '>greeting <span class="muted">shared</span><' in probe
+    assert "session opened for another canary" in probe
     _, _, overview = await fetch(port, "/")
     assert 'data-recipient="bob" data-verdict="send_failed"' in overview
     assert f'href="/probe/{probe_id}"' in overview
