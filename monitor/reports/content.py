@@ -76,7 +76,19 @@ class FilterVerdicts:
     threshold: float | None  # the one it reported most often
     rules: tuple[RuleCount, ...] = ()  # the TOP most frequent, then by points
     judgement: str | None = None  # "content" | "sender", from a plain/message route pair
+    role: str | None = None  # this route's part in that pair: "message" | "plain"
     compared_with: str | None = None  # the other route of that pair
+
+    @property
+    def pairing(self) -> str:
+        """The judgement in words, as this route's line says it ("" when none)."""
+        if self.judgement is None:
+            return ""
+        if self.role == "message":
+            return f"your message: it is the {self.judgement} (plain canary: {self.compared_with})"
+        return (
+            f"the plain canary beside your message {self.compared_with}: it is the {self.judgement}"
+        )
 
     @property
     def shown(self) -> bool:
@@ -210,6 +222,7 @@ def content_json(report: ContentReport) -> dict[str, Any]:
                 "median_score": m.median,
                 "threshold": m.threshold,
                 "judgement": m.judgement,
+                "role": m.role,
                 "compared_with": m.compared_with,
                 "shown": m.shown,
                 "top_rules": [

@@ -40,7 +40,8 @@ with the verdicts inbox, spam, missing, late, send_failed, check_failed. The doc
                           "spam": of them in the spam folder, "over_threshold": of them
                           scored at or over "threshold" (the filter's own), "median_score",
                           "judgement": "content"|"sender"|null, from a plain canary route
-                          beside a real-message route, "compared_with": the other route,
+                          beside a real-message route, "role": "message"|"plain"|null, this
+                          route's part in that pair, "compared_with": the other route,
                           "shown": whether text and HTML show it (spam, over the threshold
                           or judged), "top_rules": [{"name", "hits", "points": the median
                           it added (null: the filter gives none), "explanation": one line

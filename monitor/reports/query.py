@@ -123,14 +123,14 @@ def with_content_judgement(report: Report, pairs: Sequence[Pairing]) -> Report:
         (line.route, line.recipient): line.summary.tally.rate(Verdict.SPAM) for line in report.pairs
     }
     found = []
-    judged: dict[Pair, tuple[str, str]] = {}
+    judged: dict[Pair, tuple[str, str, str]] = {}
     for pair in pairs:
         plain = spam.get((pair.plain_route, pair.recipient))
         message = spam.get((pair.message_route, pair.recipient))
         if (verdict := judge(plain, message)) is None:
             continue
-        judged[(pair.message_route, pair.recipient)] = (verdict, pair.plain_route)
-        judged[(pair.plain_route, pair.recipient)] = (verdict, pair.message_route)
+        judged[(pair.message_route, pair.recipient)] = (verdict, "message", pair.plain_route)
+        judged[(pair.plain_route, pair.recipient)] = (verdict, "plain", pair.message_route)
         text = sentence(pair, verdict)
         rules = report.content.of(pair.message_route, pair.recipient)
         if verdict == "content" and rules is not None and rules.rules:
@@ -139,7 +139,7 @@ def with_content_judgement(report: Report, pairs: Sequence[Pairing]) -> Report:
     if not found:
         return report
     lines = [
-        replace(m, judgement=judged[key][0], compared_with=judged[key][1])
+        replace(m, **dict(zip(("judgement", "role", "compared_with"), judged[key], strict=True)))
         if (key := (m.route, m.recipient)) in judged
         else m
         for m in report.content.mailboxes

@@ -189,7 +189,7 @@ def _content(report: Report) -> list[str]:
             f"{m.spam} in spam"
         )
         if m.judgement:
-            head += f"; it is the {m.judgement} (compared with {m.compared_with})"
+            head += f"; {m.pairing}"
         out += _wrap(head)
         for rule in m.rules:
             points = "" if rule.points is None else f" {rule.points:+g}"

@@ -148,8 +148,13 @@ def test_the_judged_pair_shows_why_in_every_format_and_nothing_shows_when_all_is
         "MIME_HTML_ONLY +1.1, DEAR_FRIEND +2.6"
     )
     news, plain = report.content.shown  # the pair first, both judged, message before plain
-    assert (news.route, news.judgement, news.compared_with) == ("news", "content", "plain")
-    assert (plain.route, plain.judgement, plain.compared_with) == ("plain", "content", "news")
+    assert (news.route, news.judgement, news.role, news.compared_with) == (
+        "news",
+        "content",
+        "message",
+        "plain",
+    )
+    assert (plain.route, plain.judgement, plain.role) == ("plain", "content", "plain")
 
     text = render_text(report)
     section = text[text.index("Content filters") : text.index("Trend:")]
@@ -157,12 +162,13 @@ def test_the_judged_pair_shows_why_in_every_format_and_nothing_shows_when_all_is
     flat = " ".join(section.split())
     assert (
         "news → seed@gmail.com (Gmail), spamassassin: median score 9, threshold 5, 6 of 9 over, "
-        "6 in spam; it is the content (compared with plain)" in flat
+        "6 in spam; your message: it is the content (plain canary: plain)" in flat
     )
     assert "HTML_IMAGE_ONLY_24 +1.6 on 9 of 9: The HTML is images with very few words" in flat
     assert "DEAR_FRIEND +2.6 on 6 of 9: BODY: Dear Friend? That's not very dear!" in flat
     plain_part = flat[flat.index("plain → seed@gmail.com") :]
     assert plain_part.startswith("plain → seed@gmail.com (Gmail), spamassassin: median score -0.1")
+    assert "the plain canary beside your message news: it is the content" in plain_part
     assert "no rule counted against it" in plain_part and "HTML_" not in plain_part
 
     document = json.loads(render_json(report))["content_filters"]
