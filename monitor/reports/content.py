@@ -16,7 +16,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from monitor.content.rules import explain
@@ -107,8 +107,16 @@ class ContentReport:
 
     def of(self, route: str, recipient: str) -> FilterVerdicts | None:
         """The filter that scored most of this mailbox's canaries, if any did."""
-        own = [m for m in self.mailboxes if (m.route, m.recipient) == (route, recipient)]
-        return max(own, key=lambda m: m.canaries, default=None)
+        return self._busiest.get((route, recipient))
+
+    @cached_property
+    def _busiest(self) -> dict[tuple[str, str], FilterVerdicts]:
+        found: dict[tuple[str, str], FilterVerdicts] = {}
+        for m in self.mailboxes:
+            known = found.get((m.route, m.recipient))
+            if known is None or m.canaries > known.canaries:
+                found[(m.route, m.recipient)] = m
+        return found
 
 
 def _median(weighted: Iterable[tuple[float, int]]) -> float | None:

@@ -138,12 +138,12 @@ def with_content_judgement(report: Report, pairs: Sequence[Pairing]) -> Report:
         found.append(Fix("high", text, REMEDY[verdict]))
     if not found:
         return report
-    lines = [
-        replace(m, **dict(zip(("judgement", "role", "compared_with"), judged[key], strict=True)))
-        if (key := (m.route, m.recipient)) in judged
-        else m
-        for m in report.content.mailboxes
-    ]
+    lines = []
+    for line in report.content.mailboxes:
+        if (key := (line.route, line.recipient)) in judged:
+            verdict, role, other = judged[key]
+            line = replace(line, judgement=verdict, role=role, compared_with=other)
+        lines.append(line)
     content = replace(report.content, mailboxes=tuple(sorted(lines, key=lambda m: not m.judgement)))
     return replace(report, fixes=(*found, *report.fixes), content=content)
 
