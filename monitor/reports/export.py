@@ -46,7 +46,9 @@ with the verdicts inbox, spam, missing, late, send_failed, check_failed. The doc
                           or judged), "top_rules": [{"name", "hits", "points": the median
                           it added (null: the filter gives none), "explanation": one line
                           for common rules or null, "description": the filter's own words
-                          or null}]}]}: rules that added points, most hits first, at most 5,
+                          or null}]}]}, one entry per mailbox and filter that scored its
+                      canaries; top_rules: those that added points (or whose points the
+                      filter did not write), most hits first, then most points, at most 5,
     weeks: [{"first_day", "canaries", "counts", "delivery"}], the trend, oldest first,
     dns: [{"account", "domain", "findings": [{"check", "target", "status", "detail",
            "remedy"}], "compared_with": the earlier run's time or null, "changes": [{"check",
