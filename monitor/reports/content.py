@@ -5,9 +5,10 @@ The store hands over the newest SAMPLE delivered canaries of each mailbox in the
 seek on the route/recipient/time index, like the authentication sample), grouped by their
 recorded spam-filter headers and parsed here once per distinct text with
 `monitor.content.spamscore.parse_scores`; rules are explained by `monitor.content.rules`.
-A rule counts against the message when it added points, or when the filter wrote none for
-it (Microsoft's verdict fields; SpamAssassin's `tests=` without `X-Spam-Report`): rules
-known to have lowered or kept the score (allowlists, passed checks) do not.
+A rule counts against the message when it added points; one whose points the filter did not
+write (Microsoft's verdict fields; SpamAssassin's `tests=` without `X-Spam-Report`) counts on
+the canaries the filter called spam or that landed in spam. Rules known to have lowered or
+kept the score (allowlists, passed checks) never count.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from monitor.core.models import Verdict
 
 SAMPLE = 100  # delivered canaries per mailbox: headers are larger than Authentication-Results
 TOP = 5  # rules shown per mailbox and filter
+SHOWN = 10  # mailbox lines text and HTML show; JSON has them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +104,13 @@ class ContentReport:
     sample: int = SAMPLE
 
     @property
-    def shown(self) -> tuple[FilterVerdicts, ...]:
+    def worth(self) -> tuple[FilterVerdicts, ...]:
         return tuple(m for m in self.mailboxes if m.shown)
+
+    @property
+    def shown(self) -> tuple[FilterVerdicts, ...]:
+        """What text and HTML list: the first SHOWN worth a line (judged pairs first)."""
+        return self.worth[:SHOWN]
 
     def of(self, route: str, recipient: str) -> FilterVerdicts | None:
         """The filter that scored most of this mailbox's canaries, if any did."""
@@ -131,9 +138,12 @@ def _median(weighted: Iterable[tuple[float, int]]) -> float | None:
     return None
 
 
-def _against(score: SpamScore) -> Iterable[tuple[str, float | None, str]]:
+def _against(score: SpamScore, verdict: Verdict) -> Iterable[tuple[str, float | None, str]]:
+    # Without points a rule may as well be a pass (SFV:NSPM, BCL:0, SPF_PASS): it counts
+    # only on a canary the filter called spam or that landed there.
+    spam = bool(score.spam) or verdict is Verdict.SPAM
     for rule in score.rules:
-        if rule.points is None or rule.points > 0:
+        if (rule.points is None and spam) or (rule.points is not None and rule.points > 0):
             yield rule.name, rule.points, rule.detail
 
 
@@ -148,10 +158,10 @@ def _verdicts(
     points: dict[str, list[tuple[float, int]]] = defaultdict(list)
     words: dict[str, str] = {}
     thresholds: dict[float, int] = defaultdict(int)
-    for score, _, n in scored:
+    for score, verdict, n in scored:
         if score.threshold is not None:
             thresholds[score.threshold] += n
-        for rule, added, detail in _against(score):
+        for rule, added, detail in _against(score, verdict):
             hits[rule] += n
             if added is not None:
                 points[rule].append((added, n))

@@ -35,20 +35,24 @@ with the verdicts inbox, spam, missing, late, send_failed, check_failed. The doc
                      "spam_causes": {provider: {"check", "spam", "spam_failed",
                                                 "inbox_failed"}}},
     content_filters: {"sample": int, the newest delivered canaries of each mailbox it reads,
-                      "mailboxes": [{"route", "recipient", "mailbox", "provider", "filter":
-                          "spamassassin"|"rspamd"|"microsoft", "canaries": those it scored,
-                          "spam": of them in the spam folder, "over_threshold": of them
-                          scored at or over "threshold" (the filter's own), "median_score",
-                          "judgement": "content"|"sender"|null, from a plain canary route
-                          beside a real-message route, "role": "message"|"plain"|null, this
-                          route's part in that pair, "compared_with": the other route,
-                          "shown": whether text and HTML show it (spam, over the threshold
-                          or judged), "top_rules": [{"name", "hits", "points": the median
-                          it added (null: the filter gives none), "explanation": one line
-                          for common rules or null, "description": the filter's own words
-                          or null}]}]}, one entry per mailbox and filter that scored its
-                      canaries; top_rules: those that added points (or whose points the
-                      filter did not write), most hits first, then most points, at most 5,
+                      "mailboxes": [one per mailbox and filter that scored its canaries:
+                          {"route", "recipient", "mailbox", "provider",
+                           "filter": "spamassassin"|"rspamd"|"microsoft",
+                           "canaries": those it scored, "spam": of them in the spam folder,
+                           "over_threshold": of them scored at or over "threshold" (the
+                           filter's own), "median_score",
+                           "judgement": "content"|"sender"|null, from a plain canary route
+                           beside a real-message route, "role": "message"|"plain"|null,
+                           this route's part in that pair, "compared_with": the other route,
+                           "shown": whether it is worth a line in text and HTML (spam, over
+                           the threshold or judged; they list the first 10),
+                           "top_rules": [{"name", "hits", "points": the median it added
+                               (null: the filter gives none), "explanation": one line for
+                               common rules or null, "description": the filter's own words
+                               or null}]}]},
+                      top_rules being those that added points, or whose points the filter
+                      did not write counted on the canaries it called spam or that landed
+                      there; most hits first, then most points, at most 5,
     weeks: [{"first_day", "canaries", "counts", "delivery"}], the trend, oldest first,
     dns: [{"account", "domain", "findings": [{"check", "target", "status", "detail",
            "remedy"}], "compared_with": the earlier run's time or null, "changes": [{"check",

@@ -198,6 +198,8 @@ def _content(report: Report) -> list[str]:
             out += _wrap(f"{rule.name}{points} {hits}: {said}", "    ", "        ")
         if not m.rules:
             out.append("    no rule counted against it")
+    if more := len(report.content.worth) - len(shown):
+        out.append(f"  … and {plural(more, 'more mailbox')} (--format json)")
     sample = report.content.sample
     out.append(f"  (of the newest {sample} delivered canaries of each mailbox; all: --format json)")
     return out

@@ -66,6 +66,9 @@ CLEAN = spamassassin(-0.1, DKIM_VALID=-0.1, NO_RELAYS=-0.0)
 OUTLOOK_SPAM = json.dumps(
     {"x-forefront-antispam-report": "CIP:192.0.2.1;CTRY:;LANG:en;SCL:6;SFV:SPM;CAT:SPM;"}
 )
+OUTLOOK_CLEAN = json.dumps(
+    {"x-forefront-antispam-report": "CIP:192.0.2.1;CTRY:;LANG:en;SCL:1;SFV:NSPM;CAT:NONE;"}
+)
 MAILBOXES = {"g1": Mailbox("Gmail", "seed@gmail.com"), "o1": Mailbox("Outlook", "seed@outlook.com")}
 
 
@@ -79,6 +82,7 @@ def sample() -> list[ContentCount]:
         count("news", "g1", Verdict.INBOX, BORDERLINE, 3),
         count("plain", "g1", Verdict.INBOX, CLEAN, 10),
         count("plain", "o1", Verdict.SPAM, OUTLOOK_SPAM, 2),
+        count("plain", "o1", Verdict.INBOX, OUTLOOK_CLEAN, 8),
     ]
 
 
@@ -117,8 +121,9 @@ def test_rules_are_counted_over_the_sample_ordered_by_hits_and_explained() -> No
 
     assert (plain.canaries, plain.over, plain.median, plain.rules) == (10, 0, -0.1, ())
     assert not plain.shown and news.shown
-    # Microsoft gives verdicts without points: they count, shown without points.
-    assert (outlook.median, outlook.over, outlook.spam) == (6.0, 2, 2)
+    # Microsoft gives verdicts without points: they count where it called the canary spam
+    # (not SFV:NSPM on the clean ones), shown without points.
+    assert (outlook.canaries, outlook.median, outlook.over, outlook.spam) == (10, 1.0, 2, 2)
     assert [(r.name, r.points) for r in outlook.rules] == [("CAT:SPM", None), ("SFV:SPM", None)]
     assert outlook.rules[1].explanation == "Microsoft's filter judged it spam."
     assert report.shown == (outlook, news)
@@ -203,6 +208,12 @@ def test_the_judged_pair_shows_why_in_every_format_and_nothing_shows_when_all_is
     assert 'data-route="news" data-recipient="g1" data-rule="HTML_IMAGE_ONLY_24"' in html
     assert 'data-route="plain" data-recipient="g1" data-rule=' not in html
     assert "The HTML is images with very few words" in html
+
+    # Many mailboxes worth a line: text and HTML list ten, JSON all of them.
+    crowd = week([count(f"r{i:02d}", "g1", Verdict.SPAM, SPAMMY, 1) for i in range(12)])
+    assert "… and 2 more mailboxes (--format json)" in render_text(crowd)
+    assert render_html(crowd).count('data-rule="HTML_IMAGE_ONLY_24"') == 2 * 10
+    assert len(json.loads(render_json(crowd))["content_filters"]["mailboxes"]) == 12
 
     # The plain canary alone, clean: counted in JSON, no section in text or HTML.
     calm = week([count("plain", "g1", Verdict.INBOX, CLEAN, 10)])
