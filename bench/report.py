@@ -6,12 +6,13 @@
 Fills a database migrated to head (so the rollup triggers run on every insert, as they do
 when the daemon finishes a probe) with N synthetic final probes: 20 routes from four
 sending accounts to 60 mailboxes at five providers, log-normal delivery times, realistic row
-widths and Authentication-Results as each provider writes them, and the correlated
-incidents a report must make plain in the last full week: Gmail starts filing to spam on
-Wednesday noon (DMARC failing on 40 % of those), Outlook loses everything for three hours
-on Thursday, one sending account has a wrong password for five hours on Tuesday (535 5.7.8
-on each of its canaries), and Yahoo's DMARC fails on 30 % throughout (DKIM passes, signed
-by the ESP's domain, not aligned). Background noise: greylisting (451 4.7.1), a blocklist
+widths, Authentication-Results as each provider writes them, spam-filter headers where
+one writes them (SpamAssassin at GMX and the own server, Microsoft at Outlook), and the
+correlated incidents a report must make plain in the last full week: Gmail starts filing to
+spam on Wednesday noon (DMARC failing on 40 % of those), Outlook loses everything for three
+hours on Thursday, one sending account has a wrong password for five hours on Tuesday (535
+5.7.8 on each of its canaries), and Yahoo's DMARC fails on 30 % throughout (DKIM passes,
+signed by the ESP's domain, not aligned). Background noise: greylisting (451 4.7.1), a blocklist
 refusal (550 5.7.1), IMAP logins refused and connections lost, late and missing canaries,
 with the failure kinds and phases the catalogue produces. By default each
 mailbox gets a canary every 5 minutes (`--interval`), so N probes reach back N/60 × 5 min
@@ -70,7 +71,8 @@ COLUMNS = (
     "token route sender recipient slot planned_at deadline_at message_id instance state "
     "smtp_phase smtp_code smtp_enhanced smtp_message queue_id tls_version handoff_at verdict "
     "failure failure_phase failure_transient failure_message failure_code failure_enhanced "
-    "folder folder_role arrived_at arrival_source delivery_seconds finished_at auth_results"
+    "folder folder_role arrived_at arrival_source delivery_seconds finished_at auth_results "
+    "spam_headers"
 ).split()
 AUTHSERV = {  # the authserv-id each provider writes
     "Gmail": "mx.google.com",
@@ -113,6 +115,49 @@ def auth_results(provider: str, domain: str, spf: str, dkim: str, dmarc: str) ->
     )
 
 
+def spam_headers(provider: str, verdict: str) -> str | None:
+    """Spam-filter headers as monitor.core.receipt.spam_json stores them: SpamAssassin's
+    status and report at GMX and the own server, Microsoft's at Outlook, none elsewhere."""
+    spam = verdict == "spam"
+    if provider == "Outlook":
+        scl = 6 if spam else 1
+        sfv = "SPM" if spam else "NSPM"
+        return json.dumps(
+            {
+                "x-forefront-antispam-report": f"CIP:192.0.2.25;CTRY:GR;LANG:en;SCL:{scl};"
+                f"SRV:;IPV:NLI;SFV:{sfv};H:mail.example.org;PTR:mail.example.org;CAT:NONE;"
+                "SFS:(13230040)(4636009)(376014)(82310400026);DIR:INB;",
+                "x-ms-exchange-organization-scl": str(scl),
+                "x-microsoft-antispam": "BCL:0;ARA:13230040|376014|82310400026;",
+            }
+        )
+    if provider not in ("GMX", "own"):
+        return None
+    rules = [
+        (-0.1, "DKIM_VALID", "Message has at least one valid DKIM or DK signature"),
+        (-0.1, "DKIM_VALID_AU", "Message has a valid DKIM or DK signature from author's domain"),
+        (-0.0, "SPF_PASS", "SPF: sender matches SPF record"),
+        (0.0, "HTML_MESSAGE", "BODY: HTML included in message"),
+    ]
+    if spam:
+        rules += [
+            (1.7, "HTML_IMAGE_ONLY_24", "BODY: HTML: images with 2000-2400 bytes of words"),
+            (2.6, "DEAR_FRIEND", "BODY: Dear Friend? That's not very dear!"),
+            (1.1, "MIME_HTML_ONLY", "BODY: Message only has text/html MIME parts"),
+        ]
+    score = round(sum(p for p, _, _ in rules), 1)
+    return json.dumps(
+        {
+            "x-spam-checker-version": "SpamAssassin 4.0.1 (2024-03-25) on mx.example.org",
+            "x-spam-flag": "YES" if spam else "NO",
+            "x-spam-level": "*" * max(int(score), 0),
+            "x-spam-status": f"{'Yes' if spam else 'No'}, score={score} required=5.0 "
+            f"tests={','.join(n for _, n, _ in rules)} autolearn=disabled version=4.0.1",
+            "x-spam-report": " ".join(f"* {p:4.1f} {n} {d}" for p, n, d in rules),
+        }
+    )
+
+
 def pairs(count: int) -> list[tuple[str, str, str, str]]:
     """(route, recipient, provider, domain): routes of three mailboxes each."""
     out = []
@@ -138,6 +183,7 @@ def probes(
     wrong_password = (week + timedelta(days=1, hours=9), week + timedelta(days=1, hours=14))
     imap_refused = (week + timedelta(days=4, hours=8), week + timedelta(days=4, hours=10))
     auth_cache: dict[tuple[str, str, str, str, str], str] = {}
+    spam_cache: dict[tuple[str, str], str | None] = {}
     for i in range(n):
         route, recipient, provider, domain = mailboxes[i % len(mailboxes)]
         sender = f"sender-{int(route[-2:]) % 4}"
@@ -208,6 +254,9 @@ def probes(
             seconds,
             planned + timedelta(minutes=1),
             auth,
+            None
+            if seconds is None
+            else spam_cache.setdefault((provider, verdict), spam_headers(provider, verdict)),
         )
 
 

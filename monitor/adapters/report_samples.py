@@ -1,10 +1,11 @@
-"""The report's two further reads: the trend of the last weeks, from the rollup, and a
-sample of each mailbox's Authentication-Results, from `probes`.
+"""The report's further reads: the trend of the last weeks, from the rollup, and two
+samples of each mailbox's newest delivered canaries, from `probes`: their
+Authentication-Results and their spam-filter headers.
 
-Both stay cheap whatever the history: the trend reads one range of the rollup's key per
-older period (the two compared periods come from what the report read already), the sample
-one index seek per mailbox (route, recipient, planned_at) reading at most SAMPLE rows back
-from the period's end.
+All stay cheap whatever the history: the trend reads one range of the rollup's key per
+older period (the two compared periods come from what the report read already), each
+sample one index seek per mailbox (route, recipient, planned_at) reading at most its size
+(auth SAMPLE, content SAMPLE) rows back from the period's end.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.adapters.report_tables import RollupRow
 from monitor.adapters.tables import ProbeRow
 from monitor.core.models import Verdict
 from monitor.reports.auth import SAMPLE, AuthCount, results_of_text
+from monitor.reports.content import SAMPLE as CONTENT_SAMPLE
+from monitor.reports.content import ContentCount, scores_of_text
 from monitor.reports.document import WeekTotal, first_day
 from monitor.reports.model import Histogram, Period, Tally
 
@@ -72,6 +75,28 @@ async def weeks(
     return tuple(found)
 
 
+def _newest_delivered(
+    column: Any, route: str, recipient: str, period: Period, instances: tuple[str, ...], limit: int
+) -> Select[Any]:
+    """The verdict and `column` (as text) of the mailbox's newest `limit` delivered canaries
+    in `period`: one seek on (route, recipient, planned_at), backwards from its end."""
+    return (
+        # As text: canaries of one mailbox carry a handful of distinct values, parsed
+        # once each (the parsers cache them) instead of once per row.
+        select(_PROBES.verdict, cast(column, Text))
+        .where(
+            _PROBES.route == route,
+            _PROBES.recipient == recipient,
+            _PROBES.planned_at >= period.start,
+            _PROBES.planned_at < period.end,
+            _PROBES.verdict.in_(DELIVERED),
+            *_only(_PROBES.instance, instances),
+        )
+        .order_by(_PROBES.planned_at.desc())
+        .limit(limit)
+    )
+
+
 async def auth_sample(
     db: AsyncConnection,
     period: Period,
@@ -81,21 +106,32 @@ async def auth_sample(
     """Of each (route, recipient): its newest SAMPLE delivered canaries in `period`."""
     found: dict[tuple[str, str, Verdict, str, str, str], int] = defaultdict(int)
     for route, recipient in sorted(set(mailboxes)):
-        statement = (
-            # As text: canaries of one mailbox carry a handful of distinct results, parsed
-            # once each (results_of_text caches them) instead of once per row.
-            select(_PROBES.verdict, cast(_PROBES.auth_results, Text))
-            .where(
-                _PROBES.route == route,
-                _PROBES.recipient == recipient,
-                _PROBES.planned_at >= period.start,
-                _PROBES.planned_at < period.end,
-                _PROBES.verdict.in_(DELIVERED),
-                *_only(_PROBES.instance, instances),
-            )
-            .order_by(_PROBES.planned_at.desc())
-            .limit(SAMPLE)
+        statement = _newest_delivered(
+            _PROBES.auth_results, route, recipient, period, instances, SAMPLE
         )
         for verdict, auth in await db.execute(statement):
             found[(route, recipient, _VERDICTS[verdict], *results_of_text(auth))] += 1
     return tuple(AuthCount(*key, n) for key, n in found.items())
+
+
+async def content_sample(
+    db: AsyncConnection,
+    period: Period,
+    mailboxes: Iterable[tuple[str, str]],
+    instances: tuple[str, ...],
+) -> tuple[ContentCount, ...]:
+    """Of each (route, recipient): the spam-filter verdicts on its newest CONTENT_SAMPLE
+    delivered canaries in `period` (those whose receiver wrote no such headers left out)."""
+    found: dict[tuple[str, str, str, str], int] = defaultdict(int)
+    for route, recipient in sorted(set(mailboxes)):
+        statement = _newest_delivered(
+            _PROBES.spam_headers, route, recipient, period, instances, CONTENT_SAMPLE
+        )
+        for verdict, headers in await db.execute(statement):
+            if headers:
+                found[(route, recipient, verdict, headers)] += 1
+    return tuple(
+        ContentCount(route, recipient, _VERDICTS[verdict], scores, n)
+        for (route, recipient, verdict, headers), n in found.items()
+        if (scores := scores_of_text(headers))
+    )

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.adapters.alert_tables import AlertRow, DeliveryRow
-from monitor.adapters.report_samples import auth_sample, weeks
+from monitor.adapters.report_samples import auth_sample, content_sample, weeks
 from monitor.adapters.report_tables import FAILED_VERDICTS, ReportSendRow, RollupRow
 from monitor.adapters.tables import ProbeRow
 from monitor.core.models import Verdict
@@ -88,6 +88,7 @@ class ReportStore:
                 failures=await _failures(db, period, only),
                 incidents=await _incidents(db, period),
                 auth=await auth_sample(db, period, seen, only),
+                content=await content_sample(db, period, seen, only),
                 weeks=await weeks(db, period, only),
             )
 

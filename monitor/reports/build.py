@@ -20,6 +20,7 @@ from monitor.core.catalogue import advise
 from monitor.core.models import Failure, Phase, Verdict
 from monitor.dnscheck.history import DnsPosture
 from monitor.reports.auth import auth_report
+from monitor.reports.content import content_report
 from monitor.reports.document import (
     Aggregates,
     DayReport,
@@ -133,6 +134,14 @@ def build(
             )
         )
     total = _sum(p.summary for p in providers)
+    order = [p.provider for p in providers]
+
+    def provider_of(recipient: str) -> str:
+        return mailboxes.get(recipient, Mailbox("unknown")).provider
+
+    def mailbox_of(recipient: str) -> tuple[str, str | None]:
+        return provider_of(recipient), mailboxes.get(recipient, Mailbox("unknown")).address
+
     report = Report(
         period=period,
         previous_period=previous,
@@ -148,11 +157,9 @@ def build(
         split=split,
         senders=routes,
         auth=auth_report(
-            aggregates.auth,
-            lambda to: mailboxes.get(to, Mailbox("unknown")).provider,
-            lambda route: routes.get(route, route),
-            [p.provider for p in providers],
+            aggregates.auth, provider_of, lambda route: routes.get(route, route), order
         ),
+        content=content_report(aggregates.content, mailbox_of, order),
         weeks=(*aggregates.weeks, *_compared(period, total)),
         dns=tuple(dns) if dns is not None else None,
     )

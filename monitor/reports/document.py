@@ -1,8 +1,8 @@
 """The report as data: what `build` fills in from the store's aggregates and the renderers
 (text, HTML, charts, mail, JSON) and `what_to_fix` read.
 
-Leaf module: it imports the report maths and the shapes of its sections (auth, the headline,
-DNS findings), never build or fixes, which import it.
+Leaf module: it imports the report maths and the shapes of its sections (auth, content
+filters, the headline, DNS findings), never build or fixes, which import it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import date, datetime
 from monitor.core.models import Verdict
 from monitor.dnscheck.history import DnsPosture
 from monitor.reports.auth import AuthCount, AuthReport
+from monitor.reports.content import ContentCount, ContentReport
 from monitor.reports.model import Day, Histogram, Period, Summary, Tally
 from monitor.reports.verdict import Headline
 
@@ -74,6 +75,7 @@ class Aggregates:
     failures: tuple[FailureCount, ...] = ()
     incidents: tuple[Incident, ...] | None = None  # None: no alert data to read
     auth: tuple[AuthCount, ...] = ()  # a sample of each mailbox's delivered canaries
+    content: tuple[ContentCount, ...] = ()  # their spam-filter verdicts, another such sample
     weeks: tuple[WeekTotal, ...] = ()  # the trend's periods before the two compared, oldest first
 
 
@@ -166,6 +168,7 @@ class Report:
     split: bool = False  # asked to split each mailbox's line by instance
     senders: Mapping[str, str] = field(default_factory=dict)  # route → sending account
     auth: AuthReport = field(default_factory=AuthReport)
+    content: ContentReport = field(default_factory=ContentReport)
     weeks: tuple[WeekTotal, ...] = ()
     dns: tuple[DnsPosture, ...] | None = None  # None: not checked for this report
     headline: Headline = field(default_factory=lambda: Headline("grey", "no canaries"))

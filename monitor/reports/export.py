@@ -34,6 +34,25 @@ with the verdicts inbox, spam, missing, late, send_failed, check_failed. The doc
                          "pass_rate": {"spf"|"dkim"|"dmarc": float|null}}],
                      "spam_causes": {provider: {"check", "spam", "spam_failed",
                                                 "inbox_failed"}}},
+    content_filters: {"sample": int, the newest delivered canaries of each mailbox it reads,
+                      "mailboxes": [one per mailbox and filter that scored its canaries:
+                          {"route", "recipient", "mailbox", "provider",
+                           "filter": "spamassassin"|"rspamd"|"microsoft",
+                           "canaries": those it scored, "spam": of them in the spam folder,
+                           "over_threshold": of them scored at or over "threshold" (the
+                           filter's own), "median_score",
+                           "judgement": "content"|"sender"|null, from a plain canary route
+                           beside a real-message route, "role": "message"|"plain"|null,
+                           this route's part in that pair, "compared_with": the other route,
+                           "shown": whether it is worth a line in text and HTML (spam, over
+                           the threshold or judged; they list the first 10),
+                           "top_rules": [{"name", "hits", "points": the median it added
+                               (null: the filter gives none), "explanation": one line for
+                               common rules or null, "description": the filter's own words
+                               or null}]}]},
+                      top_rules being those that added points, or whose points the filter
+                      did not write counted on the canaries it called spam or that landed
+                      there; most hits first, then most points, at most 5,
     weeks: [{"first_day", "canaries", "counts", "delivery"}], the trend, oldest first,
     dns: [{"account", "domain", "findings": [{"check", "target", "status", "detail",
            "remedy"}], "compared_with": the earlier run's time or null, "changes": [{"check",
@@ -43,6 +62,12 @@ Percentiles come from log-scale histograms (monitor.reports.model): within a few
 A mailbox's "instance" is the instance whose canaries its entry counts, or null when it adds
 up all of them (`by_instance` false, or a configured mailbox with no canaries at all).
 Text, HTML and CSV show an instance column only when split and there is more than one.
+
+CSV: one row per mailbox ("level" mailbox; per instance too when split), provider and the
+total, with the columns of CSV_COLUMNS; provider and total rows carry the auth pass rates,
+mailbox rows the content filter that scored most of their sampled canaries: content_filter,
+content_canaries, content_median_score, content_threshold, content_over_threshold and
+content_top_rules as `NAME:hits:points` joined by ";" (empty when no filter scored them).
 """
 
 from __future__ import annotations
@@ -57,6 +82,8 @@ from typing import Any
 from monitor.core.models import Verdict
 from monitor.dnscheck.policy import finding_json
 from monitor.reports.auth import CHECKS, AuthRates
+from monitor.reports.content import CSV_COLUMNS as CONTENT_COLUMNS
+from monitor.reports.content import FilterVerdicts, content_json, csv_cells
 from monitor.reports.document import PairReport, ProviderReport, Report
 from monitor.reports.model import VERDICTS, Histogram, Period, Summary, Tally
 
@@ -234,6 +261,7 @@ def report_json(report: Report) -> dict[str, Any]:
                 for name, c in report.auth.causes.items()
             },
         },
+        "content_filters": content_json(report.content),
         "weeks": [
             {
                 "first_day": w.first_day.isoformat(),
@@ -292,14 +320,20 @@ CSV_COLUMNS = (
     "inbox_rate_delta",
     "p95_delta_seconds",
     *(f"{check}_pass_rate" for check in CHECKS),
+    *CONTENT_COLUMNS,
 )
 
 
 def _csv_row(
-    level: str, names: Sequence[str], s: Summary, auth: AuthRates | None = None
+    level: str,
+    names: Sequence[str],
+    s: Summary,
+    auth: AuthRates | None = None,
+    content: FilterVerdicts | None = None,
 ) -> list[object]:
     """`names`: provider, route, recipient, mailbox (and instance when split); `auth`: the
-    pass rates of a provider or the total (empty on a mailbox's row)."""
+    pass rates of a provider or the total (empty on a mailbox's row); `content`: a mailbox's
+    content-filter verdicts."""
     trends = s.trends()
     return [
         level,
@@ -315,6 +349,7 @@ def _csv_row(
         _num(trends["inbox_rate"].delta),
         _num(trends["p95"].delta),
         *(_num(auth.rate(check) if auth else None) for check in CHECKS),
+        *csv_cells(content),
     ]
 
 
@@ -332,7 +367,9 @@ def render_csv(report: Report) -> str:
     writer.writerow(columns)
     for provider in report.providers:
         for line in report.lines(provider):
-            writer.writerow(_csv_row("mailbox", _csv_names(provider, line, split), line.summary))
+            names = _csv_names(provider, line, split)
+            content = report.content.of(line.route, line.recipient)
+            writer.writerow(_csv_row("mailbox", names, line.summary, content=content))
         auth = next((r for r in report.auth.providers if r.name == provider.provider), None)
         names = _csv_names(provider, None, split)
         writer.writerow(_csv_row("provider", names, provider.summary, auth))

@@ -19,6 +19,7 @@ from monitor.dnscheck.history import DnsPosture, changes
 from monitor.dnscheck.policy import ERROR, Finding
 from monitor.dnscheck.run import check_account, sending_domain
 from monitor.reports.build import build
+from monitor.reports.content import rules_text
 from monitor.reports.document import Fix, Mailbox, Pair, Report
 from monitor.reports.model import Period
 
@@ -115,17 +116,36 @@ async def report_for(
 
 def with_content_judgement(report: Report, pairs: Sequence[Pairing]) -> Report:
     """A plain canary beside a real-message route says whether spam is the content's fault or
-    the sender's (#16): said first among the fixes, as the most actionable line."""
+    the sender's (#16): said first among the fixes, as the most actionable line, with the
+    receiver's top rules on the message when it is the content; both routes' content-filter
+    lines carry the judgement and come first in their section, where the reader sees why."""
     spam = {
         (line.route, line.recipient): line.summary.tally.rate(Verdict.SPAM) for line in report.pairs
     }
     found = []
+    judged: dict[Pair, tuple[str, str, str]] = {}
     for pair in pairs:
         plain = spam.get((pair.plain_route, pair.recipient))
         message = spam.get((pair.message_route, pair.recipient))
-        if (verdict := judge(plain, message)) is not None:
-            found.append(Fix("high", sentence(pair, verdict), REMEDY[verdict]))
-    return replace(report, fixes=(*found, *report.fixes)) if found else report
+        if (verdict := judge(plain, message)) is None:
+            continue
+        judged[(pair.message_route, pair.recipient)] = (verdict, "message", pair.plain_route)
+        judged[(pair.plain_route, pair.recipient)] = (verdict, "plain", pair.message_route)
+        text = sentence(pair, verdict)
+        rules = report.content.of(pair.message_route, pair.recipient)
+        if verdict == "content" and rules is not None and rules.rules:
+            text += f"; its filter's top rules there: {rules_text(rules.rules[:3])}"
+        found.append(Fix("high", text, REMEDY[verdict]))
+    if not found:
+        return report
+    lines = []
+    for line in report.content.mailboxes:
+        if (key := (line.route, line.recipient)) in judged:
+            verdict, role, other = judged[key]
+            line = replace(line, judgement=verdict, role=role, compared_with=other)
+        lines.append(line)
+    content = replace(report.content, mailboxes=tuple(sorted(lines, key=lambda m: not m.judgement)))
+    return replace(report, fixes=(*found, *report.fixes), content=content)
 
 
 DNS_TIMEOUT = 60.0

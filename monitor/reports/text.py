@@ -1,9 +1,10 @@
 """The report as plain text, at most WIDTH columns: a terminal and a text email read it.
 
 Top to bottom as the HTML: the verdict line, placement by provider (worst first),
-authentication, DNS and blocklists, what to fix, the trend, worst hours, incidents, then the
-days and the failures' details. Columns the width cannot hold (each verdict's count) stay in
-the HTML, JSON and CSV; long names are cut with "…", prose is wrapped.
+authentication, DNS and blocklists, what to fix, the content filters' verdicts (when there is
+something to show), the trend, worst hours, incidents, then the days and the failures'
+details. Columns the width cannot hold (each verdict's count) stay in the HTML, JSON and CSV;
+long names are cut with "…", prose is wrapped.
 """
 
 from __future__ import annotations
@@ -174,6 +175,36 @@ def _fixes(report: Report) -> list[str]:
     return out
 
 
+def _content(report: Report) -> list[str]:
+    shown = report.content.shown
+    if not shown:
+        return []
+    out = ["Content filters as the receivers saw them (score against threshold, top rules)"]
+    for m in shown:
+        median = "?" if m.median is None else f"{m.median:g}"
+        threshold = "?" if m.threshold is None else f"{m.threshold:g}"
+        head = (
+            f"{m.route} → {m.address or m.recipient} ({m.provider}), {m.filter}: "
+            f"median score {median}, threshold {threshold}, {m.over} of {m.canaries} over, "
+            f"{m.spam} in spam"
+        )
+        if m.judgement:
+            head += f"; {m.pairing}"
+        out += _wrap(head)
+        for rule in m.rules:
+            points = "" if rule.points is None else f" {rule.points:+g}"
+            said = rule.explanation or rule.description or "no explanation at hand"
+            hits = f"on {rule.hits} of {m.canaries}"
+            out += _wrap(f"{rule.name}{points} {hits}: {said}", "    ", "        ")
+        if not m.rules:
+            out.append("    no rule counted against it")
+    if more := len(report.content.worth) - len(shown):
+        out.append(f"  … and {plural(more, 'more mailbox')} (--format json)")
+    sample = report.content.sample
+    out.append(f"  (of the newest {sample} delivered canaries of each mailbox; all: --format json)")
+    return out
+
+
 def _weeks(report: Report) -> list[str]:
     rows = [
         [
@@ -277,6 +308,7 @@ def render_text(report: Report) -> str:
         _authentication(report),
         _dns(report),
         _fixes(report),
+        _content(report),
         _weeks(report),
         _worst_hours(report),
         _incidents(report),

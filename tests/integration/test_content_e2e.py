@@ -1,6 +1,7 @@
 """A real message judged by its content: the harness's SpamAssassin files a spammy newsletter
 into Junk while the plain canary from the same account to the same mailbox reaches the inbox,
-and the scores and rules show in the probe JSON and in `history`."""
+and the scores and rules show in the probe JSON, in `history` and in the report (text, JSON
+and HTML), where the plain canary's line carries none of them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import json
 
 import pytest
 
+from monitor.content.rules import explain
 from monitor.core.models import Verdict
 from monitor.harness.demo import write_config
 from tests.integration.test_probe_e2e import mailcanary
+from tests.integration.test_report_support import Cells
 
 pytestmark = pytest.mark.mailstack
 
@@ -73,3 +76,45 @@ def test_spammy_real_message_goes_to_junk_by_content_and_plain_canary_to_inbox(m
     assert table.returncode == 0, table.stderr
     text = " ".join(table.stdout.split())
     assert f"spamassassin {spam['score']:g}/5" in text
+
+    # The report of the last day: the message's top rules, explained, beside the judgement.
+    report = ["--config", str(path), "report", "--since", "1d", "--no-dns"]
+    done = mailcanary(*report, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["what_to_fix"][0]["text"].startswith("It is the content: newsletter")
+    lines = {m["route"]: m for m in document["content_filters"]["mailboxes"]}
+    news, canary = lines["newsletter"], lines["plain"]
+    counted = ("filter", "canaries", "spam", "over_threshold", "median_score", "threshold")
+    assert [news[k] for k in counted] == ["spamassassin", 1, 1, 1, spam["score"], 5.0]
+    paired = ("judgement", "role", "compared_with")
+    assert [news[k] for k in paired] == ["content", "message", "plain"]
+    assert [canary[k] for k in paired] == ["content", "plain", "newsletter"]
+    top = {r["name"]: r for r in news["top_rules"]}
+    assert len(top) == 5 and image_only[0] in top and "DEAR_WINNER" in top
+    assert top[image_only[0]]["explanation"] == explain(image_only[0])
+    assert top[image_only[0]]["points"] == rules[image_only[0]]["points"]
+    assert canary["over_threshold"] == 0 and canary["median_score"] < 5.0 - 2
+    assert not [r for r in canary["top_rules"] if r["name"].startswith(("HTML_", "DEAR_"))]
+
+    done = mailcanary(*report)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout[done.stdout.index("Content filters") :]
+    text = " ".join(text[: text.index("Trend")].split())
+    assert "; your message: it is the content (plain canary: plain)" in text
+    assert "the plain canary beside your message newsletter: it is the content" in text
+    said = explain(image_only[0])
+    assert f"{image_only[0]} {top[image_only[0]]['points']:+g} on 1 of 1: {said}" in text
+    assert "HTML_" not in text[text.index("plain → ") :]
+
+    done = mailcanary(*report, "--format", "html", "--output", str(tmp_path / "report.html"))
+    assert done.returncode == 0, done.stderr
+    page = Cells()
+    page.feed((tmp_path / "report.html").read_text())
+    shown = {key: row for key, row in page.rows.items() if "data-part=explanation" in key}
+    assert shown[
+        ("data-route=newsletter", "data-recipient=judged", f"data-rule={image_only[0]}",
+         "data-part=explanation")
+    ]["explanation"] == said  # fmt: skip
+    # The plain canary's line has no rule rows at all: nothing counted against it.
+    assert not [key for key in page.rows if "data-route=plain" in key and "data-rule" in str(key)]

@@ -26,6 +26,7 @@ SECTIONS = [
     "authentication",
     "dns",
     "fixes",
+    "content",
     "trends",
     "worst_hours",
     "incidents",

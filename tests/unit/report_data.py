@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, timedelta
 
+from monitor.content.spamscore import Rule, SpamScore
 from monitor.core.models import Verdict
 from monitor.dnscheck.history import Change, DnsPosture
 from monitor.dnscheck.policy import FAIL, OK, WARN, Finding
 from monitor.reports.auth import AuthCount
 from monitor.reports.build import build
+from monitor.reports.content import ContentCount
 from monitor.reports.document import (
     Aggregates,
     FailureCount,
@@ -98,6 +100,26 @@ def _auth() -> tuple[AuthCount, ...]:
     )
 
 
+def _content() -> tuple[ContentCount, ...]:
+    """The newsletter at Gmail's second seed, as if it wrote SpamAssassin's headers: its
+    image-only HTML counts against it, a phrase pushes some into spam; Outlook's filter is
+    content with the plain canaries (not worth a line)."""
+    image_only = Rule("HTML_IMAGE_ONLY_24", 1.6, "BODY: HTML: images with 2000-2400 bytes of words")
+    html_only = Rule("MIME_HTML_ONLY", 1.1, "BODY: Message only has text/html MIME parts")
+    dkim = Rule("DKIM_VALID", -0.1, "Message has at least one valid DKIM or DK signature")
+    phrase = Rule("DEAR_FRIEND", 2.6, "BODY: Dear Friend? That's not very dear!")
+
+    def sa(score: float, *rules: Rule) -> tuple[SpamScore, ...]:
+        return (SpamScore("spamassassin", score, 5.0, score >= 5.0, rules),)
+
+    scl1 = (SpamScore("microsoft", 1.0, 5.0, False, (Rule("SFV:NSPM"),)),)
+    return (
+        ContentCount("news", "g2", Verdict.INBOX, sa(2.6, image_only, html_only, dkim), 88),
+        ContentCount("news", "g2", Verdict.SPAM, sa(5.2, image_only, phrase, html_only), 12),
+        ContentCount("ops", "o1", Verdict.INBOX, scl1, 100),
+    )
+
+
 def _weeks() -> tuple[WeekTotal, ...]:
     spam = [3, 2, 4, 3, 2, 5, 4, 363]
     p95 = [20.0, 22.0, 19.0, 25.0, 21.0, 20.0, 24.0, 48.0]
@@ -150,6 +172,7 @@ def troubled_week(*, dns: bool = True) -> Report:
             ),
         ),
         auth=_auth(),
+        content=_content(),
         weeks=_weeks(),
     )
     return build(
