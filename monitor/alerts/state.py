@@ -41,9 +41,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from monitor.content.spamscore import brief, parse_scores
 from monitor.core.models import Failure, ProbeRecord, Verdict
-from monitor.core.receipt import auth_verdicts
 from monitor.probe.verdict import INTERRUPTED
 
 
@@ -165,6 +163,11 @@ def transition_id(state: AlertState) -> str:
 
 
 def evidence_of(record: ProbeRecord) -> Evidence | None:
+    # Imported here: the config names AlertKind and Policy, and every command loads the
+    # config, but only alerting reads the receiver's headers (issue #17).
+    from monitor.content.spamscore import brief, parse_scores
+    from monitor.core.receipt import auth_verdicts
+
     decision = record.decision
     if decision is None:
         return None
