@@ -41,16 +41,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from monitor.alerts.kinds import AlertKind
 from monitor.core.models import Failure, ProbeRecord, Verdict
 from monitor.probe.verdict import INTERRUPTED
-
-
-class AlertKind(StrEnum):
-    SEND_FAILED = "send_failed"
-    CHECK_FAILED = "check_failed"
-    MISSING = "missing"
-    SPAM = "spam"
-    SLOW = "slow"
 
 
 class Status(StrEnum):

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
-from monitor.alerts.state import AlertKind
+from monitor.alerts.kinds import AlertKind
 from monitor.config.alert_settings import FORMATS, AlertSettings, EmailChannel, WebhookChannel
 from monitor.config.file_models import (
     _FILE,
