@@ -1,7 +1,6 @@
 """The resolved [alerts] section (what the alerting service reads); see alert_file.py for the
 file's own shape and its checks."""
 
-from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
@@ -50,7 +49,7 @@ class AlertSettings(BaseModel):
     email: list[EmailChannel] = []
     webhook: list[WebhookChannel] = []
 
-    def policy(self) -> Policy:
+    def policy(self) -> "Policy":
         from monitor.alerts.state import Policy  # the state machine: only where it runs
 
         return Policy(
