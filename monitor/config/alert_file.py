@@ -5,7 +5,6 @@ Problems are lines led by their key path, like every other config problem:
 URLs are secrets) and neither is a secret variable's value.
 """
 
-
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit

@@ -1,7 +1,6 @@
 """The resolved [alerts] section (what the alerting service reads); see alert_file.py for the
 file's own shape and its checks."""
 
-
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr

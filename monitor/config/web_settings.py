@@ -1,6 +1,5 @@
 """The resolved [web] section (what the status page reads); see web_file.py for the file."""
 
-
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 AUTH_KINDS = ("none", "token", "password")
