@@ -2,9 +2,9 @@
 
 `status --nagios` is a passive check a monitoring system runs every few minutes on every
 host, with a budget of 0.2 CPU seconds (issue #17): it is answered here, before typer and
-rich load (a third of its cost). Every other command, and any `status --nagios` with
-arguments beyond the global options, goes through typer (app.py), which runs the same
-passive_check for it.
+rich load (a third of its cost), and so is `probe --nagios` (nagios_probe.py). Every other
+command, and either of these with options beyond the global ones, goes through typer
+(app.py), which runs the same checks for them.
 """
 
 from __future__ import annotations
@@ -22,12 +22,17 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = hoist_global_options(sys.argv[1:])
     found = global_options(args)
-    if found is not None and found[2] == ["status", "--nagios"]:
-        from monitor.cli.passive import passive_check
-
-        config_path, verbose, _ = found
+    if found is not None and found[2] in (["status", "--nagios"], ["probe", "--nagios"]):
+        config_path, verbose, (command, _) = found
         try:
-            code = passive_check(config_path, verbose=verbose)
+            if command == "status":
+                from monitor.cli.passive import passive_check
+
+                code = passive_check(config_path, verbose=verbose)
+            else:
+                from monitor.cli.nagios_probe import probe_check
+
+                code = probe_check(config_path, verbose=verbose)
         except Exception as exc:  # a bug: said as app.main says it, never a traceback
             from monitor.cli.common import internal_error
 

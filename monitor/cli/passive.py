@@ -113,19 +113,31 @@ def passive_check(config_path: Path | None, *, verbose: bool = False) -> int:
     return code
 
 
-def _check(path: Path, verbose: bool) -> tuple[str, int]:
+def checked_config(path: Path, *, routes: bool = False) -> Config | None:
+    """common.config for the checks that run before typer loads: the config, or None once
+    its problems are on stderr; warnings go there too, printed as every command prints them
+    (common.py, loaded only then). `routes`: a check that sends needs one."""
     try:
         cfg = load_config(path)
+        if routes:
+            cfg.require_routes()
     except ConfigError as exc:
         from monitor.cli.common import show_problems
 
         show_problems(exc.problems)
-        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
-        return plugin_error("bad config (see stderr)")
+        return None
     if cfg.warnings:
         from monitor.cli.common import show_warnings
 
         show_warnings(cfg.warnings)
+    return cfg
+
+
+def _check(path: Path, verbose: bool) -> tuple[str, int]:
+    cfg = checked_config(path)
+    if cfg is None:
+        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
+        return plugin_error("bad config (see stderr)")
     if not cfg.routes:
         return plugin_error("no routes configured")
     database = sqlite_path(cfg.monitor.database)
