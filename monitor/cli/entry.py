@@ -9,8 +9,10 @@ command, and either of these with options beyond the global ones, goes through t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from typing import NoReturn
 
 from monitor.cli.argv import global_options, hoist_global_options
 
@@ -37,7 +39,17 @@ def main() -> None:
             from monitor.cli.common import internal_error
 
             internal_error(exc)
-        sys.exit(code)
+        _exit_now(code)
     from monitor.cli.app import main as with_typer
 
     with_typer(args)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End a check without the interpreter's teardown (freeing every module and object: ~6%
+    of a check's CPU, issue #17). Nothing is left to finish by then: the store is closed, the
+    event loop and its threads are gone; the two streams are flushed here."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a closed pipe: the exit code still counts
+            stream.flush()
+    os._exit(code)
