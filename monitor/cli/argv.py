@@ -50,7 +50,8 @@ def global_options(args: list[str]) -> tuple[Path | None, bool, list[str]] | Non
     i = 0
     while i < len(args) and args[i].startswith("-"):
         name, has_value, value = args[i].partition("=")
-        if name not in GLOBAL_OPTIONS or (has_value and not GLOBAL_OPTIONS[name]):
+        # Only --config takes "=VALUE": for click, -c=x means the file "=x".
+        if name not in GLOBAL_OPTIONS or (has_value and name != "--config"):
             return None
         canonical = {"-c": "--config", "-v": "--verbose"}.get(name, name)
         if canonical in seen:
