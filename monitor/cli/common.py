@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from monitor.cli.argv import default_config_path
+from monitor.cli.console import err, show_problems, show_warnings
 from monitor.core.durations import DurationRange, parse_duration
 
 if TYPE_CHECKING:  # `--help` and a mistyped command must not pay for pydantic and SQLAlchemy
@@ -27,8 +27,6 @@ if TYPE_CHECKING:  # `--help` and a mistyped command must not pay for pydantic a
 
 EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_SOFTWARE = 78, 74, 69, 70
 T = TypeVar("T")
-
-err = Console(stderr=True, markup=False)  # see console.py
 
 
 class State:
@@ -86,17 +84,6 @@ def config(*, routes: bool = False) -> Config:
         raise typer.Exit(EX_CONFIG) from None
     show_warnings(cfg.warnings)
     return cfg
-
-
-def show_problems(problems: list[str]) -> None:
-    """A config's problems on stderr, one line each, as every command prints them."""
-    for line in problems:
-        err.print(line, highlight=False, soft_wrap=True, markup=False)
-
-
-def show_warnings(warnings: list[str]) -> None:
-    for warning in warnings:
-        err.print(f"warning: {warning}", highlight=False, markup=False)
 
 
 def known_account(cfg: Config, name: str) -> Account:

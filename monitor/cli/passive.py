@@ -8,8 +8,8 @@ the daemon or the route has stopped.
 
 It runs before typer and rich load (entry.py), so it imports neither at the top: on SQLite
 it reads the file with the standard library (adapters/quickread.py) without an event loop;
-PostgreSQL goes through the Store, and a config with problems or warnings is printed the way
-every command prints it (common.py): those paths load the rest as they need it.
+PostgreSQL goes through the Store, and a config's problems or warnings are printed the way
+every command prints them (console.py): those paths load what they need when they need it.
 """
 
 from __future__ import annotations
@@ -116,18 +116,18 @@ def passive_check(config_path: Path | None, *, verbose: bool = False) -> int:
 def checked_config(path: Path, *, routes: bool = False) -> Config | None:
     """common.config for the checks that run before typer loads: the config, or None once
     its problems are on stderr; warnings go there too, printed as every command prints them
-    (common.py, loaded only then). `routes`: a check that sends needs one."""
+    (console.py: rich, loaded only then). `routes`: a check that sends needs one."""
     try:
         cfg = load_config(path)
         if routes:
             cfg.require_routes()
     except ConfigError as exc:
-        from monitor.cli.common import show_problems
+        from monitor.cli.console import show_problems
 
         show_problems(exc.problems)
         return None
     if cfg.warnings:
-        from monitor.cli.common import show_warnings
+        from monitor.cli.console import show_warnings
 
         show_warnings(cfg.warnings)
     return cfg
