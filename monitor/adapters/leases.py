@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, delete, exists, func, inspect, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from monitor.adapters import rows as convert
@@ -26,10 +25,21 @@ from monitor.adapters.tables import ProbeRow
 from monitor.core.models import ProbeRecord, Sighting
 from monitor.core.sharing import Lease
 
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert
+
 UNFINISHED = ("planned", "sending", "sent")
 # The key is created under the migration's advisory lock: instances starting together
 # create it once (the same lock number as Store.upgrade).
 KEY_LOCK = 0x6D61696C63616E
+
+
+def insert(table: Any) -> Insert:
+    """PostgreSQL's INSERT … ON CONFLICT (these tables exist only there), its dialect imported
+    on first use: every probe loads this module, a SQLite one never needs it (issue #17)."""
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+    return postgresql_insert(table)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
 
 from monitor.config.oauth_settings import OAuthSettings
@@ -176,6 +175,10 @@ class TokenProvider:
             form["client_secret"] = self.settings.client_secret.get_secret_value()
         if self.settings.scopes:
             form["scope"] = " ".join(self.settings.scopes)
+        # Imported here: every probe loads this module (IMAP and SMTP log in through it),
+        # and only an xoauth2 account, about once an hour, refreshes (issue #17).
+        import httpx
+
         host = urlsplit(self.settings.token_url).netloc
         self.refreshes += 1
         try:

@@ -41,18 +41,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from monitor.content.spamscore import brief, parse_scores
+from monitor.alerts.kinds import AlertKind
 from monitor.core.models import Failure, ProbeRecord, Verdict
-from monitor.core.receipt import auth_verdicts
 from monitor.probe.verdict import INTERRUPTED
-
-
-class AlertKind(StrEnum):
-    SEND_FAILED = "send_failed"
-    CHECK_FAILED = "check_failed"
-    MISSING = "missing"
-    SPAM = "spam"
-    SLOW = "slow"
 
 
 class Status(StrEnum):
@@ -165,6 +156,11 @@ def transition_id(state: AlertState) -> str:
 
 
 def evidence_of(record: ProbeRecord) -> Evidence | None:
+    # Imported here: the config names AlertKind and Policy, and every command loads the
+    # config, but only alerting reads the receiver's headers (issue #17).
+    from monitor.content.spamscore import brief, parse_scores
+    from monitor.core.receipt import auth_verdicts
+
     decision = record.decision
     if decision is None:
         return None

@@ -1,5 +1,5 @@
 """`python -m monitor.cli`: the same as the `mailcanary` console script."""
 
-from monitor.cli.app import main
+from monitor.cli.entry import main
 
 main()

@@ -8,27 +8,24 @@ A user never sees a traceback: every failure is one line naming the culprit.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 if TYPE_CHECKING:
     pass
 
 from monitor.cli import admin
+from monitor.cli.argv import hoist_global_options
 from monitor.cli.common import (
     EX_CONFIG,
     EX_IOERR,
-    EX_SOFTWARE,
     config,
     duration_option,
-    err,
     fail,
-    hoist_global_options,
+    internal_error,
     known_account,
     log_level,
     run_async,
@@ -174,10 +171,10 @@ def status(
     send_failed, 3 check_failed (mailboxes never decided do not count); 78 bad config, 74 the
     database cannot be read.
     """
-    if nagios:
+    if nagios:  # usually answered before typer loads: see entry.py
         from monitor.cli.passive import passive_check
 
-        raise typer.Exit(passive_check())
+        raise typer.Exit(passive_check(state.config_path, verbose=state.verbose))
     from monitor.cli.status import show_status
 
     cfg = config()
@@ -346,20 +343,12 @@ def test_alert() -> None:
 admin.register(app)  # db upgrade, web-password, demo: last in --help
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """Every command through typer; `args` are the arguments after the program's name."""
     try:
-        app(args=hoist_global_options(sys.argv[1:]))
+        app(args=hoist_global_options(sys.argv[1:] if args is None else args))
     except Exception as exc:  # the last line of defence: never a traceback for a user
-        if os.environ.get("MAILCANARY_DEBUG"):
-            raise
-        err.print(
-            f"[bold red]mailcanary: internal error:[/] {escape(str(type(exc).__name__))}: "
-            f"{escape(str(exc))} "
-            "(set MAILCANARY_DEBUG=1 for a traceback; please report it)",
-            highlight=False,
-            markup=True,
-        )
-        sys.exit(EX_SOFTWARE)
+        internal_error(exc)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ A user never sees a traceback: every failure is one line naming the culprit.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -16,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from monitor.cli.argv import default_config_path
+from monitor.cli.console import err, show_problems, show_warnings
 from monitor.core.durations import DurationRange, parse_duration
 
 if TYPE_CHECKING:  # `--help` and a mistyped command must not pay for pydantic and SQLAlchemy
@@ -27,8 +27,6 @@ if TYPE_CHECKING:  # `--help` and a mistyped command must not pay for pydantic a
 
 EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_SOFTWARE = 78, 74, 69, 70
 T = TypeVar("T")
-
-err = Console(stderr=True, markup=False)  # see console.py
 
 
 class State:
@@ -49,15 +47,19 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def default_config_path() -> Path:
-    env = os.environ
-    if env.get("MAILCANARY_CONFIG"):
-        return Path(env["MAILCANARY_CONFIG"])
-    for base in filter(None, (env.get("CONFIGURATION_DIRECTORY"), "/etc/mailcanary")):
-        candidate = Path(base) / "mailcanary.toml"
-        if candidate.exists():
-            return candidate
-    return Path("mailcanary.toml")
+def internal_error(exc: Exception) -> NoReturn:
+    """The last line of defence, for a bug: one line, exit 70, never a traceback for a user
+    (MAILCANARY_DEBUG=1 re-raises)."""
+    if os.environ.get("MAILCANARY_DEBUG"):
+        raise exc
+    err.print(
+        f"[bold red]mailcanary: internal error:[/] {escape(str(type(exc).__name__))}: "
+        f"{escape(str(exc))} "
+        "(set MAILCANARY_DEBUG=1 for a traceback; please report it)",
+        highlight=False,
+        markup=True,
+    )
+    sys.exit(EX_SOFTWARE)
 
 
 def log_level(quiet: str, *, verbose: str = "INFO") -> None:
@@ -78,11 +80,9 @@ def config(*, routes: bool = False) -> Config:
         if routes:
             cfg.require_routes()
     except ConfigError as exc:
-        for line in exc.problems:
-            err.print(line, highlight=False, soft_wrap=True, markup=False)
+        show_problems(exc.problems)
         raise typer.Exit(EX_CONFIG) from None
-    for warning in cfg.warnings:
-        err.print(f"warning: {warning}", highlight=False, markup=False)
+    show_warnings(cfg.warnings)
     return cfg
 
 
@@ -96,21 +96,29 @@ def known_account(cfg: Config, name: str) -> Account:
 
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine, turning the failures a user can cause into one line each."""
+    import asyncio  # here: `--help` and `status --nagios` on SQLite never start a loop
+
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as exc:
+        explain(exc)
+
+
+def explain(exc: BaseException) -> NoReturn:
+    """A failure a user can cause (interrupted, I/O, key file, database) as one line on
+    stderr and typer.Exit with its code; anything else is raised again."""
+    if isinstance(exc, KeyboardInterrupt):
         fail("interrupted", 130)
-    except OSError as exc:
+    if isinstance(exc, OSError):
         fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", EX_IOERR)
-    except Exception as exc:
-        if _key_error(exc):
-            fail(str(exc), EX_IOERR)
-        if not _database_error(exc):
-            raise
-        fail(
-            f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
-            EX_IOERR,
-        )
+    if isinstance(exc, Exception) and _key_error(exc):
+        fail(str(exc), EX_IOERR)
+    if not isinstance(exc, Exception) or not _database_error(exc):
+        raise exc
+    fail(
+        f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}",
+        EX_IOERR,
+    )
 
 
 def _key_error(exc: Exception) -> bool:
@@ -135,32 +143,3 @@ def duration_option(
         return bounds.check(seconds) if bounds is not None else seconds
     except ValueError as exc:
         fail(f"{name}: {exc}", 2)
-
-
-GLOBAL_OPTIONS = {"--config": True, "-c": True, "--verbose": False, "-v": False}
-
-
-def hoist_global_options(args: list[str]) -> list[str]:
-    """`mailcanary check-config --config X` means what `mailcanary --config X check-config`
-    does: global options given after the command move in front of it."""
-    front: list[str] = []
-    rest: list[str] = []
-    seen_command = False
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        name = arg.split("=", 1)[0]
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        if name in GLOBAL_OPTIONS:
-            takes_value = GLOBAL_OPTIONS[name] and "=" not in arg
-            taken = args[i : i + 2] if takes_value else [arg]
-            (front if seen_command else rest).extend(taken)
-            i += len(taken)
-            continue
-        if not arg.startswith("-"):
-            seen_command = True
-        rest.append(arg)
-        i += 1
-    return front + rest

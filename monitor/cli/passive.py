@@ -4,22 +4,27 @@ A Nagios/Icinga/Checkmk user who runs the daemon should not send a second canary
 This reads the newest verdict of every configured (route, recipient) and prints one plugin
 line (see nagios.py): the worst verdict wins, perfdata carries each mailbox's delivery time,
 and a mailbox whose newest verdict is older than two intervals plus the deadline is UNKNOWN:
-the daemon or the route has stopped. On SQLite it reads the file with the standard library
-(adapters/quickread.py) so a check stays cheap; PostgreSQL goes through the Store.
+the daemon or the route has stopped.
+
+It runs before typer and rich load (entry.py), so it imports neither at the top: on SQLite
+it reads the file with the standard library (adapters/quickread.py) without an event loop;
+PostgreSQL goes through the Store, and a config's problems or warnings are printed the way
+every command prints them (console.py): those paths load what they need when they need it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
-
-import typer
+from pathlib import Path
 
 from monitor.adapters.quickread import newest_verdicts, sqlite_path
-from monitor.cli.common import config, log_level, run_async
+from monitor.cli.argv import default_config_path
 from monitor.cli.nagios import Canary, plugin_error, plugin_output, standing
-from monitor.config.load import Config
+from monitor.config.load import Config, ConfigError, load_config
 from monitor.core.models import Verdict
+
+Newest = dict[tuple[str, str], tuple[Canary, datetime]]
 
 
 def stale_after(cfg: Config, interval: float) -> float:
@@ -27,34 +32,33 @@ def stale_after(cfg: Config, interval: float) -> float:
     return 2 * interval + cfg.monitor.deadline
 
 
-async def nagios_status(cfg: Config, now: datetime | None = None) -> tuple[str, int]:
+def nagios_status(cfg: Config, newest: Newest, now: datetime | None = None) -> tuple[str, int]:
+    """The plugin line for `newest` (the record's newest verdict per pair) against `cfg`."""
     now = now or datetime.now(UTC)
     pairs = [(r.name, to, stale_after(cfg, r.interval)) for r in cfg.routes for to in r.recipients]
-    if not pairs:
-        return plugin_error("no routes configured")
-    path = sqlite_path(cfg.monitor.database)
-    if path is not None:
-        if not path.exists():
-            return plugin_error(f"no probes recorded yet: {path} does not exist")
-        try:
-            found = newest_verdicts(path)
-        except sqlite3.Error as exc:
-            return plugin_error(f"{path}: {exc}")
-        if found is None:
-            return plugin_error(f"no probes recorded yet in {path}")
-        newest = {
-            (n.route, n.recipient): (
-                Canary(n.route, n.recipient, Verdict(n.verdict), n.delivery_seconds, n.failure),
-                n.planned_at,
-            )
-            for n in found
-        }
-    else:
-        newest = await _from_store(cfg)
     return plugin_output(standing(newest, pairs, now))
 
 
-async def _from_store(cfg: Config) -> dict[tuple[str, str], tuple[Canary, datetime]]:
+def _from_sqlite(path: Path) -> Newest | tuple[str, int]:
+    """The record in a SQLite file, or the plugin line saying why there is none."""
+    if not path.exists():
+        return plugin_error(f"no probes recorded yet: {path} does not exist")
+    try:
+        found = newest_verdicts(path)
+    except sqlite3.Error as exc:
+        return plugin_error(f"{path}: {exc}")
+    if found is None:
+        return plugin_error(f"no probes recorded yet in {path}")
+    return {
+        (n.route, n.recipient): (
+            Canary(n.route, n.recipient, Verdict(n.verdict), n.delivery_seconds, n.failure),
+            n.planned_at,
+        )
+        for n in found
+    }
+
+
+async def _from_store(cfg: Config) -> Newest:
     from monitor.adapters.store import Store
     from monitor.cli.nagios import canaries
 
@@ -72,20 +76,78 @@ async def _from_store(cfg: Config) -> dict[tuple[str, str], tuple[Canary, dateti
     }
 
 
-def passive_check() -> int:
-    """The command: exit codes 0-3 only, whatever goes wrong (Nagios reads others as errors)."""
+def _with_store(cfg: Config, verbose: bool) -> Newest | tuple[str, int]:
+    import typer
+
+    from monitor.cli.common import log_level, run_async, state
+
+    state.verbose = verbose
+    log_level("ERROR")  # the Store's libraries log; the SQLite reader does not
     try:
-        cfg = config()
-    except typer.Exit:
-        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
-        line, code = plugin_error("bad config (see stderr)")
-        typer.echo(line)
-        return code
-    if sqlite_path(cfg.monitor.database) is None:
-        log_level("ERROR")  # the Store's libraries log; the SQLite reader does not
-    try:
-        line, code = run_async(lambda: nagios_status(cfg))
+        return run_async(lambda: _from_store(cfg))
     except typer.Exit:  # run_async said why on stderr; Nagios needs its own code
-        line, code = plugin_error("the record could not be read (see stderr)")
-    typer.echo(line)
+        return _unreadable()
+
+
+def _explained(exc: BaseException) -> tuple[str, int]:
+    """A failure of the SQLite read, said on stderr as every command says it (run_async)."""
+    import typer
+
+    from monitor.cli.common import explain
+
+    try:
+        explain(exc)
+    except typer.Exit:
+        return _unreadable()
+
+
+def _unreadable() -> tuple[str, int]:
+    return plugin_error("the record could not be read (see stderr)")
+
+
+def passive_check(config_path: Path | None, *, verbose: bool = False) -> int:
+    """The command: prints the plugin line; exit codes 0-3 only, whatever goes wrong
+    (Nagios reads others as errors)."""
+    line, code = _check(config_path or default_config_path(), verbose)
+    print(line, flush=True)
     return code
+
+
+def checked_config(path: Path, *, routes: bool = False) -> Config | None:
+    """common.config for the checks that run before typer loads: the config, or None once
+    its problems are on stderr; warnings go there too, printed as every command prints them
+    (console.py: rich, loaded only then). `routes`: a check that sends needs one."""
+    try:
+        cfg = load_config(path)
+        if routes:
+            cfg.require_routes()
+    except ConfigError as exc:
+        from monitor.cli.console import show_problems
+
+        show_problems(exc.problems)
+        return None
+    if cfg.warnings:
+        from monitor.cli.console import show_warnings
+
+        show_warnings(cfg.warnings)
+    return cfg
+
+
+def _check(path: Path, verbose: bool) -> tuple[str, int]:
+    cfg = checked_config(path)
+    if cfg is None:
+        # Nagios reads exit codes above 3 as out of range: a broken config is UNKNOWN.
+        return plugin_error("bad config (see stderr)")
+    if not cfg.routes:
+        return plugin_error("no routes configured")
+    database = sqlite_path(cfg.monitor.database)
+    if database is None:
+        found = _with_store(cfg, verbose)
+    else:
+        try:
+            found = _from_sqlite(database)
+        except (KeyboardInterrupt, OSError) as exc:
+            found = _explained(exc)
+    if isinstance(found, tuple):
+        return found
+    return nagios_status(cfg, found)

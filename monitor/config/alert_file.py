@@ -5,15 +5,13 @@ Problems are lines led by their key path, like every other config problem:
 URLs are secrets) and neither is a secret variable's value.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
-from monitor.alerts.state import AlertKind
+from monitor.alerts.kinds import AlertKind
 from monitor.config.alert_settings import FORMATS, AlertSettings, EmailChannel, WebhookChannel
 from monitor.config.file_models import (
     _FILE,

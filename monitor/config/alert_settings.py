@@ -1,11 +1,14 @@
 """The resolved [alerts] section (what the alerting service reads); see alert_file.py for the
 file's own shape and its checks."""
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from monitor.alerts.state import AlertKind, Policy
+from monitor.alerts.kinds import AlertKind
+
+if TYPE_CHECKING:
+    from monitor.alerts.state import Policy
 
 _RESOLVED = ConfigDict(frozen=True, extra="forbid")
 # The webhook body formats (alerts/message.py renders them); here so that loading a config
@@ -45,7 +48,9 @@ class AlertSettings(BaseModel):
     email: list[EmailChannel] = []
     webhook: list[WebhookChannel] = []
 
-    def policy(self) -> Policy:
+    def policy(self) -> "Policy":
+        from monitor.alerts.state import Policy  # the state machine: only where it runs
+
         return Policy(
             after_failures=self.after_failures,
             resolve_after=self.resolve_after,

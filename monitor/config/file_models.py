@@ -6,8 +6,6 @@ already the line shown to the user. What the rest of the program reads is the re
 configuration (schema.py); load.py turns one into the other.
 """
 
-from __future__ import annotations
-
 import importlib.util
 import ipaddress
 import re

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import ssl
 import stat
 from pathlib import Path
 
@@ -73,6 +72,8 @@ def ca_bundle_problem(path: Path) -> str | None:
         read_small_file(path, CA_LIMIT)
     except UnreadableFile as exc:
         return f"cannot read {path}: {exc.reason}"
+    import ssl  # here: most configs name no CA file, and a passive check opens no TLS
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
         # The call monitor.adapters.tls makes later: what passes here passes there.

@@ -94,6 +94,7 @@ class _Resolver:
         self.env = env
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        self.ca_checked: dict[Path, str | None] = {}  # accounts often share one CA file
 
     def resolve(self, doc: dict[str, Any]) -> Config:
         sections = ["monitor", "dns", "accounts", "routes", "alerts", "reports", "web"]
@@ -151,7 +152,9 @@ class _Resolver:
         if value is None:
             return None
         path = self._path(value)
-        reason = ca_bundle_problem(path)
+        if path not in self.ca_checked:
+            self.ca_checked[path] = ca_bundle_problem(path)
+        reason = self.ca_checked[path]
         if reason:
             self.problems.append(f"{where}: {reason}")
         return path

@@ -8,8 +8,6 @@ auth = "xoauth2"`). Secrets (client secret, refresh token) come from *_env, *_fi
 *_credential keys only, and their values are never echoed.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated

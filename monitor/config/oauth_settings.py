@@ -1,8 +1,6 @@
 """An account's resolved OAuth2 settings (what the token provider reads); see oauth_file.py
 for the file's own `oauth = {…}` table and its checks."""
 
-from __future__ import annotations
-
 from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic_core import PydanticCustomError
 

@@ -10,8 +10,6 @@ Their facts and sources are in docs/notes/esp-relays.md (from the services' docu
 known to us, not checked against the live services).
 """
 
-from __future__ import annotations
-
 from pydantic import BaseModel, ConfigDict
 
 from monitor.core.models import Security

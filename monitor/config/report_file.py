@@ -7,8 +7,6 @@ to = ["ops@example.org"]      # who gets it; none: no scheduled report
 account = "ops-sender"        # the account (with smtp) that sends it
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Mapping
 from datetime import time

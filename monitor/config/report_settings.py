@@ -1,8 +1,6 @@
 """The resolved [reports] section (what the report service reads); see report_file.py for the
 file's own shape and its checks."""
 
-from __future__ import annotations
-
 from datetime import time
 
 from pydantic import BaseModel, ConfigDict

@@ -13,7 +13,6 @@ from typing import Any
 from monitor.config.file_models import REMOTE_INTERVAL, RouteFile
 from monitor.config.problems import check_table, excerpt, table_label
 from monitor.config.schema import Account, Route
-from monitor.content.message import RouteContent, route_problems
 from monitor.core.durations import format_duration
 
 
@@ -48,7 +47,8 @@ def resolve_routes(
                 problems.append(f"{where}: unknown account {excerpt(recipient)}")
             elif (account := accounts[recipient]) and account.imap is None:
                 problems.append(f"{where}: account {excerpt(recipient)} has no imap to watch")
-        content, found_problems = _content(found, base, accounts.get(found.sender), label)
+        message, template = _files(found, base)
+        found_problems = _content_problems(found, base, accounts.get(found.sender), label)
         problems += found_problems
         if checked.dropped or found_problems:
             continue
@@ -75,9 +75,9 @@ def resolve_routes(
                 sender=found.sender,
                 recipients=found.recipients,
                 interval=every,
-                message=content.message,
-                message_template=content.template,
-                subject=content.subject,
+                message=message,
+                message_template=template,
+                subject=found.subject,
             )
         )
     return routes, problems
@@ -92,23 +92,32 @@ def _remote_host(
     return next((e.host for e in endpoints if e and not e.on_loopback), None)
 
 
-def _content(
+def _files(found: RouteFile, base: Path) -> tuple[Path | None, Path | None]:
+    """The route's message file and template, relative to the config file's directory."""
+    message = base / found.message if found.message else None
+    return message, base / found.message_template if found.message_template else None
+
+
+def _content_problems(
     found: RouteFile, base: Path, sender: Account | None, label: str
-) -> tuple[RouteContent, list[str]]:
+) -> list[str]:
     """The route's real message (#16), checked now so a bad file never fails at send time."""
     if found.message is not None and found.message_template is not None:
-        return RouteContent(), [f"{label}: set message or message_template, not both"]
+        return [f"{label}: set message or message_template, not both"]
     if (found.subject is None) != (found.message_template is None):
         key = "subject" if found.subject is None else "message_template"
-        return RouteContent(), [f"{label}.{key}: subject and message_template go together"]
-    content = RouteContent(
-        message=base / found.message if found.message else None,
-        template=base / found.message_template if found.message_template else None,
-        subject=found.subject,
-    )
+        return [f"{label}.{key}: subject and message_template go together"]
+    if found.message is None and found.message_template is None:
+        return []  # the plain canary
+    # Imported here: reading mail needs the email package (and a template Jinja2), which
+    # every command would pay for while loading the config (issue #17).
+    from monitor.content.message import RouteContent, route_problems
+
+    message, template = _files(found, base)
+    content = RouteContent(message=message, template=template, subject=found.subject)
     key = "message" if found.message else "message_template"
     email = sender.email if sender else None
-    return content, [f"{label}.{key}: {line}" for line in route_problems(content, email)]
+    return [f"{label}.{key}: {line}" for line in route_problems(content, email)]
 
 
 def _sender_problems(sender: str, accounts: Mapping[str, Account | None], where: str) -> list[str]:

@@ -5,8 +5,6 @@ secrets and paths are filled in. What the TOML file itself may say is in file_mo
 its problems are worded in problems.py, and load.py turns the one into the other.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

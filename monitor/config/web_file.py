@@ -11,8 +11,6 @@ The page refuses to run on a listen address that is not loopback without auth: a
 can reach the port would see every mailbox and route.
 """
 
-from __future__ import annotations
-
 import ipaddress
 from collections.abc import Callable, Mapping
 from pathlib import Path

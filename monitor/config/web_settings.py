@@ -1,7 +1,5 @@
 """The resolved [web] section (what the status page reads); see web_file.py for the file."""
 
-from __future__ import annotations
-
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 AUTH_KINDS = ("none", "token", "password")

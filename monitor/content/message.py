@@ -21,11 +21,12 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
-from typing import Protocol
-
-from jinja2 import Environment, StrictUndefined, TemplateError
+from typing import TYPE_CHECKING, Protocol
 
 from monitor.core.canary import ROUTE_HEADER, TOKEN_HEADER, Token, build_message
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 MAX_BYTES = 10 * 1024 * 1024  # receivers commonly refuse more; the issue's limit
 
@@ -148,6 +149,10 @@ def route_problems(content: RouteContent, account_email: str | None) -> list[str
 
 
 def _environment(autoescape: bool) -> Environment:
+    # Jinja2 is imported here, not at the top: every command loads the config (routes.py
+    # checks messages with this module) and only a template route needs it (issue #17).
+    from jinja2 import Environment, StrictUndefined
+
     return Environment(autoescape=autoescape, undefined=StrictUndefined, keep_trailing_newline=True)
 
 
@@ -155,6 +160,8 @@ def _render(content: RouteContent, recipient: str, date: datetime) -> tuple[str,
     """(subject, html, text or None) of a template route; a `.txt` file beside the template,
     when there is one, is its plain-text alternative."""
     assert content.template is not None
+    from jinja2 import TemplateError
+
     values = {"recipient": recipient, "date": date}
     text_path = content.template.with_suffix(".txt")
     try:

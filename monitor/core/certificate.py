@@ -12,9 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 
 @dataclass(frozen=True, slots=True)
 class Certificate:
@@ -46,6 +43,11 @@ def host_matches(host: str, dns_names: Iterable[str], ip_addresses: Iterable[str
 
 
 def read_certificate(der: bytes, host: str, trust_error: str | None, now: datetime) -> Certificate:
+    # Imported here: the SMTP adapter that calls this is loaded by every probe, and only a
+    # failed handshake or `diagnose` reads a certificate (issue #17: one-shot cost).
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     cert = x509.load_der_x509_certificate(der)
     try:
         alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

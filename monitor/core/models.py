@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from monitor.core.receipt import Receipt
+if TYPE_CHECKING:  # an annotation only: `status --nagios` need not parse mail headers
+    from monitor.core.receipt import Receipt
 
 
 def utcnow() -> datetime:

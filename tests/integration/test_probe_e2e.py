@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -186,3 +187,37 @@ def test_verdict_verbs_agree_with_database(mailstack, configured):
     assert {t: (v, f, r, s) for t, v, f, r, s in stored} == {
         t: (Verdict.SPAM.value, p["folder"], "spam", "final") for t, p in printed.items()
     }
+
+
+def test_probe_nagios_before_typer_says_what_the_typer_command_says(mailstack, tmp_path):
+    """The console script answers `probe --nagios` without typer (cli/entry.py, issue #17's
+    one-shot cost); the line, stderr and exit code are the typer command's."""
+    routes = [
+        ("inbox", "alice", {"bob": Verdict.INBOX}),
+        ("trouble", "alice", {"reject": Verdict.SEND_FAILED}),
+    ]
+    monitor = f'database = "sqlite:///{tmp_path}/mc.db"\nstate_dir = "{tmp_path}/state"\n'
+    config = write_config(mailstack, tmp_path, routes=routes, monitor=monitor + 'deadline = "20s"')
+    said = {}
+    for via in ("entry", "app"):
+        flags = ["-X", "importtime"] if via == "entry" else []
+        code = f"import sys; from monitor.cli.{via} import main; sys.exit(main())"
+        args = [sys.executable, *flags, "-c", code, "--config", str(config), "probe", "--nagios"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+        timed = [line for line in done.stderr.splitlines() if line.startswith("import time")]
+        rest = [line for line in done.stderr.splitlines() if line not in timed]
+        said[via] = (done.returncode, re.sub(r"=[\d.]+s;", "=Ns;", done.stdout), rest)
+        if via == "entry":
+            loaded = {line.rsplit("|", 1)[1].strip() for line in timed}
+            assert "typer" not in loaded and "monitor.probe.oneshot" in loaded
+    assert (
+        said["entry"]
+        == said["app"]
+        == (
+            2,
+            "MAILCANARY CRITICAL - 1/2 inbox; send_failed: trouble:reject (rejected)"
+            " | 'delivery_inbox:bob'=Ns;;;0; 'delivery_trouble:reject'=U;;;0;\n",
+            [],
+        )
+    )

@@ -9,18 +9,21 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, inspect, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
+from monitor.adapters.migrations import migrations_head
 from monitor.adapters.store import (
     ProbeStateError,
     SlotTaken,
     Store,
     alembic_config,
     async_url,
+    migrations_dir,
 )
 from monitor.adapters.tables import Base
 from monitor.core.models import (
@@ -123,6 +126,8 @@ async def test_migration_creates_the_schema_once_and_matches_the_models(database
         await store.upgrade()  # already at head: nothing may change or fail
 
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        # upgrade() skips Alembic when the database is at the head it reads from the files.
+        assert migrations_head(migrations_dir() / "versions") == head
         async with store.engine.connect() as connection:
             version = await connection.execute(text("SELECT version_num FROM alembic_version"))
             assert version.scalars().all() == [head] == ["0008"]
@@ -136,8 +141,22 @@ async def test_migration_creates_the_schema_once_and_matches_the_models(database
             assert [d[0] for d in await connection.run_sync(_diff, drifted)] == ["add_column"]
         record = await store.by_token(planned(1).token)
         assert record is not None and record.id == probe_id
+
+        # A database one migration behind is brought to head, not taken for current.
+        async with store.engine.begin() as connection:
+            await connection.run_sync(_alembic, "downgrade", "0007")
+        await store.upgrade()
+        async with store.engine.connect() as connection:
+            version = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            assert version.scalars().all() == [head]
     finally:
         await store.close()
+
+
+def _alembic(connection, direction: str, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    getattr(command, direction)(config, revision)
 
 
 def _diff(connection, metadata: MetaData) -> list:

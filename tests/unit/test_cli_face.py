@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitor.cli.common import hoist_global_options
+from monitor.cli.argv import global_options, hoist_global_options
 from monitor.cli.tables import shorten
 
 CONFIG = """
@@ -138,3 +138,79 @@ def test_history_says_which_database_it_read_and_creates_none(tmp_path: Path) ->
     assert cli("-c", str(config), "db", "upgrade", cwd=tmp_path).returncode == 0
     empty = cli("-c", str(config), "history", "--json", cwd=tmp_path)
     assert empty.stdout == "" and f"no probes in sqlite:///{database}" in empty.stderr
+
+
+# status --nagios is answered by the console script before typer loads (entry.py): it must
+# say exactly what the typer command says, without the libraries that made it cost more than
+# a Nagios check may (issue #17: 0.2 CPU-s; bench/oneshot.py measures it). None of these is
+# needed to read SQLite.
+HEAVY = {"typer", "rich", "asyncio", "jinja2", "sqlalchemy", "ssl"}
+
+
+def run(
+    via: str, *args: str, cwd: Path | None = None, importtime: bool = False
+) -> subprocess.CompletedProcess:
+    """The console script's `main` (entry) or the one every command had before (app)."""
+    code = f"import sys; sys.argv[1:] = {list(args)!r}; from monitor.cli.{via} import main; main()"
+    flags = ["-X", "importtime"] if importtime else []
+    return subprocess.run(
+        [sys.executable, *flags, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
+
+
+def imported(done: subprocess.CompletedProcess) -> set[str]:
+    lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    return {line.rsplit("|", 1)[1].strip() for line in lines}
+
+
+def test_only_global_options_before_the_command_take_the_short_way() -> None:
+    nagios = ["status", "--nagios"]
+    assert global_options(["--config", "x.toml", "-v", *nagios]) == (Path("x.toml"), True, nagios)
+    assert global_options(["--config=y.toml", *nagios]) == (Path("y.toml"), False, nagios)
+    assert global_options(nagios) == (None, False, nagios)
+    # What only typer can answer (a usage error, help, an option given twice) goes to typer.
+    for args in (["--config"], ["--help", *nagios], ["-c", "a", "--config", "b", *nagios]):
+        assert global_options(args) is None, args
+    assert global_options(["--verbose=yes", *nagios]) is None
+    assert global_options(["-c=y.toml", *nagios]) is None  # click reads the file "=y.toml"
+    assert global_options(["-c", "", *nagios]) is None
+
+
+def test_status_nagios_says_what_the_typer_command_says_without_its_libraries(
+    tmp_path: Path,
+) -> None:
+    state, secret = tmp_path / "state", tmp_path / "secret"
+    secret.write_text("not-inline\n", encoding="utf-8")
+    secret.chmod(0o600)
+    config, broken, warned = (tmp_path / f"{name}.toml" for name in ("mc", "broken", "warned"))
+    inline = CONFIG.format(state=state)
+    config.write_text(
+        inline.replace('password = "inline-for-the-test"', f'password_file = "{secret}"')
+    )
+    upgraded = cli("-c", str(config), "db", "upgrade", cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    broken.write_text(config.read_text().replace("[[routes]]", "colour = 1\n[[routes]]"))
+    warned.write_text(inline)
+    never = "MAILCANARY UNKNOWN - 0/1 inbox; never: r:b | 'delivery_r:b'=U;;;0;"
+    expected = {
+        config: (3, never),
+        broken: (3, "MAILCANARY UNKNOWN - bad config (see stderr)"),
+        warned: (3, never),
+    }
+    said = {}
+    for path, (code, line) in expected.items():
+        short = run("entry", "status", "--nagios", "--config", str(path), cwd=tmp_path)
+        typer = run("app", "--config", str(path), "status", "--nagios", cwd=tmp_path)
+        assert (short.returncode, short.stdout) == (code, line + "\n"), short.stderr
+        assert (typer.returncode, typer.stdout, typer.stderr) == (
+            short.returncode,
+            short.stdout,
+            short.stderr,
+        )
+        said[path] = short.stderr
+    # Problems and warnings (inline passwords) reach stderr as every command prints them.
+    assert said[broken] == "accounts[1] (b).colour: unknown key\n"
+    assert said[warned].startswith("warning: accounts[0] (a).password: plaintext password")
+    assert said[config] == ""
+    loaded = imported(run("entry", "-c", str(config), "status", "--nagios", importtime=True))
+    assert "monitor.adapters.quickread" in loaded and not loaded & HEAVY, loaded & HEAVY
