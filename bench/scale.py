@@ -402,7 +402,11 @@ def report(f: dict[str, object]) -> None:
     print(f"mailboxes            {f['mailboxes']}")
     print(f"probes               planned {f['planned']}  finished {f['finished']}", end="")
     print(f"  dropped {f['dropped']} {f['dropped_detail']}  verdicts {f['verdicts']}")
-    first = "counted" if f["first_slot_kept"] else "not counted: too little room left"
+    first = (
+        "counted"
+        if f["first_slot_kept"]
+        else f"not counted: {f['first_slot_routes']} of {f['mailboxes']} routes fitted in it"
+    )
     print(f"slots planned        {f['slots_planned']} / {f['slots_expected']} expected", end="")
     print(
         f" ({f['slots_covered']} slots; started {f['start_into_slot']} s into the first, {first})"

@@ -39,10 +39,12 @@ def coverage(
     stopped: float,
     interval: float,
 ) -> dict[str, Any]:
-    """(route, slot start) claims against every route in every slot from the first one the
-    daemon's first runs go in to the one it was stopped in."""
+    """(route, slot start) claims against every route in every slot from the first one all
+    the daemon's first runs fit in to the one it was stopped in; and how many routes took the
+    slot it started in when not all of them fit."""
     span = 1 + (len(routes) - 1) / FIRST_RUNS_PER_SECOND + min(jitter(interval), 5)
     first = slot_start(first_run(started, interval, span, span), interval)
+    began = slot_start(started, interval)
     last = slot_start(stopped, interval)
     slots = round((last - first) / interval) + 1
     covered = {(route, slot) for route, slot in claims if route in routes and first <= slot <= last}
@@ -50,6 +52,7 @@ def coverage(
         "slots_planned": len(covered),
         "slots_expected": len(routes) * slots,
         "slots_covered": slots,
-        "start_into_slot": round(started - slot_start(started, interval), 1),
-        "first_slot_kept": first == slot_start(started, interval),
+        "start_into_slot": round(started - began, 1),
+        "first_slot_kept": first == began,
+        "first_slot_routes": len({route for route, slot in claims if slot == began}),
     }

@@ -15,7 +15,7 @@ from datetime import datetime
 
 PHASE_SPAN = 0.8  # of the interval; the jitter gets at most the next tenth
 LATEST = 0.9  # of the interval: no run fires later in its slot (phase + jitter stays below)
-FIRST_ROOM = 0.05  # of the interval: the least room a first run's slot must have left
+MAX_SQUEEZE = 4.0  # first runs squeezed into what is left of a slot: at most this much faster
 
 
 def slot_start(epoch: float, interval: float) -> float:
@@ -52,17 +52,17 @@ def first_run(now: float, interval: float, soon: float, span: float) -> float:
 
     The daemon paces first runs (`soon` seconds from now for this route, `span` for its last
     one) so a start does not send to every mailbox at once. They go in the current slot
-    whatever the routes' phases, so a start late in a slot loses it for no route: by
-    `LATEST` of the slot, the same bound regular runs keep, so each run's claim lands in the
-    slot it was placed in and the next slot's runs come after. A pacing that would overrun
-    that bound is squeezed into the room left, in the same order, as long as `FIRST_ROOM` of
-    the interval is left; with less, a burst would crowd the sends into a few seconds, so the
-    slot is given up and the pacing starts at the next slot's beginning.
+    whatever the routes' phases, so a start late in a slot loses it for no route that fits:
+    by `LATEST` of the slot, the same bound regular runs keep, so each run's claim lands in
+    the slot it was placed in and the next slot's runs come after. A pacing that would overrun
+    that bound is squeezed into the room left, in the same order, but never more than
+    `MAX_SQUEEZE` times faster, so a start near the end of a slot is no burst: the routes that
+    do not fit then go on at that pace from the next slot's start.
     """
     start = slot_start(now, interval)
-    room = start + LATEST * interval - now
-    if room < min(span, FIRST_ROOM * interval):
-        start += interval
-        now, room = start, LATEST * interval
-    squeeze = 1.0 if span <= room else room / span
-    return now + min(soon, span) * squeeze
+    room = max(start + LATEST * interval - now, 0.0)
+    squeeze = 1.0 if span <= room or room == 0 else max(room / span, 1 / MAX_SQUEEZE)
+    paced = min(soon, span) * squeeze
+    if room > 0 and paced <= room:
+        return now + paced
+    return start + interval + paced - room

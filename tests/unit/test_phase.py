@@ -1,10 +1,11 @@
+import itertools
 import math
 import random
 from datetime import UTC, datetime, timedelta
 
 from monitor.core.slots import (
-    FIRST_ROOM,
     LATEST,
+    MAX_SQUEEZE,
     first_run,
     jitter,
     next_run,
@@ -44,11 +45,21 @@ def test_first_runs_that_would_overrun_the_slot_are_squeezed_into_what_is_left()
     assert max(per_second) <= 80, per_second
 
 
-def test_a_slot_with_too_little_room_left_is_given_up_for_the_next() -> None:
-    # 55 s into a 60 s slot: 1,000 routes would crowd into less than FIRST_ROOM of the
-    # interval, so the pacing starts at the next slot's beginning instead.
-    assert FIRST_ROOM * 60.0 > 960.0 + LATEST * 60.0 - 1015.0
-    assert first_run(1015.0, 60.0, soon=30.0, span=50.0) == 1050.0  # slot 1020 + 30
+def test_near_the_slot_end_the_squeeze_is_bounded_and_the_rest_goes_on_next_slot() -> None:
+    # 50 s into a 60 s slot: 4 s left before 90 % of it. 1,000 routes paced over 56 s would
+    # need 14 times the pace; at most MAX_SQUEEZE times: the first ~290 take this slot, the
+    # others go on at that pace from the next slot's start, none at the slot's end.
+    span = 1 + 999 / 20 + 5.0
+    runs = [first_run(1010.0, 60.0, soon=1 + q / 20 + 2.5, span=span) for q in range(1000)]
+    here = [at for at in runs if slot_start(at, 60.0) == 960.0]
+    assert 250 < len(here) < 300 and max(here) <= 960.0 + LATEST * 60.0
+    later = runs[len(here) :]
+    assert all(slot_start(at, 60.0) == 1020.0 for at in later)  # the next slot, none lost
+    assert runs == sorted(runs)
+    gaps = [b - a for a, b in itertools.pairwise(here)]
+    assert min(gaps) >= 0.05 / MAX_SQUEEZE - 1e-9  # 20 a second, 4 times faster at most
+    # Past 90 % of the slot nothing is squeezed: the pacing starts at the next slot's start.
+    assert first_run(1015.0, 60.0, soon=3.0, span=50.0) == 1023.0
     # A single route whose pacing fits before the bound still takes the slot.
     assert slot_start(first_run(1012.0, 60.0, soon=1.5, span=2.0), 60.0) == 960.0
 
