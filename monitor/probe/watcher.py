@@ -146,12 +146,10 @@ class Watcher:
         )
 
     def retune(self, cadence: Cadence, poll_interval: float) -> None:
-        """A reload's look-out cadence and poll interval, for the looks and waits from now on:
-        sessions stay open and canaries on their way are still looked for."""
+        """A reload's look-out cadence and poll interval; sessions and canaries on their way
+        stay. Waits sized by the old ones are woken (an IDLE with nothing on its way is not)."""
         polls_changed = poll_interval != self._poll_interval
         self._cadence, self._poll_interval = cadence, poll_interval
-        # A wait sized by the old settings is sized again; an IDLE with nothing on its way
-        # waits for the server either way, and the next hand-off wakes it.
         if self._on_its_way or polls_changed:
             for wake in self._wake.values():
                 wake.set()
