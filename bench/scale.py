@@ -3,7 +3,9 @@ one route per mailbox, the real daemon for a while, then figures from its databa
 
     sudo /tmp/venv/bin/python bench/scale.py --mailboxes 1000 --interval 60 --duration 600
 
-Prints planned / finished / dropped probes, schedule lag (planned_at after the scheduler's
+Prints planned / finished / dropped probes, slots planned / expected (every mailbox in every
+slot the run went through, the one the daemon started in included; the run ends late in a
+slot, so the last counts whole), schedule lag (planned_at after the scheduler's
 own fire time), detection lag (the message file's mtime in the Maildir → verdict), delivery
 time, daemon CPU seconds per probe and peak RSS; the last line is one JSON object.
 `--profile FILE` runs the daemon under pyinstrument (if installed) and writes its text report.
@@ -40,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.fleet import ROWS, Sessions, probe_rows, wait_balanced, wait_resolved  # noqa: E402
+from bench.slots import coverage, scheduler_started, stop_moment  # noqa: E402
 from monitor.core.canary import TOKEN_HEADER  # noqa: E402
 from monitor.core.models import Verdict  # noqa: E402
 from monitor.harness.demo import write_config  # noqa: E402
@@ -159,6 +162,7 @@ def main() -> int:
     parser.add_argument("--instances", type=int, help="K daemons on PostgreSQL (else SQLite)")
     parser.add_argument("--lease", type=float, default=30.0, help="monitor.lease, seconds")
     parser.add_argument("--recipients-per-route", type=int, default=1, help="one SMTP session")
+    parser.add_argument("--launch-at", type=float, help="launch the daemon this far into a slot")
     parser.add_argument("--run-daemon", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_daemon:
@@ -189,13 +193,16 @@ def main() -> int:
             prof = ["-m", "pyinstrument", "-r", "text", "-o", str(args.profile.resolve())]
             command = [sys.executable, *prof, *command[1:]]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
+        if args.launch_at is not None:  # a start late in a slot (its watchers log in first)
+            time.sleep((args.launch_at - time.time()) % args.interval)  # a benchmark's clock
         with log.open("wb") as sink:
             daemon = subprocess.Popen(command, stdout=sink, stderr=sink, env=env, cwd=work)
         started = datetime.now(UTC)
         say(f"daemon {daemon.pid} running for {args.duration:g} s (log {log})")
-        end = time.monotonic() + args.duration
-        while time.monotonic() < end and daemon.poll() is None:
-            time.sleep(1)  # a benchmark's clock, not a test's synchronisation
+        # Stopped late in a slot, once all its runs have fired: the last slot counts whole.
+        end = stop_moment(time.time() + args.duration, args.interval)
+        while time.time() < end and daemon.poll() is None:
+            time.sleep(min(1.0, max(end - time.time(), 0.0)))  # a benchmark's clock
         if daemon.poll() is not None:
             say(f"daemon exited early with {daemon.returncode}; see {log}")
             return 1
@@ -208,6 +215,11 @@ def main() -> int:
             rows = conn.execute(ROWS).fetchall()
         runs = scheduled_runs(log)
         figures = measure(rows, stack, users, routes, runs, started, stopped, args.interval)
+        claims = {(r[0], parse_time(r[2]).timestamp()) for r in rows}
+        began = scheduler_started(log) or started.timestamp()
+        names = {name for name, _, _ in routes}
+        figures |= coverage(claims, names, began, stopped.timestamp(), args.interval)
+        figures["routes"] = len(names)
     finally:
         if daemon is not None and daemon.poll() is None:
             daemon.kill()
@@ -409,6 +421,15 @@ def report(f: dict[str, object]) -> None:
     print(f"mailboxes            {f['mailboxes']} ({f['recipients_per_route']} per route)")
     print(f"probes               planned {f['planned']}  finished {f['finished']}", end="")
     print(f"  dropped {f['dropped']} {f['dropped_detail']}  verdicts {f['verdicts']}")
+    first = (
+        "counted"
+        if f["first_slot_kept"]
+        else f"not counted: {f['first_slot_routes']} of {f['routes']} routes fitted in it"
+    )
+    print(f"slots planned        {f['slots_planned']} / {f['slots_expected']} expected", end="")
+    print(
+        f" ({f['slots_covered']} slots; started {f['start_into_slot']} s into the first, {first})"
+    )
     print(f"schedule lag         p50 {f['schedule_lag_p50']} s  p99 {f['schedule_lag_p99']} s")
     print(
         f"detection lag        p50 {f['detection_lag_p50']} s  p95 {f['detection_lag_p95']} s"
@@ -420,8 +441,8 @@ def report(f: dict[str, object]) -> None:
     print(f", {f['cpu_seconds_per_probe']} s per probe")
     print(f"peak RSS             {f['peak_rss_mb']} MB")
     keys = (
-        "mailboxes planned finished dropped schedule_lag_p99 detection_lag_p95 delivery_p50"
-        " cpu_seconds_per_probe peak_rss_mb"
+        "mailboxes planned finished dropped slots_planned slots_expected schedule_lag_p99"
+        " detection_lag_p95 delivery_p50 cpu_seconds_per_probe peak_rss_mb"
     ).split()
     print(json.dumps({key: f[key] for key in keys}))
 

@@ -2,7 +2,9 @@
 
 A route × recipient sends at most once per slot (the store's claim is on the slot's start),
 and the scheduler fires each route once per slot, at the route's phase in it plus a little
-jitter, so phase + jitter stays inside the slot however long the daemon runs.
+jitter, so phase + jitter stays inside the slot however long the daemon runs. A first run
+(a start, a restart, a reload) takes the slot it starts in while that has room, whatever the
+route's phase: the claim keeps it to one canary if an earlier run already sent that slot's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import math
 from datetime import datetime
 
 PHASE_SPAN = 0.8  # of the interval; the jitter gets at most the next tenth
+LATEST = 0.9  # of the interval: no run fires later in its slot (phase + jitter stays below)
+MAX_SQUEEZE = 4.0  # first runs squeezed into what is left of a slot: at most this much faster
 
 
 def slot_start(epoch: float, interval: float) -> float:
@@ -37,10 +41,28 @@ def jitter(interval: float) -> float:
     return min(interval / 10, 30.0)
 
 
-def next_run(previous: float | None, now: float, interval: float, offset: float) -> float:
-    """The next run (epoch seconds): in the slot after `previous`'s, or at the first run the
-    current slot's offset (phase + this run's jitter) if it is still ahead."""
-    if previous is not None:
-        return slot_start(previous, interval) + interval + offset
+def next_run(previous: float, interval: float, offset: float) -> float:
+    """The run after `previous` (epoch seconds): in the following slot, at `offset` into it
+    (phase + this run's jitter)."""
+    return slot_start(previous, interval) + interval + offset
+
+
+def first_run(now: float, interval: float, soon: float, span: float) -> float:
+    """A route's first run (epoch seconds) after a start, or a reload that adds or changes it.
+
+    The daemon paces first runs (`soon` seconds from now for this route, `span` for its last
+    one) so a start does not send to every mailbox at once. They go in the current slot
+    whatever the routes' phases, so a start late in a slot loses it for no route that fits:
+    by `LATEST` of the slot, the same bound regular runs keep, so each run's claim lands in
+    the slot it was placed in and the next slot's runs come after. A pacing that would overrun
+    that bound is squeezed into the room left, in the same order, but never more than
+    `MAX_SQUEEZE` times faster, so a start near the end of a slot is no burst: the routes that
+    do not fit then go on at that pace from the next slot's start.
+    """
     start = slot_start(now, interval)
-    return start + offset if start + offset >= now else start + interval + offset
+    room = max(start + LATEST * interval - now, 0.0)
+    squeeze = 1.0 if span <= room or room == 0 else max(room / span, 1 / MAX_SQUEEZE)
+    paced = min(soon, span) * squeeze
+    if room > 0 and paced <= room:
+        return now + paced
+    return start + interval + paced - room

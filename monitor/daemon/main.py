@@ -119,8 +119,7 @@ class Daemon:
             await runner.start_watchers(recipients(self.cfg))
             await runner.wait_watchers_ready(READY_TIMEOUT)
             await runner.recover()
-        for index, route in enumerate(self.cfg.routes):
-            self._schedule_route(route, index)
+        self._schedule_routes(self.cfg.routes)
         self._schedule_housekeeping()
         # The weekly report: each week sent once, even across restarts; a missed one on start.
         self.reporting = Reporting(self.cfg, runner.store)
@@ -178,30 +177,29 @@ class Daemon:
 
     # -- scheduling ---------------------------------------------------------------------
 
-    def _schedule_route(self, route: Route, queue: int) -> None:
-        runner = self.runner
-        assert runner is not None
+    def _schedule_routes(self, routes: list[Route]) -> None:
+        """Each route once per slot; the first runs soon, at FIRST_RUNS_PER_SECOND at most, so
+        a start does not send to 1,000 mailboxes at once, and in the slot they are scheduled
+        in even when their phase in it has passed (see core.slots.first_run)."""
+        for queue, route in enumerate(routes):
+            most = min(jitter(route.interval), 5)
+            span = 1 + (len(routes) - 1) / FIRST_RUNS_PER_SECOND + most
+            soon = 1 + queue / FIRST_RUNS_PER_SECOND + random.uniform(0, most)
+            self.scheduler.add_job(
+                self._fire,
+                SlotTrigger(route.interval, phase(route.name, route.interval), soon, span),
+                args=(route,),
+                id=f"route:{route.name}",
+                name=route.name,
+                replace_existing=True,
+                misfire_grace_time=int(min(max(route.interval / 2, 60), 300)),
+                coalesce=True,
+                max_instances=1,
+            )
 
-        async def fire() -> None:
-            runner.launch(route, slot=slot_for(utcnow(), route.interval))
-
-        # The first canary soon after start; with many routes, FIRST_RUNS_PER_SECOND at most,
-        # so a start does not send to 1,000 mailboxes while their watchers still log in.
-        spread = random.uniform(0, min(jitter(route.interval), 5))
-        soon = 1 + queue / FIRST_RUNS_PER_SECOND + spread
-        first = utcnow() + timedelta(seconds=min(soon, route.interval))
-        self.scheduler.add_job(
-            fire,
-            # One run per slot, at the route's phase in it: a late run keeps its slot.
-            SlotTrigger(route.interval, phase(route.name, route.interval)),
-            id=f"route:{route.name}",
-            name=route.name,
-            replace_existing=True,
-            misfire_grace_time=int(min(max(route.interval / 2, 60), 300)),
-            coalesce=True,
-            max_instances=1,
-            next_run_time=first,
-        )
+    async def _fire(self, route: Route) -> None:
+        assert self.runner is not None
+        self.runner.launch(route, slot=slot_for(utcnow(), route.interval))
 
     def _schedule_housekeeping(self) -> None:
         runner = self.runner
@@ -290,9 +288,9 @@ class Daemon:
             new_routes = {r.name: r for r in new.routes}
             for name in old_routes.keys() - new_routes.keys():
                 self.scheduler.remove_job(f"route:{name}")
-            for name, route in new_routes.items():
-                if old_routes.get(name) != route:
-                    self._schedule_route(route, 0)
+            # Added or changed routes start over: a first run in the current slot (the claim
+            # keeps a changed route's recipients to the canary they already had in it).
+            self._schedule_routes([r for n, r in new_routes.items() if old_routes.get(n) != r])
             log.info(
                 "config reloaded",
                 routes=len(new.routes),

@@ -96,10 +96,11 @@ class ProbeRunner(AfterTheFact):
             on_failure=functools.partial(self._on_failure, name),
             login=credentials(account, self.cfg.monitor.state_dir),
             login_slots=self._logins,
-            cadence=Cadence(
-                self.cfg.monitor.look_out_resolution, self.cfg.monitor.look_out_fine_for
-            ),
+            cadence=self._cadence(),
         )
+
+    def _cadence(self) -> Cadence:
+        return Cadence(self.cfg.monitor.look_out_resolution, self.cfg.monitor.look_out_fine_for)
 
     async def start_watchers(self, names: Iterable[str]) -> None:
         for name in sorted(set(names) - set(self.watchers)):
@@ -131,7 +132,8 @@ class ProbeRunner(AfterTheFact):
         """Adopt a reloaded config without dropping in-flight probes.
 
         A watcher whose account changed is restarted with the new settings; one no longer
-        wanted is stopped unless a probe still waits on it (the next reload retires it).
+        wanted is stopped unless a probe still waits on it (the next reload retires it); the
+        others keep their sessions and take the new look-out cadence and poll interval.
         """
         self.cfg = cfg
         self._idle.clear()  # built from the old accounts
@@ -143,6 +145,8 @@ class ProbeRunner(AfterTheFact):
             if changed or unwanted:
                 del self.watchers[name]
                 await watcher.stop()
+            else:
+                watcher.retune(self._cadence(), cfg.monitor.poll_interval)
         await self.start_watchers(wanted)
 
     async def wait_watchers_ready(self, timeout: float) -> None:  # noqa: ASYNC109 - a bounded wait

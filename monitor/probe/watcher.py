@@ -145,6 +145,15 @@ class Watcher:
             ages, now - self._looked[role], self._cadence, self._look_takes[role]
         )
 
+    def retune(self, cadence: Cadence, poll_interval: float) -> None:
+        """A reload's look-out cadence and poll interval; sessions and canaries on their way
+        stay. Waits sized by the old ones are woken (an IDLE with nothing on its way is not)."""
+        polls_changed = poll_interval != self._poll_interval
+        self._cadence, self._poll_interval = cadence, poll_interval
+        if self._on_its_way or polls_changed:
+            for wake in self._wake.values():
+                wake.set()
+
     def _note_tried(self, role: Role) -> None:
         self._tried.add(role)
         self._changed.set()
