@@ -161,7 +161,8 @@ class Alerting:
                 transitions: list[Transition] = []
                 stepped: dict[Key, AlertState] = {}  # a key observed twice steps on
                 for key, observation in inputs:
-                    state = stepped.get(key) or self._stored_state(key)
+                    stored = self._states.get(key)
+                    state = stepped.get(key) or (stored.state if stored else AlertState(*key))
                     stepped[key], moved = step(state, observation, policy, now)
                     transitions += moved
                 changes: list[tuple[int | None, AlertState]] = []
@@ -194,10 +195,6 @@ class Alerting:
                 return transitions
         log.error("alert states kept changing under us; verdict not evaluated")
         return []
-
-    def _stored_state(self, key: Key) -> AlertState:
-        stored = self._states.get(key)
-        return stored.state if stored else AlertState(*key)
 
     def _outgoing(self, transition: Transition) -> list[Outgoing]:
         route, recipient, kind = transition.state.key
