@@ -1,11 +1,13 @@
-"""Alerting on a real SQLite database: what fell due while it was down, and verdicts that
-queued up evaluated together."""
+"""Alerting on a real database: what fell due while it was down (SQLite), and verdicts that
+queued up evaluated together (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from monitor.adapters.alertstore import AlertStore
 from monitor.adapters.store import Store
@@ -17,11 +19,12 @@ from tests.integration.support import free_port
 from tests.unit.test_alerts import record
 
 
-def _config(tmp_path: Path) -> Path:
+def _config(tmp_path: Path, database: str | None = None) -> Path:
     path = tmp_path / "mailcanary.toml"
     (tmp_path / "pw").write_text("x\n")
+    database = database or f"sqlite:///{tmp_path}/mc.db"
     path.write_text(
-        f'[monitor]\ndatabase = "sqlite:///{tmp_path}/mc.db"\nstate_dir = "{tmp_path}/state"\n'
+        f'[monitor]\ndatabase = "{database}"\nstate_dir = "{tmp_path}/state"\n'
         'listen = ""\n'
         '[[accounts]]\nname = "alice"\nemail = "alice@example.test"\n'
         f'password_file = "{tmp_path}/pw"\n'
@@ -68,7 +71,8 @@ async def test_reminders_due_during_a_stop_are_queued_at_start(tmp_path):
     assert [(d.transition_id, d.event) for d in queued] == [("r1/alice/missing/2", "reminder")]
 
 
-async def test_verdicts_evaluated_together_end_where_one_at_a_time_ends(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_verdicts_evaluated_together_end_where_one_at_a_time_ends(tmp_path, request, backend):
     # The observe loop hands over whatever queued up: a key seen twice in one batch must
     # step on from its first step, and what is stored must be what one by one stores.
     history = [
@@ -81,7 +85,10 @@ async def test_verdicts_evaluated_together_end_where_one_at_a_time_ends(tmp_path
     for together in (False, True):
         directory = tmp_path / str(together)
         directory.mkdir()
-        cfg = load_config(_config(directory))
+        database = None
+        if backend == "postgresql":  # whose driver writes the states one row at a time
+            database = str(request.getfixturevalue("postgres").create_database())
+        cfg = load_config(_config(directory, database))
         store = await Store.open(cfg.monitor.database)
         await store.upgrade()
         alerting = Alerting(cfg, store)
