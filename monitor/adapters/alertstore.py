@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from monitor.adapters.alert_tables import AlertRow, DeliveryRow
 from monitor.alerts.state import AlertKind, AlertState, Evidence, Key, Status
@@ -70,6 +70,15 @@ class Delivery:
         return f"{self.transition_id}#{self.channel}{suffix}"
 
 
+_ALERTS = AlertRow.__table__
+_UPDATE_STATE = _ALERTS.update().where(
+    _ALERTS.c.route == bindparam("_route"),
+    _ALERTS.c.recipient == bindparam("_recipient"),
+    _ALERTS.c.kind == bindparam("_kind"),
+    _ALERTS.c.version == bindparam("_version"),
+)
+
+
 class AlertStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -94,36 +103,44 @@ class AlertStore:
         """Write new states (each with the version it was read at; None: new) and queue
         their deliveries, all or nothing. Returns the new versions."""
         versions: dict[Key, int] = {}
+        new: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []
+        for version, state in changes:
+            values = {**_state_values(state), "updated_at": now}
+            if version is None:
+                new.append({**values, "version": 1})
+            else:
+                key = {"_route": state.route, "_recipient": state.recipient}
+                key |= {"_kind": state.kind.value, "_version": version}
+                moved.append({**values, "version": version + 1, **key})
+            versions[state.key] = 1 if version is None else version + 1
+        rows = [_delivery_values(item, now) for item in outgoing]
+        # Core statements built once, each run for all its rows: at 1,000 mailboxes every
+        # verdict moves a few states, and building ORM statements per state cost more than
+        # the writes themselves.
         try:
-            async with self._sessions.begin() as session:
-                for version, state in changes:
-                    values = {**_state_values(state), "updated_at": now}
-                    if version is None:
-                        session.add(AlertRow(**values, version=1))
-                        await session.flush()  # a racing insert fails here, inside the transaction
-                        versions[state.key] = 1
-                        continue
-                    statement = (
-                        update(AlertRow)
-                        .where(
-                            AlertRow.route == state.route,
-                            AlertRow.recipient == state.recipient,
-                            AlertRow.kind == state.kind.value,
-                            AlertRow.version == version,
-                        )
-                        .values(**values, version=version + 1)
-                        .execution_options(synchronize_session=False)
-                    )
-                    result = cast(CursorResult[Any], await session.execute(statement))
-                    if result.rowcount != 1:
-                        raise Conflict(f"alert {'/'.join(state.key)} changed meanwhile")
-                    versions[state.key] = version + 1
-                rows = [_delivery_values(item, now) for item in outgoing]
+            async with self._engine.begin() as connection:
+                if new:  # a racing insert fails here, inside the transaction
+                    await connection.execute(AlertRow.__table__.insert(), new)
+                if moved:
+                    await self._update_all(connection, moved)
                 if rows:
-                    await session.execute(self._insert_new(rows))
+                    await connection.execute(self._insert_new(rows))
         except IntegrityError as exc:
             raise Conflict("an alert state was created meanwhile") from exc
         return versions
+
+    async def _update_all(self, connection: AsyncConnection, moved: list[dict[str, Any]]) -> None:
+        """Compare-and-set on version: every row must match, else `Conflict` (rolled back)."""
+        # Drivers that cannot count rows over an executemany (asyncpg) go one row at a time.
+        if connection.dialect.supports_sane_multi_rowcount:
+            batches = [moved]
+        else:
+            batches = [[row] for row in moved]
+        for batch in batches:
+            result = await connection.execute(_UPDATE_STATE, batch)
+            if result.rowcount != len(batch):
+                raise Conflict("an alert state changed meanwhile")
 
     def _insert_new(self, rows: list[dict[str, Any]]) -> Any:
         dialects = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}

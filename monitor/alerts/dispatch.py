@@ -36,6 +36,7 @@ from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
 log = structlog.get_logger(__name__)
 
 QUEUE_SIZE = 1000
+OBSERVE_BATCH = 200  # verdicts evaluated and written together when they queue up
 LEASE_SECONDS = 300.0
 SEND_TIMEOUT = 120.0  # well inside the lease: a row is never sent twice at once
 IDLE_POLL = 30.0  # look for due rows (e.g. another instance's) at least this often
@@ -136,10 +137,15 @@ class Alerting:
 
     # -- verdicts → states --------------------------------------------------------------------
 
-    async def observe(self, record: ProbeRecord) -> list[Transition]:
-        observations = observe(record, self.cfg.alerts.policy())
-        key = (record.planned.route, record.planned.recipient)
-        return await self._advance([((*key, o.kind), o) for o in observations])
+    async def observe(self, *records: ProbeRecord) -> list[Transition]:
+        """Step the states by these final probes, in order, and write the changes in one
+        transaction (the loop hands over all that queued up: one write for many probes)."""
+        policy = self.cfg.alerts.policy()
+        inputs: list[tuple[Key, Observation | None]] = []
+        for record in records:
+            key = (record.planned.route, record.planned.recipient)
+            inputs += [((*key, o.kind), o) for o in observe(record, policy)]
+        return await self._advance(inputs)
 
     async def remind(self) -> list[Transition]:
         firing = [key for key, stored in self._states.items() if stored.state.open]
@@ -152,15 +158,18 @@ class Alerting:
             for _ in range(3):
                 now = utcnow()
                 policy = self.cfg.alerts.policy()
-                changes: list[tuple[int | None, AlertState]] = []
                 transitions: list[Transition] = []
+                stepped: dict[Key, AlertState] = {}  # a key observed twice steps on
                 for key, observation in inputs:
                     stored = self._states.get(key)
-                    state = stored.state if stored else AlertState(*key)
-                    new, moved = step(state, observation, policy, now)
-                    if new != state:
-                        changes.append((stored.version if stored else None, new))
+                    state = stepped.get(key) or (stored.state if stored else AlertState(*key))
+                    stepped[key], moved = step(state, observation, policy, now)
                     transitions += moved
+                changes: list[tuple[int | None, AlertState]] = []
+                for key, new in stepped.items():
+                    stored = self._states.get(key)
+                    if new != (stored.state if stored else AlertState(*key)):
+                        changes.append((stored.version if stored else None, new))
                 if not changes:
                     return []
                 outgoing = [item for t in transitions for item in self._outgoing(t)]
@@ -222,9 +231,8 @@ class Alerting:
             return  # never ran before: alerting starts from now, not from old history
         since = max(min(seen), utcnow() - CATCH_UP_LIMIT)
         records = await probes.history(since=since, limit=5000)
-        for record in reversed(records):  # oldest first, as they happened
-            if record.state == "final":
-                await self.observe(record)
+        # Oldest first, as they happened.
+        await self.observe(*(r for r in reversed(records) if r.state == "final"))
 
     # -- the loops ------------------------------------------------------------------------------
 
@@ -233,13 +241,16 @@ class Alerting:
 
     async def _observe_loop(self) -> None:
         while True:
-            record = await self._queue.get()
+            records = [await self._queue.get()]
+            while len(records) < OBSERVE_BATCH and not self._queue.empty():
+                records.append(self._queue.get_nowait())
             try:
-                await self.observe(record)
+                await self.observe(*records)
             except Exception as exc:  # a database hiccup must not end alerting
                 log.error("alert evaluation failed", error=_first_line(exc))
             finally:
-                self._queue.task_done()
+                for _ in records:
+                    self._queue.task_done()
 
     async def _remind_loop(self) -> None:
         while True:

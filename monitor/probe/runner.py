@@ -254,7 +254,8 @@ class ProbeRunner(AfterTheFact):
             route=route.name, recipient=recipient.name, token=planned.token
         ):
             try:
-                probe_id = await self.store.plan(planned)
+                # Written as sending: the canary leaves right after (one write fewer).
+                probe_id = await self.store.plan(planned, sending=True)
             except SlotTaken:
                 log.info("slot already claimed", slot=planned.slot.isoformat())
                 return None
@@ -263,7 +264,6 @@ class ProbeRunner(AfterTheFact):
             self._emit(planned, "planned")
             self._expect(planned)
             try:
-                await self.store.mark_sending(probe_id)
                 self._emit(planned, "sending")
                 outcome = await self._send(planned, sender, recipient, token, route, seat)
                 watcher = self.watchers.get(planned.recipient)

@@ -16,7 +16,7 @@ import trustme
 
 from monitor.adapters.credentials import Credentials
 from monitor.adapters.imap import ImapError, ImapSession
-from monitor.adapters.tls import client_context
+from monitor.adapters.tls import client_context, trim_read_buffers
 from monitor.config.schema import Endpoint
 from monitor.core.folders import choose_spam_folder
 from monitor.core.models import Phase, Security, utcnow
@@ -220,6 +220,31 @@ async def _greet_then(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
             # "stall": never answer
     finally:
         writer.close()
+
+
+async def test_sessions_taking_turns_with_one_read_buffer_each_read_their_own_replies(
+    mailstack: MailStack,
+) -> None:
+    trim_read_buffers()  # as the daemon does: one read buffer for every TLS connection
+    mark = uuid.uuid4().hex
+    for n in range(80):  # replies of several TLS records, read in many pieces
+        subject = f"shared {mark} {n}"
+        await asyncio.to_thread(mailstack.append, "alice", "Junk", _message(subject))
+    sessions = [await _open(mailstack, "alice") for _ in range(6)]
+    try:
+        buffers = {id(s._protocol.transport._ssl_protocol._ssl_buffer) for s in sessions}
+        assert len(buffers) == 1
+        for session in sessions:
+            await session.select("Junk")
+        wanted = [f"shared {mark} {n}" for n in range(80)]
+        for _ in range(3):  # one command at a time per session, all sessions at once
+            replies = await asyncio.gather(*(s.fetch_since(1) for s in sessions))
+            for fetched in replies:
+                subjects = [str(f.headers["Subject"]) for f in fetched]
+                assert [s for s in subjects if mark in s] == wanted
+    finally:
+        for session in sessions:
+            await session.close()
 
 
 async def test_stalled_server_times_out_and_session_is_dead() -> None:

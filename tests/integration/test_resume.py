@@ -48,7 +48,7 @@ async def test_resume_without_hand_off_gives_send_failed_and_alerts_send_failed(
     await store.upgrade()
     past = datetime.now(UTC) - timedelta(hours=1)
 
-    async def plan(name: str, minutes: int) -> int:
+    async def plan(name: str, minutes: int, *, sending: bool = False) -> int:
         planned_at = past + timedelta(minutes=minutes)
         return await store.plan(
             PlannedProbe(
@@ -60,14 +60,16 @@ async def test_resume_without_hand_off_gives_send_failed_and_alerts_send_failed(
                 planned_at=planned_at,
                 deadline_at=planned_at + timedelta(seconds=20),
                 message_id=f"<{name}@example.test>",
-            )
+            ),
+            sending=sending,
         )
 
     try:
         # Killed before the send began.
         await plan("planned", 0)
-        # Killed during the SMTP conversation: nothing on record.
-        await store.mark_sending(await plan("mid-send", 1))
+        # Killed during the SMTP conversation: nothing on record (the row as the runner
+        # writes it, planned straight in the sending state).
+        await plan("mid-send", 1, sending=True)
         # Killed after the refusal was recorded, before the verdict.
         refused = await plan("refused", 2)
         await store.mark_sending(refused)

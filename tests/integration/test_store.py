@@ -283,8 +283,8 @@ async def test_failures_round_trip_to_send_and_decision(store: Store) -> None:
     await store.finish(first, Decision(Verdict.SEND_FAILED, failure=rejected))
 
     unreachable = Failure("connect_failed", Phase.IMAP_CONNECT, True, "connection refused")
-    second = await store.plan(planned(2))
-    await store.mark_sending(second)
+    second = await store.plan(planned(2), sending=True)  # as the runner writes it
+    assert (await store.by_token(planned(2).token)).state == "sending"
     await store.record_send(second, sent_ok(planned(2).planned_at))
     await store.finish(second, Decision(Verdict.CHECK_FAILED, failure=unreachable))
 

@@ -8,17 +8,12 @@ KEY = bytes(range(32))
 NOW = datetime(2026, 11, 28, 20, 0, 5, 123456, tzinfo=UTC)
 
 
-def _message(route: str = "alice->bob") -> bytes:
-    token = canary.new_token(KEY, route, NOW)
-    return canary.build_message(
-        token=token,
-        route=route,
-        sender="alice@example.test",
-        recipient="bob@example.test",
-        message_id=canary.new_message_id("alice@example.test"),
-        sender_name="alice",
-        recipient_name="bob",
-    )
+def _message(route: str = "alice->bob", token: canary.Token | None = None, **fields: str) -> bytes:
+    token = token or canary.new_token(KEY, route, NOW)
+    values = {"sender": "alice@example.test", "recipient": "bob@example.test"}
+    values |= {"sender_name": "alice", "recipient_name": "bob"}
+    values |= {"message_id": canary.new_message_id("alice@example.test")} | fields
+    return canary.build_message(token=token, route=route, **values)
 
 
 def test_message_is_crlf_plain_text_with_token_in_header_and_subject():
@@ -65,3 +60,29 @@ def test_unicode_route_survives_header_encoding():
     for policy in (default, None):
         msg = message_from_bytes(raw) if policy is None else message_from_bytes(raw, policy=policy)
         assert canary.verify_message(KEY, msg) is not None
+
+
+def test_plain_canaries_are_the_bytes_email_message_writes():
+    # The daemon writes plain canaries itself (cheaper); they must be byte for byte what
+    # email.message writes, which is also the path for anything that needs encoding.
+    cases = [  # the first two are plain
+        ("alice->bob", "alice@example.test", "bob@example.test", "alice", "bob"),
+        ("r.1+x@y", "a.b-c+d@mx-1.example.test", "x_y%z@example.test", "Zoë", "ボブ"),
+        ("алиса->боб", "alice@example.test", "bob@example.test", "alice", "bob"),  # encoded
+        ("a b", "alice@example.test", "bob@example.test", "alice", "bob"),  # a space
+        ("r", "Alice <alice@example.test>", "bob@example.test", "a\nb", "b" * 120),
+        ("r", "alice@example.test", "bøb@example.test", "alice", "bob"),
+    ]
+    for n, (route, sender, recipient, sender_name, recipient_name) in enumerate(cases):
+        token = canary.new_token(KEY, route, NOW)
+        message_id = canary.new_message_id(sender)
+        names = {"sender_name": sender_name, "recipient_name": recipient_name}
+        raw = _message(
+            route, token, sender=sender, recipient=recipient, message_id=message_id, **names
+        )
+        assert canary._plain(route, sender, recipient, message_id) == (n < 2)
+        body = canary._body(token, route, sender, recipient, sender_name, recipient_name)
+        assert raw == canary._with_policy(token, route, sender, recipient, message_id, body)
+        msg = message_from_bytes(raw, policy=default)
+        assert canary.verify_message(KEY, msg) == str(token)
+        assert msg.get_content().replace("\r\n", "\n") == body
