@@ -30,9 +30,10 @@ class WebhookChannel(BaseModel):
     name: str
     # Out of repr and never logged: Slack-style webhook URLs carry their own secret.
     url: str = Field(repr=False)
+    url_source: str = "inline"  # "env X", "file /p", "credential c": safe to show
     format: str = "json"  # json | slack | alertmanager
-    secret: SecretStr | None = None  # from secret_env; signs the body
-    secret_env: str | None = None
+    secret: SecretStr | None = None  # from secret_env, _file or _credential; signs the body
+    secret_source: str | None = None
     timeout: float = 10.0
 
 

@@ -236,6 +236,8 @@ def _dns_name(value: str) -> str:
 SecurityChoice = Annotated[Security, BeforeValidator(_security)]
 Port = Annotated[int, AfterValidator(_port)]
 Name = Annotated[str, AfterValidator(_name)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+CredentialName = Annotated[str, AfterValidator(_credential_name)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
 Nameserver = Annotated[tuple[str, int], BeforeValidator(_nameserver)]
 

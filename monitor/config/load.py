@@ -60,11 +60,14 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
 
 
 def redacted_dict(cfg: Config) -> dict[str, Any]:
-    """The resolved configuration as plain data for display: no password, no database secret."""
+    """The resolved configuration as plain data for display: no password, no database secret,
+    no webhook URL."""
     data = cfg.model_dump(mode="json")
     data["monitor"]["database"] = hide_database_password(cfg.monitor.database)
     for account, shown in zip(cfg.accounts, data["accounts"], strict=True):
         shown["password"] = None if account.password is None else "***"
+    for shown in data["alerts"]["webhook"]:
+        shown["url"] = "***"  # Slack-style URLs are their own secret; url_source says where
     return data
 
 
@@ -107,8 +110,11 @@ class _Resolver:
             self._tables(doc, "routes"), accounts, monitor.interval, base=self.base
         )
         self.problems += problems
-        alerts, problems = resolve_alerts(doc.get("alerts", {}), accounts, self.env)
+        alerts, problems, warnings = resolve_alerts(
+            doc.get("alerts", {}), accounts, self.env, self._path
+        )
         self.problems += problems
+        self.warnings += warnings
         reports, problems = resolve_reports(doc.get("reports", {}), accounts)
         self.problems += problems
         web, problems = resolve_web(doc.get("web", {}), monitor.listen, self.env, self._path)

@@ -14,20 +14,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel
 
+from monitor.config.file_models import CredentialName, EnvName
 from monitor.config.oauth_settings import OAuthSettings
 from monitor.config.passwords import SecretReader
 from monitor.config.schema import (
     _FILE,
-    _credential_name,
-    _env_name,
     check_table,
     problem,
     toml_type,
 )
 from monitor.core.oauth import ISSUERS, issuer_endpoints
-
-EnvName = Annotated[str, AfterValidator(_env_name)]
-CredentialName = Annotated[str, AfterValidator(_credential_name)]
 
 
 def _issuer(value: str) -> str:

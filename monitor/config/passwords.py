@@ -1,5 +1,6 @@
 """An account's password: found inline, in an environment variable, a file or a systemd credential.
-SecretReader reads the OAuth client secrets and refresh tokens the same way.
+SecretReader reads the OAuth client secrets and refresh tokens, the web credentials and the alert
+webhooks' URLs and signing secrets the same way.
 
 Problem lines name the key, the variable or the file, never the value. `source` says where the
 password came from ("env ALICE_PASSWORD", "file /…", "credential x", "inline"): safe to show,
@@ -18,7 +19,13 @@ from pydantic import SecretStr
 from monitor.config.file_models import AccountFile
 from monitor.config.files import SECRET_LIMIT, UnreadableFile, read_small_file
 
-PASSWORD_KEYS = ("password", "password_env", "password_file", "password_credential")
+
+def secret_keys(name: str) -> tuple[str, str, str, str]:
+    """The four keys that may give the secret `name`."""
+    return (name, f"{name}_env", f"{name}_file", f"{name}_credential")
+
+
+PASSWORD_KEYS = secret_keys("password")
 
 
 class FoundPassword(NamedTuple):
@@ -55,34 +62,22 @@ class _Search:
     warnings: list[str] = field(default_factory=list)
 
     def password(self, found: AccountFile, *, needed: bool) -> tuple[SecretStr | None, str | None]:
-        label = self.label
-        sources = [key for key in PASSWORD_KEYS if getattr(found, key) is not None]
-        if len(sources) > 1:
-            self.problems.append(
-                f"{label}: set only one of {', '.join(PASSWORD_KEYS)} (found {', '.join(sources)})"
-            )
-            return None, None
-        if not sources:
-            if needed:
-                self.problems.append(
-                    f"{label}: no password; set password_env, password_file or password_credential"
-                )
-            return None, None
-        if found.password is not None:
-            self.warnings.append(
-                f"{label}.password: plaintext password in the config file; "
-                "prefer password_env, password_file or password_credential"
-            )
-            if not found.password.get_secret_value():
-                self.problems.append(f"{label}.password: is empty")
-            return found.password, "inline"
-        reader = SecretReader(label, self.env, self.path, self.problems)
-        return reader.one(
+        reader = SecretReader(self.label, self.env, self.path, self.problems)
+        missing = "no password; set password_env, password_file or password_credential"
+        secret, source = reader.either(
             "password",
+            inline=found.password,
             env_key=found.password_env,
             file_key=found.password_file,
             credential_key=found.password_credential,
+            missing=missing if needed else None,
         )
+        if source == "inline":
+            self.warnings.append(
+                f"{self.label}.password: plaintext password in the config file; "
+                "prefer password_env, password_file or password_credential"
+            )
+        return secret, source
 
 
 @dataclass
@@ -137,6 +132,38 @@ class SecretReader:
             secret = self._file(file, f"{self.where}.{name}_credential")
             return secret, f"credential {credential_key}"
         return None, None
+
+    def either(
+        self,
+        name: str,
+        *,
+        inline: SecretStr | None,
+        env_key: str | None,
+        file_key: str | None,
+        credential_key: str | None,
+        missing: str | None,
+    ) -> tuple[SecretStr | None, str | None]:
+        """The secret set by exactly one of `<name>` (inline in the config), `<name>_env`,
+        `<name>_file` and `<name>_credential`; `missing` is the problem when none is set
+        (None: the secret is optional)."""
+        keys = secret_keys(name)
+        given = (inline, env_key, file_key, credential_key)
+        sources = [key for key, value in zip(keys, given, strict=True) if value is not None]
+        if len(sources) > 1:
+            self.problems.append(
+                f"{self.where}: set only one of {', '.join(keys)} (found {', '.join(sources)})"
+            )
+            return None, None
+        if not sources:
+            if missing is not None:
+                self.problems.append(f"{self.where}: {missing}")
+            return None, None
+        if inline is not None:
+            if not inline.get_secret_value():
+                self.problems.append(f"{self.where}.{name}: is empty")
+                return None, None
+            return inline, "inline"
+        return self.one(name, env_key=env_key, file_key=file_key, credential_key=credential_key)
 
     def _file(self, path: Path, where: str) -> SecretStr | None:
         try:
