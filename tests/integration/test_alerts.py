@@ -273,19 +273,30 @@ def test_an_alert_queued_before_kill_9_is_delivered_once_after_restart(mailstack
     assert (event, status) == ("firing", "sent") and attempts >= 2
 
 
-def test_the_webhook_url_never_reaches_the_log(mailstack, tmp_path, daemon):
+@pytest.mark.parametrize("source", ["inline", "credential"])
+def test_the_webhook_url_never_reaches_the_log(mailstack, tmp_path, daemon, source):
     """`run` at its default level, a webhook whose path is a marker, one delivered alert:
-    the marker is nowhere in the daemon's whole output (httpx logs URLs at INFO)."""
+    the marker is nowhere in the daemon's whole output (httpx logs URLs at INFO). The URL
+    is written inline, or (with its signing secret) is a systemd credential as
+    LoadCredential= hands it over: a file in $CREDENTIALS_DIRECTORY."""
     route = f"hook-url-{random.randrange(10**6)}"
     marker = f"R1HOOKPATH{random.randrange(10**9):09d}"
     hook = HookServer(path=f"/services/{marker}")
-    alerts = (
-        '[alerts]\non = ["send_failed"]\nremind_every = "0"\n'
-        f'[[alerts.webhook]]\nurl = "{hook.url}"\nsecret_env = "HOOK_SECRET"\n'
-    )
+    env = {"HOOK_SECRET": HOOK_SECRET}
+    if source == "inline":
+        webhook = f'url = "{hook.url}"\nsecret_env = "HOOK_SECRET"\n'
+    else:
+        credentials = tmp_path / "credentials"
+        credentials.mkdir(mode=0o700)
+        (credentials / "hook-url").write_text(hook.url + "\n")
+        (credentials / "hook-secret").write_text(HOOK_SECRET + "\n")
+        env = {"CREDENTIALS_DIRECTORY": str(credentials)}
+        webhook = 'url_credential = "hook-url"\nsecret_credential = "hook-secret"\n'
+    alerts = '[alerts]\non = ["send_failed"]\nremind_every = "0"\n[[alerts.webhook]]\n' + webhook
     path = config(mailstack, tmp_path, [(route, "mallory", {"bob": Verdict.SEND_FAILED})], alerts)
+    assert (marker in path.read_text()) == (source == "inline")  # else only the credential has it
     d = daemon(path)
-    d.env = {"HOOK_SECRET": HOOK_SECRET}
+    d.env = env
     try:
         d.start()
         wait_for(lambda: hook.accepted(route), 60, "the wrong password's alert at the webhook")
