@@ -69,6 +69,8 @@ class InstanceStatus:
     stopped_at: datetime | None
     live: bool  # heartbeat within the lease time and not stopped
     mailboxes: tuple[str, ...]  # the mailboxes whose lease it holds
+    host: str | None = None  # the process heartbeating it (None before migration 0009)
+    pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,5 +349,13 @@ def _status(
         sorted(m for m, x in held.items() if x.owner == row.name and x.expires_at > now)
     )
     return InstanceStatus(
-        row.name, row.started_at, row.heartbeat_at, row.stopping, row.stopped_at, live, mailboxes
+        row.name,
+        row.started_at,
+        row.heartbeat_at,
+        row.stopping,
+        row.stopped_at,
+        live,
+        mailboxes,
+        row.host,
+        row.pid,
     )

@@ -16,6 +16,7 @@ from tests.integration.fleet_support import query
 from tests.integration.support import Daemon, wait_for
 from tests.integration.test_instances import LEASE as FLEET_LEASE
 from tests.integration.test_instances import fleet_config
+from tests.integration.test_report_support import mailcanary
 
 pytestmark = pytest.mark.mailstack
 
@@ -100,6 +101,8 @@ def test_a_second_daemon_with_a_running_name_is_refused_and_a_crashed_one_replac
         assert len(lost) == 1 and f"pid {fourth.proc.pid})" in lost[0], lost
         assert fourth.proc.poll() is None
         assert holder(url)["pid"] == fourth.proc.pid  # type: ignore[index]
+        shown = mailcanary(config, "status").stdout
+        assert re.search(rf"\bi1\b.*live.* s ago \(\S+ pid {fourth.proc.pid}\)", shown), shown
         done = finals(url)
         wait_for(lambda: finals(url) >= done + 2, 60, "the new holder's verdicts")
         assert fourth.signal(signal.SIGTERM) == 0
