@@ -11,9 +11,12 @@ database's clock (now()), so the instances' clocks need not agree.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, delete, exists, func, inspect, or_, select, text, update
@@ -23,7 +26,7 @@ from monitor.adapters import rows as convert
 from monitor.adapters.share_tables import CanaryKeyRow, InstanceRow, LeaseRow, SightingRow
 from monitor.adapters.tables import ProbeRow
 from monitor.core.models import ProbeRecord, Sighting
-from monitor.core.sharing import Lease
+from monitor.core.sharing import Holder, InstanceTaken, Lease, taken_message
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert
@@ -32,6 +35,19 @@ UNFINISHED = ("planned", "sending", "sent")
 # The key is created under the migration's advisory lock: instances starting together
 # create it once (the same lock number as Store.upgrade).
 KEY_LOCK = 0x6D61696C63616E
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """This process, as it stamps its instance's row: a token new at every start (a pid or a
+    host alone may repeat across machines and restarts), host and pid to name it to people."""
+
+    token: str
+    host: str
+    pid: int
+
+
+THIS_PROCESS = Owner(secrets.token_hex(16), socket.gethostname(), os.getpid())
 
 
 def insert(table: Any) -> Insert:
@@ -53,6 +69,8 @@ class InstanceStatus:
     stopped_at: datetime | None
     live: bool  # heartbeat within the lease time and not stopped
     mailboxes: tuple[str, ...]  # the mailboxes whose lease it holds
+    host: str | None = None  # the process heartbeating it (None before migration 0009)
+    pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +92,10 @@ class Fleet:
 
 
 class SharedWork:
-    def __init__(self, engine: AsyncEngine, lease: float) -> None:
+    def __init__(self, engine: AsyncEngine, lease: float, owner: Owner = THIS_PROCESS) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.lease = timedelta(seconds=lease)
+        self.owner = owner
 
     def _alive(self, name: Any) -> Any:
         """SQL: instance `name` has a fresh heartbeat and has not stopped."""
@@ -86,16 +105,48 @@ class SharedWork:
     # -- heartbeats and leases ------------------------------------------------------------
 
     async def heartbeat(self, me: str, *, stopping: bool = False, first: bool = False) -> Fleet:
-        """Renew `me`'s heartbeat; the fleet as it stands after it."""
+        """Renew `me`'s heartbeat; the fleet as it stands after it. InstanceTaken if another
+        process holds the name: `claim` lost at the start, or took it over since."""
+        if not await self.claim(me, stopping=stopping, first=first):
+            found = await self.holder(me)
+            now, holder = found if found is not None else (datetime.now(UTC), None)
+            if holder is None:  # gone between the two statements: the next round says
+                raise InstanceTaken(f'monitor.instance: "{me}" changed hands; retrying')
+            raise InstanceTaken(taken_message(me, holder, now))
+        return await self.fleet()
+
+    async def claim(self, me: str, *, stopping: bool = False, first: bool = False) -> bool:
+        """Stamp `me`'s row with a heartbeat from this process; False if another holds it.
+
+        At the start (`first`) a row is ours to take when it is silent for a lease or stopped
+        (a crash or a clean stop before us), later only while it bears our token. One
+        conditional upsert: two processes taking a silent name at once, the second
+        re-checks the condition on the row the first wrote and loses.
+        """
         now = func.now()
-        values = {"heartbeat_at": now, "stopping": stopping, "stopped_at": None}
+        mine = {"owner": self.owner.token, "host": self.owner.host, "pid": self.owner.pid}
+        values = {"heartbeat_at": now, "stopping": stopping, "stopped_at": None} | mine
         statement = insert(InstanceRow).values(name=me, started_at=now, **values)
+        ours = InstanceRow.owner == self.owner.token
         if first:
             values["started_at"] = now  # a restart is a new start
-        statement = statement.on_conflict_do_update(index_elements=["name"], set_=values)
+            silent = InstanceRow.heartbeat_at <= now - self.lease
+            ours = or_(ours, silent, InstanceRow.stopped_at.is_not(None))
+        statement = statement.on_conflict_do_update(
+            index_elements=["name"], set_=values, where=ours
+        ).returning(InstanceRow.name)
         async with self._sessions.begin() as session:
-            await session.execute(statement)
-        return await self.fleet()
+            return (await session.execute(statement)).scalar_one_or_none() is not None
+
+    async def holder(self, me: str) -> tuple[datetime, Holder] | None:
+        """The database's now and the process holding `me`, if the name has a row."""
+        async with self._sessions() as session:
+            moment = (await session.execute(select(func.now()))).scalar_one()
+            row = await session.get(InstanceRow, me)
+        if row is None:
+            return None
+        holder = Holder(row.owner, row.host, row.pid, row.heartbeat_at, row.stopping)
+        return moment, holder
 
     async def fleet(self) -> Fleet:
         async with self._sessions() as session:
@@ -181,15 +232,17 @@ class SharedWork:
             await session.execute(statement)
 
     async def leave(self, me: str) -> None:
-        """Gone for good (SIGTERM): leases free, unfinished probes up for adoption now."""
-        await self.release(me)
+        """Gone for good (SIGTERM): leases free, unfinished probes up for adoption now. Not
+        if another process took the name meanwhile: the leases and the row are its own."""
         statement = (
             update(InstanceRow)
-            .where(InstanceRow.name == me)
+            .where(InstanceRow.name == me, InstanceRow.owner == self.owner.token)
             .values(stopping=False, stopped_at=func.now())
         )
         async with self._sessions.begin() as session:
-            await session.execute(statement)
+            result = cast(CursorResult[Any], await session.execute(statement))
+        if result.rowcount == 1:
+            await self.release(me)
 
     # -- probes of instances that died ------------------------------------------------------
 
@@ -296,5 +349,13 @@ def _status(
         sorted(m for m, x in held.items() if x.owner == row.name and x.expires_at > now)
     )
     return InstanceStatus(
-        row.name, row.started_at, row.heartbeat_at, row.stopping, row.stopped_at, live, mailboxes
+        row.name,
+        row.started_at,
+        row.heartbeat_at,
+        row.stopping,
+        row.stopped_at,
+        live,
+        mailboxes,
+        row.host,
+        row.pid,
     )

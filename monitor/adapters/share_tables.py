@@ -41,6 +41,10 @@ class InstanceRow(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
     stopping: Mapped[bool] = mapped_column(Boolean)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The process heartbeating this name (migration 0009): a second one is refused.
+    owner: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
 
 
 class LeaseRow(Base):

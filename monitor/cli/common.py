@@ -2,7 +2,8 @@
 
 Exit codes: probe follows Nagios (0 inbox, 1 spam/late, 2 missing/send_failed,
 3 check_failed); 78 bad config (EX_CONFIG); 74 database or state trouble (EX_IOERR);
-69 the demo's mail stack is unavailable (EX_UNAVAILABLE); 70 an internal error.
+69 the demo's mail stack is unavailable (EX_UNAVAILABLE); 70 an internal error;
+75 `run` found its instance name held by another running daemon (EX_TEMPFAIL).
 A user never sees a traceback: every failure is one line naming the culprit.
 """
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # `--help` and a mistyped command must not pay for pydantic a
     from monitor.config.schema import Account
 
 EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_SOFTWARE = 78, 74, 69, 70
+EX_TEMPFAIL = 75  # `run`: another daemon runs this instance name (core.sharing.TAKEN_EXIT)
 T = TypeVar("T")
 
 
@@ -113,6 +115,8 @@ def explain(exc: BaseException) -> NoReturn:
         fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", EX_IOERR)
     if isinstance(exc, Exception) and _key_error(exc):
         fail(str(exc), EX_IOERR)
+    if isinstance(exc, Exception) and _instance_taken(exc):
+        fail(str(exc), EX_TEMPFAIL)
     if not isinstance(exc, Exception) or not _database_error(exc):
         raise exc
     fail(
@@ -124,6 +128,11 @@ def explain(exc: BaseException) -> NoReturn:
 def _key_error(exc: Exception) -> bool:
     keyfile = sys.modules.get("monitor.adapters.keyfile")  # as below: only if it was used
     return keyfile is not None and isinstance(exc, keyfile.KeyFileError)
+
+
+def _instance_taken(exc: Exception) -> bool:
+    sharing = sys.modules.get("monitor.core.sharing")  # only a daemon on PostgreSQL meets it
+    return sharing is not None and isinstance(exc, sharing.InstanceTaken)
 
 
 def _database_error(exc: Exception) -> bool:

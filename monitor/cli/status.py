@@ -144,9 +144,10 @@ def instances_table(fleet: Fleet) -> Table:
             state = "stopping" if instance.stopping else "live"
         ago = (fleet.now - instance.heartbeat_at).total_seconds()
         boxes = ", ".join(instance.mailboxes)
-        table.add_row(
-            instance.name, state, f"{ago:.0f} s ago", f"{len(instance.mailboxes)}: {boxes}"
-        )
+        beat = f"{ago:.0f} s ago"
+        if instance.host is not None:
+            beat += f" ({instance.host} pid {instance.pid})"
+        table.add_row(instance.name, state, beat, f"{len(instance.mailboxes)}: {boxes}")
     return table
 
 

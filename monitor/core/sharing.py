@@ -107,3 +107,47 @@ def plan(
         elif assigned == me:
             (wait if held else take).add(mailbox)
     return Plan(frozenset(renew), frozenset(take), frozenset(wait), hand_over, frozenset(drop))
+
+
+# -- one process per instance name ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The process that heartbeats an instance name, as the name's row says (`owner` is a
+    random token per process start; rows written before migration 0009 have none)."""
+
+    owner: str | None
+    host: str | None
+    pid: int | None
+    heartbeat_at: datetime
+    stopping: bool
+
+
+# EX_TEMPFAIL: not a bad config file (78) but a clash with what runs now; it ends when the
+# other daemon stops, and a start that finds the name silent proceeds.
+TAKEN_EXIT = 75
+
+
+class InstanceTaken(Exception):
+    """Another process runs this instance name: one line naming it, for the user."""
+
+
+def renewed(first: Holder, latest: Holder) -> bool:
+    """Whether the name's holder showed it is alive since we first found it: a new heartbeat
+    while not draining, or another process took the name. A crashed holder never renews: we
+    wait for its heartbeat to go stale instead (the normal restart after a crash). A draining
+    one (SIGTERM) is waited for too: it frees the name when its drain ends."""
+    if latest.owner != first.owner:
+        return True
+    return latest.heartbeat_at > first.heartbeat_at and not latest.stopping
+
+
+def taken_message(name: str, holder: Holder, now: datetime) -> str:
+    age = max(0.0, (now - holder.heartbeat_at).total_seconds())
+    host = holder.host or "unknown"
+    pid = holder.pid if holder.pid is not None else "unknown"
+    return (
+        f'monitor.instance: "{name}" is already running (heartbeat {age:.0f} s ago from host'
+        f" {host} pid {pid}); give each daemon its own instance name"
+    )

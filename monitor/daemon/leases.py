@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from monitor.adapters.leases import Fleet, SharedWork
 from monitor.core import sharing
+from monitor.core.sharing import InstanceTaken
 from monitor.probe.runner import ProbeRunner
 
 log = structlog.get_logger(__name__)
@@ -49,10 +50,43 @@ class LeaseLoop:
         self._last_live: set[str] = set()
         self._last_ok = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+        self.lost: InstanceTaken | None = None  # another process took our name: we stop
+        self.on_lost: Callable[[], None] = lambda: None
 
     @property
     def watching(self) -> set[str]:
         return set(self.runner.watchers)
+
+    async def claim(self) -> None:
+        """Take our instance name before anything acts as it, or raise InstanceTaken.
+
+        A silent name (its process crashed) or a stopped one is taken at once. A name
+        heartbeated less than a lease ago is watched: its holder renewing shows it runs (we
+        refuse); silence until the lease is over shows it died (we take it, which is how a
+        restart right after a crash proceeds). A draining holder is waited for.
+        """
+        work = self.work
+        while not await work.claim(self.me, first=True):
+            found = await work.holder(self.me)
+            if found is None:
+                continue  # the row went away: claim again
+            first = found[1]
+            log.warning(
+                "instance name in use: waiting for its holder to renew it or go silent",
+                instance=self.me,
+                host=first.host,
+                pid=first.pid,
+            )
+            while True:
+                await asyncio.sleep(self.lease / 6)
+                if await work.claim(self.me, first=True):
+                    self._first = False
+                    return
+                if (found := await work.holder(self.me)) is not None:
+                    now, latest = found
+                    if sharing.renewed(first, latest):
+                        raise InstanceTaken(sharing.taken_message(self.me, latest, now))
+        self._first = False
 
     async def start(self, ready_timeout: float) -> None:
         """The first round, its watchers given time to log in, then a round every lease/3."""
@@ -66,9 +100,19 @@ class LeaseLoop:
             await self.round()
 
     async def round(self) -> None:
+        if self.lost is not None:
+            return
         try:
             await self._round()
             self._last_ok = time.monotonic()
+        except InstanceTaken as exc:
+            # Our heartbeat lapsed and another process took the name: it acts as this
+            # instance now, so we stop watching at once and leave its leases and row alone.
+            log.error(str(exc) + "; stopping this daemon")
+            self.lost = exc
+            await self.runner.stop_watchers(list(self.runner.watchers))
+            self.owned = set()
+            self.on_lost()
         except Exception as exc:  # the database may be away; the next round tries again
             log.error("lease round failed", error=str(exc).splitlines()[0])
             if time.monotonic() - self._last_ok > self.lease and self.runner.watchers:
@@ -144,6 +188,8 @@ class LeaseLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.runner.stop_watchers(list(self.runner.watchers))
+        if self.lost is not None:
+            return  # the name's leases and row are the other process's now
         try:
             await self.work.leave(self.me)
         except Exception as exc:  # unreachable: the leases expire on their own

@@ -28,6 +28,7 @@ from monitor.alerts.dispatch import Alerting
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
+from monitor.core.sharing import TAKEN_EXIT
 from monitor.core.slots import jitter, phase, slot_for
 from monitor.daemon import http, sdnotify
 from monitor.daemon.leases import FleetCollector, LeaseLoop
@@ -109,12 +110,18 @@ class Daemon:
             self.metrics.seed_success(pair.route, pair.recipient, pair.last_inbox_at)
         self.metrics.watch_watchers(lambda: {n: w.connected for n, w in runner.watchers.items()})
         # Before recover(): verdicts of resumed probes must be evaluated too.
+        if shared(runner.store):
+            # Before anything acts as this instance: refuse if another process runs its name.
+            assert runner.relay is not None  # opened() relays on PostgreSQL
+            self.leases = LeaseLoop(runner, runner.relay.work, lambda: recipients(runner.cfg))
+            self.leases.on_lost = self.stopping.set
+            await self.leases.claim()
         self.alerting = Alerting(self.cfg, runner.store)
         self.alerting.on_delivery = self.metrics.alert_delivery
         await self.alerting.start(runner.store)
         self.metrics.watch_alerts(self.alerting.states)
-        if shared(runner.store):
-            await self._share(runner)
+        if self.leases is not None:
+            await self._share(runner, self.leases)
         else:
             await runner.start_watchers(recipients(self.cfg))
             await runner.wait_watchers_ready(READY_TIMEOUT)
@@ -155,6 +162,11 @@ class Daemon:
             await watchdog
         if server is not None:
             await server.close()
+        if self.leases is not None and self.leases.lost is not None:
+            # Another process acts as this instance now: nothing more in its name, no drain.
+            await runner.stop(drain=0)
+            await self.alerting.stop()
+            return TAKEN_EXIT
         if self.leases is not None:
             # Peers take our mailboxes while our probes finish; then ours go and so do we.
             self.leases.stopping()
@@ -166,14 +178,11 @@ class Daemon:
         await self.alerting.stop()
         return 0
 
-    async def _share(self, runner: ProbeRunner) -> None:
+    async def _share(self, runner: ProbeRunner, leases: LeaseLoop) -> None:
         """PostgreSQL: watch our share of the mailboxes, then resume what is ours."""
-        assert runner.relay is not None  # opened() relays on PostgreSQL
-        me, work = self.cfg.monitor.instance, runner.relay.work
-        self.leases = LeaseLoop(runner, work, lambda: recipients(runner.cfg))
-        self.metrics.registry.register(FleetCollector(self.leases))
-        await self.leases.start(READY_TIMEOUT)
-        await runner.recover(await work.claim_own(me))
+        self.metrics.registry.register(FleetCollector(leases))
+        await leases.start(READY_TIMEOUT)
+        await runner.recover(await leases.work.claim_own(self.cfg.monitor.instance))
 
     # -- scheduling ---------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from monitor.adapters.leases import SharedWork
+from monitor.adapters.leases import Owner, SharedWork
 from monitor.adapters.store import Store
 from monitor.core.canary import new_key
 from monitor.core.models import Role, Sighting, utcnow
+from monitor.core.sharing import InstanceTaken
 from tests.integration.test_report_instances import migrate, schema
 from tests.integration.test_store import planned
 
@@ -141,3 +142,33 @@ async def test_0007_downgrades_to_0006_exactly(dialect, postgres, tmp_path) -> N
         assert (await store.by_token(planned(1).token)) is not None
     finally:
         await store.close()
+
+
+async def test_one_process_per_instance_name_and_a_silent_one_is_replaced(store) -> None:
+    a = SharedWork(store.engine, LEASE, Owner("token-a", "host-a", 101))
+    b = SharedWork(store.engine, LEASE, Owner("token-b", "host-b", 202))
+    # Two processes taking the same free name at once: one wins.
+    won = await asyncio.gather(a.claim("i1", first=True), b.claim("i1", first=True))
+    assert sorted(won) == [False, True]
+    holder, loser = (a, b) if won[0] else (b, a)
+    with pytest.raises(
+        InstanceTaken,
+        match=rf'"i1" is already running .* host {holder.owner.host} pid {holder.owner.pid}\)',
+    ):
+        await loser.heartbeat("i1", first=True)
+    await holder.heartbeat("i1")  # the holder renews as before
+    with pytest.raises(InstanceTaken):
+        await loser.heartbeat("i1")  # and the loser cannot renew it later either
+
+    # The holder goes silent (crashed): after the lease the other takes the name.
+    end = time.monotonic() + 10 * LEASE
+    while not await loser.claim("i1", first=True):
+        assert time.monotonic() < end, "the silent name was never free"
+        await asyncio.sleep(0.05)
+    # The old holder, back from its stall, has lost it; leaving does not stop the new one.
+    with pytest.raises(InstanceTaken, match=rf"pid {loser.owner.pid}\)"):
+        await holder.heartbeat("i1")
+    assert await loser.acquire("i1", take={"m1"}, renew=()) == {"m1"}
+    await holder.leave("i1")
+    fleet = await loser.heartbeat("i1")
+    assert [(i.name, i.live, i.mailboxes) for i in fleet.instances] == [("i1", True, ("m1",))]

@@ -130,7 +130,7 @@ async def test_migration_creates_the_schema_once_and_matches_the_models(database
         assert migrations_head(migrations_dir() / "versions") == head
         async with store.engine.connect() as connection:
             version = await connection.execute(text("SELECT version_num FROM alembic_version"))
-            assert version.scalars().all() == [head] == ["0008"]
+            assert version.scalars().all() == [head] == ["0009"]
             diff = await connection.run_sync(_diff, Base.metadata)
             assert diff == [], diff
             # The comparison must be able to see a difference, or the check above proves nothing.

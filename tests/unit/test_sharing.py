@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.core.sharing import Lease, assign, fair_share, plan
+from monitor.core.sharing import Holder, Lease, assign, fair_share, plan, renewed, taken_message
 
 MAILBOXES = [f"user{n:04d}" for n in range(1, 101)]
 NOW = datetime(2026, 12, 4, 14, 0, tzinfo=UTC)
@@ -94,3 +94,37 @@ def test_a_mailbox_no_longer_configured_is_dropped_and_others_leases_are_left_al
     round_ = plan("a", NOW, {"theirs": "b"}, leases, {"a", "b"})
     assert round_.drop == {"gone"} and round_.watch == frozenset()
     assert not (round_.take | round_.wait | round_.renew)
+
+
+# -- one process per instance name ----------------------------------------------------------
+
+T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+
+def holder(owner: str | None = "t1", beat: float = 0.0, stopping: bool = False) -> Holder:
+    return Holder(owner, "mx1", 4242, T0 + timedelta(seconds=beat), stopping)
+
+
+def test_a_holder_that_renews_runs_and_one_that_stays_silent_may_have_crashed():
+    assert renewed(holder(), holder(beat=10))  # it heartbeated again: a second daemon
+    assert not renewed(holder(), holder())  # the same heartbeat: wait for it to go stale
+    # Another process took the name meanwhile (a third daemon): that one is alive.
+    assert renewed(holder(), holder(owner="t2"))
+    assert renewed(holder(owner=None), holder(owner="t2"))
+    # A row from before migration 0009 (no token) that is renewed: an older daemon runs it.
+    assert renewed(holder(owner=None), holder(owner=None, beat=10))
+
+
+def test_a_draining_holder_is_waited_for_not_refused():
+    assert not renewed(holder(), holder(beat=10, stopping=True))
+    assert not renewed(holder(stopping=True), holder(beat=10, stopping=True))
+
+
+def test_the_refusal_names_the_instance_the_host_the_pid_and_the_fix():
+    line = taken_message("eu-1", holder(), T0 + timedelta(seconds=3.4))
+    assert line == (
+        'monitor.instance: "eu-1" is already running (heartbeat 3 s ago from host mx1 pid'
+        " 4242); give each daemon its own instance name"
+    )
+    legacy = Holder(None, None, None, T0, False)
+    assert "from host unknown pid unknown)" in taken_message("eu-1", legacy, T0)
