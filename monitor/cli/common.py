@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 
 from monitor.cli.argv import default_config_path
-from monitor.cli.console import err, show_problems, show_warnings
+from monitor.cli.console import err
 from monitor.core.durations import DurationRange, parse_duration
 
 if TYPE_CHECKING:  # `--help` and a mistyped command must not pay for pydantic and SQLAlchemy
@@ -74,17 +74,11 @@ def log_level(quiet: str, *, verbose: str = "INFO") -> None:
 def config(*, routes: bool = False) -> Config:
     """The config, or exit 78 naming every problem. `routes`: a command that sends (probe,
     run) also needs a route; with none it would check nothing and say all is well."""
-    from monitor.config.load import ConfigError, load_config
+    from monitor.cli.configured import checked_config
 
-    path = state.config_path or default_config_path()
-    try:
-        cfg = load_config(path)
-        if routes:
-            cfg.require_routes()
-    except ConfigError as exc:
-        show_problems(exc.problems)
-        raise typer.Exit(EX_CONFIG) from None
-    show_warnings(cfg.warnings)
+    cfg = checked_config(state.config_path or default_config_path(), routes=routes)
+    if cfg is None:
+        raise typer.Exit(EX_CONFIG)
     return cfg
 
 

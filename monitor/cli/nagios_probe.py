@@ -2,7 +2,7 @@
 one canary per (route, recipient) now, one plugin line (nagios.py).
 
 What the typer command does for `probe --nagios` without other options, without its
-command-line framework and live table: the same config checks (passive.checked_config), the
+command-line framework and live table: the same config checks (configured.checked_config), the
 same probes (probe_once), the same line; a failure says what run_async says, with its code.
 A probe still loads SQLAlchemy, structlog, the mail libraries and TLS; typer was ~0.07 CPU-s
 of it (issue #17).
@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor.cli.argv import default_config_path
+from monitor.cli.configured import checked_config
 from monitor.cli.nagios import canaries, plugin_error, plugin_output
-from monitor.cli.passive import checked_config
 
 
 def probe_check(config_path: Path | None, *, verbose: bool = False) -> int:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from monitor.adapters.quickread import newest_verdicts, sqlite_path
 from monitor.cli.argv import default_config_path
+from monitor.cli.configured import checked_config
 from monitor.cli.nagios import Canary, plugin_error, plugin_output, standing
-from monitor.config.load import Config, ConfigError, load_config
+from monitor.config.load import Config
 from monitor.core.models import Verdict
 
 Newest = dict[tuple[str, str], tuple[Canary, datetime]]
@@ -111,26 +112,6 @@ def passive_check(config_path: Path | None, *, verbose: bool = False) -> int:
     line, code = _check(config_path or default_config_path(), verbose)
     print(line, flush=True)
     return code
-
-
-def checked_config(path: Path, *, routes: bool = False) -> Config | None:
-    """common.config for the checks that run before typer loads: the config, or None once
-    its problems are on stderr; warnings go there too, printed as every command prints them
-    (console.py: rich, loaded only then). `routes`: a check that sends needs one."""
-    try:
-        cfg = load_config(path)
-        if routes:
-            cfg.require_routes()
-    except ConfigError as exc:
-        from monitor.cli.console import show_problems
-
-        show_problems(exc.problems)
-        return None
-    if cfg.warnings:
-        from monitor.cli.console import show_warnings
-
-        show_warnings(cfg.warnings)
-    return cfg
 
 
 def _check(path: Path, verbose: bool) -> tuple[str, int]:
