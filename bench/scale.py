@@ -127,7 +127,7 @@ def main() -> int:
         log = work / "daemon.log"
         command = [sys.executable, str(Path(__file__).resolve()), "--run-daemon", str(config)]
         if args.profile:
-            prof = ["-m", "pyinstrument", "-r", "text", "-o", str(args.profile.resolve())]
+            prof = ["-m", "pyinstrument", "-r", "pyisession" if args.profile.suffix == ".pyisession" else "text", "-o", str(args.profile.resolve())]
             command = [sys.executable, *prof, *command[1:]]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         if args.launch_at is not None:  # a start late in a slot (its watchers log in first)

@@ -52,17 +52,17 @@ def first_run(now: float, interval: float, soon: float, span: float) -> float:
 
     The daemon paces first runs (`soon` seconds from now for this route, `span` for its last
     one) so a start does not send to every mailbox at once. They go in the current slot
-    whatever the routes' phases, so a start late in a slot loses it for no route that fits:
-    by `LATEST` of the slot, the same bound regular runs keep, so each run's claim lands in
-    the slot it was placed in and the next slot's runs come after. A pacing that would overrun
-    that bound is squeezed into the room left, in the same order, but never more than
-    `MAX_SQUEEZE` times faster, so a start near the end of a slot is no burst: the routes that
-    do not fit then go on at that pace from the next slot's start.
+    whatever the routes' phases, so a start late in a slot loses it for no route: by `LATEST`
+    of the slot, the same bound regular runs keep, so each run's claim lands in the slot it
+    was placed in and the next slot's runs come after. A pacing that would overrun that bound
+    is squeezed into the room left, in the same order, but never more than `MAX_SQUEEZE` times
+    faster, so a start near the end of a slot is no burst. When even that cannot fit them all,
+    none of them take the slot (a slot some routes had and others lacked would be a gap in
+    the record of the others): they all go from the next slot's start, which is then their
+    first, squeezed into it the same way if need be.
     """
-    start = slot_start(now, interval)
-    room = max(start + LATEST * interval - now, 0.0)
-    squeeze = 1.0 if span <= room or room == 0 else max(room / span, 1 / MAX_SQUEEZE)
-    paced = min(soon, span) * squeeze
-    if room > 0 and paced <= room:
-        return now + paced
-    return start + interval + paced - room
+    room = max(slot_start(now, interval) + LATEST * interval - now, 0.0)
+    if room == 0 or span > room * MAX_SQUEEZE:
+        now, room = slot_start(now, interval) + interval, LATEST * interval
+    squeeze = 1.0 if span <= room else max(room / span, 1 / MAX_SQUEEZE)
+    return now + min(soon, span) * squeeze

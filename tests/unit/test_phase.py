@@ -45,23 +45,28 @@ def test_first_runs_that_would_overrun_the_slot_are_squeezed_into_what_is_left()
     assert max(per_second) <= 80, per_second
 
 
-def test_near_the_slot_end_the_squeeze_is_bounded_and_the_rest_goes_on_next_slot() -> None:
+def test_near_the_slot_end_first_runs_that_cannot_all_fit_all_take_the_next_slot() -> None:
     # 50 s into a 60 s slot: 4 s left before 90 % of it. 1,000 routes paced over 56 s would
-    # need 14 times the pace; at most MAX_SQUEEZE times: the first ~290 take this slot, the
-    # others go on at that pace from the next slot's start, none at the slot's end.
+    # need 14 times the pace, MAX_SQUEEZE allows 4: none take this slot (a slot that some
+    # routes had and the rest lacked would be a gap in theirs); all go at the pace from the
+    # next slot's start, squeezed into its 54 s just a little (56 s of pacing).
     span = 1 + 999 / 20 + 5.0
     runs = [first_run(1010.0, 60.0, soon=1 + q / 20 + 2.5, span=span) for q in range(1000)]
-    here = [at for at in runs if slot_start(at, 60.0) == 960.0]
-    assert 250 < len(here) < 300 and max(here) <= 960.0 + LATEST * 60.0
-    later = runs[len(here) :]
-    assert all(slot_start(at, 60.0) == 1020.0 for at in later)  # the next slot, none lost
-    assert runs == sorted(runs)
-    gaps = [b - a for a, b in itertools.pairwise(here)]
-    assert min(gaps) >= 0.05 / MAX_SQUEEZE - 1e-9  # 20 a second, 4 times faster at most
+    assert {slot_start(at, 60.0) for at in runs} == {1020.0}
+    assert max(runs) <= 1020.0 + LATEST * 60.0 and runs == sorted(runs)
+    assert min(b - a for a, b in itertools.pairwise(runs)) >= 0.05 * 54 / span - 1e-9
+    # With 4 times the pace they would fit: squeezed into this slot, all of them.
+    few = 1 + 199 / 20 + 5.0  # 200 routes, 15.95 s of pacing; 4 s left takes 3.99 times
+    runs = [first_run(1010.0, 60.0, soon=1 + q / 20 + 2.5, span=few) for q in range(200)]
+    assert {slot_start(at, 60.0) for at in runs} == {960.0}
+    assert max(runs) <= 960.0 + LATEST * 60.0
     # Past 90 % of the slot nothing is squeezed: the pacing starts at the next slot's start.
     assert first_run(1015.0, 60.0, soon=3.0, span=50.0) == 1023.0
     # A single route whose pacing fits before the bound still takes the slot.
     assert slot_start(first_run(1012.0, 60.0, soon=1.5, span=2.0), 60.0) == 960.0
+    # More routes than even the next whole slot holds at the pace: squeezed into it.
+    runs = [first_run(1010.0, 60.0, soon=1 + q / 20, span=100.0) for q in range(1980)]
+    assert {slot_start(at, 60.0) for at in runs} == {1020.0}
 
 
 def test_a_restart_or_reload_in_a_slot_that_has_its_canary_aims_at_that_same_slot() -> None:
