@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from monitor.core.models import Verdict
-from monitor.core.slots import LATEST, first_run, jitter, phase, slot_start
+from monitor.core.slots import LATEST, MAX_SQUEEZE, first_run, jitter, phase, slot_start
 from monitor.daemon.main import FIRST_RUNS_PER_SECOND
 from monitor.harness.demo import write_config
 from tests.integration.support import rows, wait_for
@@ -89,6 +89,45 @@ def test_a_start_late_in_a_slot_sends_every_routes_canary_in_it(mailstack, tmp_p
     assert {verdict for _, verdict, _ in found} == {"inbox"}
     # Spread over what was left, never past the bound regular runs keep.
     assert max(stored(at) for _, _, at in found) <= slot + LATEST * interval + 1.0
+    assert d.signal(signal.SIGTERM) == 0
+
+
+def test_a_start_too_late_for_all_first_runs_leaves_that_slot_to_none_of_them(
+    mailstack, tmp_path, daemon
+):
+    # 400 routes paced at 20 a second need ~25 s, 4 times faster ~6 s. Started with less than
+    # that left before 90 % of a ~40 s slot, some would fit and the rest not: none may take
+    # that slot (the rest would have a gap in it), all take the next one.
+    count = 400
+
+    def span_of(interval: int) -> float:
+        return 1 + (count - 1) / FIRST_RUNS_PER_SECOND + min(jitter(interval), 5)
+
+    at = time.time() + STARTUP  # aim at the middle of the room that does not fit them all
+    interval = min(range(36, 48), key=lambda n: abs(at % n - (LATEST * n - span_of(n) / 8)))
+    routes = [(f"r{n:03d}", "alice", {"bob": Verdict.INBOX}) for n in range(count)]
+    path = write_config(
+        mailstack, tmp_path, routes=routes, monitor=monitor_keys(tmp_path, interval)
+    )
+    db, log = tmp_path / "mc.db", tmp_path / "daemon.log"
+    d = daemon(path)
+    d.start()
+    started = moment(wait_for(lambda: events(log, "mailcanary running"), 30, "the start")[0])
+    slot = slot_start(started, interval)
+    room = slot + LATEST * interval - started
+    assert 0 < room < span_of(interval) / MAX_SQUEEZE, (
+        f"started {started - slot:.1f} s into a {interval} s slot: the timing this test needs"
+        " was missed (the machine is too slow or too fast for it)"
+    )
+
+    def judged() -> list[tuple]:
+        found = in_slot(db, slot + interval, "route, verdict")
+        return found if len(found) >= count and all(v for _, v in found) else []
+
+    found = wait_for(judged, 120, "every route's canary in the next slot, judged")
+    assert sorted(route for route, _ in found) == [name for name, _, _ in routes]
+    assert {verdict for _, verdict in found} == {"inbox"}
+    assert in_slot(db, slot, "route") == []  # not one of them in the slot the start was in
     assert d.signal(signal.SIGTERM) == 0
 
 
