@@ -60,21 +60,32 @@ def monitor_keys(tmp_path: Path, interval: int) -> str:
     )
 
 
+def span_of(routes: int, interval: float) -> float:
+    """The daemon's pacing of `routes` first runs, the last one's jitter included."""
+    return 1 + (routes - 1) / FIRST_RUNS_PER_SECOND + min(jitter(interval), 5)
+
+
+def start_with(mailstack, tmp_path: Path, daemon, routes: list, interval: int):
+    """A daemon on these routes; with its database and when its scheduler started."""
+    path = write_config(
+        mailstack, tmp_path, routes=routes, monitor=monitor_keys(tmp_path, interval)
+    )
+    d = daemon(path)
+    d.start()
+    log = tmp_path / "daemon.log"
+    started = moment(wait_for(lambda: events(log, "mailcanary running"), 30, "the start")[0])
+    return d, tmp_path / "mc.db", started
+
+
 def test_a_start_late_in_a_slot_sends_every_routes_canary_in_it(mailstack, tmp_path, daemon):
     # 60 routes paced at 20 a second need ~8 s; started ~70 % into a ~40 s slot, past most
     # routes' phases, they must all still send in this slot, squeezed into what is left.
     interval = interval_placing(time.time() + STARTUP, 0.7, range(36, 45))
     routes = [(f"late{n:02d}", "alice", {"bob": Verdict.INBOX}) for n in range(60)]
-    path = write_config(
-        mailstack, tmp_path, routes=routes, monitor=monitor_keys(tmp_path, interval)
-    )
-    db, log = tmp_path / "mc.db", tmp_path / "daemon.log"
-    d = daemon(path)
-    d.start()
-    started = moment(wait_for(lambda: events(log, "mailcanary running"), 30, "the start")[0])
+    d, db, started = start_with(mailstack, tmp_path, daemon, routes, interval)
     slot = slot_start(started, interval)
     into = started - slot
-    span = 1 + (len(routes) - 1) / FIRST_RUNS_PER_SECOND + min(jitter(interval), 5)
+    span = span_of(len(routes), interval)
     fits = slot_start(first_run(started, interval, span, span), interval) == slot
     assert fits, f"started too late for every route to fit: {into:.1f} s into {interval} s"
     passed = [name for name, _, _ in routes if phase(name, interval) < into]
@@ -100,22 +111,13 @@ def test_a_start_too_late_for_all_first_runs_leaves_that_slot_to_none_of_them(
     # that slot (the rest would have a gap in it), all take the next one.
     count = 400
 
-    def span_of(interval: int) -> float:
-        return 1 + (count - 1) / FIRST_RUNS_PER_SECOND + min(jitter(interval), 5)
-
     at = time.time() + STARTUP  # aim at the middle of the room that does not fit them all
-    interval = min(range(36, 48), key=lambda n: abs(at % n - (LATEST * n - span_of(n) / 8)))
+    interval = min(range(36, 48), key=lambda n: abs(at % n - (LATEST * n - span_of(count, n) / 8)))
     routes = [(f"r{n:03d}", "alice", {"bob": Verdict.INBOX}) for n in range(count)]
-    path = write_config(
-        mailstack, tmp_path, routes=routes, monitor=monitor_keys(tmp_path, interval)
-    )
-    db, log = tmp_path / "mc.db", tmp_path / "daemon.log"
-    d = daemon(path)
-    d.start()
-    started = moment(wait_for(lambda: events(log, "mailcanary running"), 30, "the start")[0])
+    d, db, started = start_with(mailstack, tmp_path, daemon, routes, interval)
     slot = slot_start(started, interval)
     room = slot + LATEST * interval - started
-    assert 0 < room < span_of(interval) / MAX_SQUEEZE, (
+    assert 0 < room < span_of(count, interval) / MAX_SQUEEZE, (
         f"started {started - slot:.1f} s into a {interval} s slot: the timing this test needs"
         " was missed (the machine is too slow or too fast for it)"
     )
