@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import sys
 from importlib.machinery import ModuleSpec, PathFinder
-from types import ModuleType
-from typing import Any
+
+TYPE_CHECKING = False  # what typing.TYPE_CHECKING is at run time, without importing typing
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
 
 
 class _StructlogWithoutRich:
