@@ -328,7 +328,7 @@ class Alerting:
 
     def _http(self) -> httpx.AsyncClient:
         """One client for every webhook, made by the first: a daemon alerting only by mail,
-        or not at all, never loads httpx (~10 MB resident)."""
+        or not at all, never loads httpx."""
         if self._client is None:
             import httpx
 

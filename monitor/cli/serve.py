@@ -1,8 +1,9 @@
 """`mailcanary run`: the daemon, as the console script starts it before typer loads
 (entry.py) and as the typer command starts it with options (app.py).
 
-A daemon lives for months on what it imported at start: typer and rich (~10 MB resident, issue
-#17) belong to the commands that print, and the daemon prints nothing; it logs. A failure a
+A daemon lives for months on what it imported at start: typer, rich and the commands' own
+modules (~2 MB resident with the rest of the daemon loaded; issue #17) belong to the commands
+that print, and the daemon prints nothing; it logs. A failure a
 user can cause is still said as every command says it (untyped.py), loading them only then.
 """
 
