@@ -3,8 +3,8 @@
 
 A daemon lives for months on what it imported at start: typer, rich and the commands' own
 modules (~2 MB resident with the rest of the daemon loaded; issue #17) belong to the commands
-that print, and the daemon prints nothing; it logs. A failure a
-user can cause is still said as every command says it (untyped.py), loading them only then.
+that print, and the daemon prints nothing; it logs. A failure a user can cause is still said
+as every command says it (untyped.py), loading them only then.
 """
 
 from __future__ import annotations
