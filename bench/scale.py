@@ -57,7 +57,7 @@ def run_daemon(config: str) -> None:
     import logging
 
     from monitor import logs as logsetup
-    from monitor.cli import app as cli
+    from monitor.cli import entry
 
     configure = logsetup.configure
 
@@ -66,7 +66,9 @@ def run_daemon(config: str) -> None:
         logging.getLogger("apscheduler.executors").setLevel(logging.INFO)
 
     logsetup.configure = configure_and_show_runs  # type: ignore[assignment]
-    cli.app(["--config", config, "run"])
+    # As the console script starts it (before typer loads), so peak RSS is an installation's.
+    sys.argv = ["mailcanary", "--config", config, "run"]
+    entry.main()
 
 
 def ensure_inotify(needed: int, say: Callable[[str], None]) -> None:

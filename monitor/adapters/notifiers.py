@@ -20,9 +20,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from monitor.adapters import smtp
 from monitor.adapters.credentials import credentials
@@ -30,6 +28,9 @@ from monitor.adapters.tls import client_context
 from monitor.alerts import message as alertmsg
 from monitor.config.schema import Account
 from monitor.core.models import utcnow
+
+if TYPE_CHECKING:  # imported by the first webhook posted: a daemon without one never loads it
+    import httpx
 
 SIGNATURE_HEADER = "X-Mailcanary-Signature"
 DELIVERY_HEADER = "X-Mailcanary-Delivery"
@@ -155,6 +156,8 @@ async def post_webhook(
     remind_every: float,
     timezone: str = "UTC",
 ) -> str | None:
+    import httpx
+
     body, headers = webhook_request(
         channel, alert, delivery_id=delivery_id, remind_every=remind_every, timezone=timezone
     )

@@ -17,10 +17,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
 
 from monitor import logs
@@ -32,6 +31,9 @@ from monitor.alerts.state import AlertState, Key, Observation, Transition, obser
 from monitor.config.alert_settings import EmailChannel, WebhookChannel
 from monitor.config.load import Config
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
+
+if TYPE_CHECKING:  # httpx is imported by the first webhook sent (memory: issue #17)
+    import httpx
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +95,6 @@ class Alerting:
         # Reminders that fell due while we were down go out now, not a tick later: a daemon
         # restarted more often than REMIND_TICK would otherwise never send one.
         await self._remind_safely()
-        self._client = httpx.AsyncClient(follow_redirects=False)
         self._tasks = [
             self._spawn(self._observe_loop()),
             self._spawn(self._deliver_loop()),
@@ -322,7 +323,17 @@ class Alerting:
     async def send(
         self, channel: Channel, target: str, alert: dict[str, Any], delivery: Delivery
     ) -> str | None:
-        return await send(self.cfg, channel, target, alert, delivery.delivery_id, self._client)
+        client = self._http() if isinstance(channel, WebhookChannel) else None
+        return await send(self.cfg, channel, target, alert, delivery.delivery_id, client)
+
+    def _http(self) -> httpx.AsyncClient:
+        """One client for every webhook, made by the first: a daemon alerting only by mail,
+        or not at all, never loads httpx."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(follow_redirects=False)
+        return self._client
 
 
 async def send(
@@ -335,6 +346,8 @@ async def send(
 ) -> str | None:
     """Send one alert through one channel now; None on success, else the error line."""
     if isinstance(channel, WebhookChannel):
+        import httpx
+
         own = client or httpx.AsyncClient(follow_redirects=False)
         try:
             return await notifiers.post_webhook(

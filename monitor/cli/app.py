@@ -126,11 +126,9 @@ def probe(
 @app.command()
 def run() -> None:
     """Run the daemon: every route on its interval until SIGTERM or SIGINT."""
-    from monitor.daemon.main import Daemon
+    from monitor.cli.serve import serve  # what the console script runs before typer loads
 
-    cfg = config(routes=True)
-    log_level("INFO", verbose="DEBUG")
-    raise typer.Exit(run_async(Daemon(cfg).run))
+    raise typer.Exit(serve(state.config_path, verbose=state.verbose))
 
 
 @app.command()

@@ -1,10 +1,7 @@
 """What every `mailcanary` command shares: the global options, config loading, one-line failures.
 
-Exit codes: probe follows Nagios (0 inbox, 1 spam/late, 2 missing/send_failed,
-3 check_failed); 78 bad config (EX_CONFIG); 74 database or state trouble (EX_IOERR);
-69 the demo's mail stack is unavailable (EX_UNAVAILABLE); 70 an internal error;
-75 `run` found its instance name held by another running daemon (EX_TEMPFAIL).
-A user never sees a traceback: every failure is one line naming the culprit.
+Exit codes: see exits.py (re-exported here). A user never sees a traceback: every failure is
+one line naming the culprit.
 """
 
 from __future__ import annotations
@@ -20,14 +17,17 @@ from rich.markup import escape
 
 from monitor.cli.argv import default_config_path
 from monitor.cli.console import err
+from monitor.cli.exits import EX_CONFIG as EX_CONFIG
+from monitor.cli.exits import EX_IOERR as EX_IOERR
+from monitor.cli.exits import EX_SOFTWARE as EX_SOFTWARE
+from monitor.cli.exits import EX_TEMPFAIL as EX_TEMPFAIL
+from monitor.cli.exits import EX_UNAVAILABLE as EX_UNAVAILABLE
 from monitor.core.durations import DurationRange, parse_duration
 
 if TYPE_CHECKING:  # `--help` and a mistyped command must not pay for pydantic and SQLAlchemy
     from monitor.config.load import Config
     from monitor.config.schema import Account
 
-EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_SOFTWARE = 78, 74, 69, 70
-EX_TEMPFAIL = 75  # `run`: another daemon runs this instance name (core.sharing.TAKEN_EXIT)
 T = TypeVar("T")
 
 

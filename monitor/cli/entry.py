@@ -2,9 +2,10 @@
 
 `status --nagios` is a passive check a monitoring system runs every few minutes on every
 host, with a budget of 0.2 CPU seconds (issue #17): it is answered here, before typer and
-rich load (a third of its cost), and so is `probe --nagios` (nagios_probe.py). Every other
-command, and either of these with options beyond the global ones, goes through typer
-(app.py), which runs the same checks for them.
+rich load (a third of its cost), and so is `probe --nagios` (nagios_probe.py). So is `run`
+(serve.py): a daemon keeps whatever it imported for as long as it runs, and it never uses
+typer or rich. Every other command, and these with options beyond the global ones, goes
+through typer (app.py), which runs the same code for them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from monitor.cli.argv import global_options, hoist_global_options
@@ -24,25 +26,34 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = hoist_global_options(sys.argv[1:])
     found = global_options(args)
-    if found is not None and found[2] in (["status", "--nagios"], ["probe", "--nagios"]):
-        config_path, verbose, (command, _) = found
+    if found is not None and found[2] in (["run"], ["status", "--nagios"], ["probe", "--nagios"]):
+        config_path, verbose, (command, *_) = found
         try:
-            if command == "status":
-                from monitor.cli.passive import passive_check
-
-                code = passive_check(config_path, verbose=verbose)
-            else:
-                from monitor.cli.nagios_probe import probe_check
-
-                code = probe_check(config_path, verbose=verbose)
+            code = _untyped(command, config_path, verbose)
         except Exception as exc:  # a bug: said as app.main says it, never a traceback
             from monitor.cli.common import internal_error
 
             internal_error(exc)
+        if command == "run":
+            sys.exit(code)  # a daemon that ran for months ends as any process does
         _exit_now(code)
     from monitor.cli.app import main as with_typer
 
     with_typer(args)
+
+
+def _untyped(command: str, config_path: Path | None, verbose: bool) -> int:
+    if command == "run":
+        from monitor.cli.serve import serve
+
+        return serve(config_path, verbose=verbose)
+    if command == "status":
+        from monitor.cli.passive import passive_check
+
+        return passive_check(config_path, verbose=verbose)
+    from monitor.cli.nagios_probe import probe_check
+
+    return probe_check(config_path, verbose=verbose)
 
 
 def _exit_now(code: int) -> NoReturn:

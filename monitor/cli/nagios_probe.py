@@ -3,7 +3,8 @@ one canary per (route, recipient) now, one plugin line (nagios.py).
 
 What the typer command does for `probe --nagios` without other options, without its
 command-line framework and live table: the same config checks (configured.checked_config), the
-same probes (probe_once), the same line; a failure says what run_async says, with its code.
+same probes (probe_once), the same line; a failure says what run_async says, with its code
+(untyped.py).
 A probe still loads SQLAlchemy, structlog, the mail libraries and TLS; typer was ~0.07 CPU-s
 of it (issue #17).
 """
@@ -34,19 +35,9 @@ def probe_check(config_path: Path | None, *, verbose: bool = False) -> int:
     try:
         records = asyncio.run(probe_once(cfg, cfg.routes, deadline=cfg.monitor.deadline))
     except (KeyboardInterrupt, Exception) as exc:
-        return _explained(exc)
+        from monitor.cli.untyped import explained
+
+        return explained(exc)
     line, code = plugin_output(canaries(records))
     print(line, flush=True)
     return code
-
-
-def _explained(exc: BaseException) -> int:
-    """A failure said on stderr as run_async says it for every command; its exit code."""
-    import typer
-
-    from monitor.cli.common import explain
-
-    try:
-        explain(exc)
-    except typer.Exit as said:
-        return said.exit_code

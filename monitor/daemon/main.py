@@ -17,33 +17,35 @@ import random
 import signal
 from contextlib import suppress
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.adapters.webstore import WebStore
 from monitor.alerts.dispatch import Alerting
 from monitor.config.load import Config, ConfigError, load_config
 from monitor.config.schema import Route
 from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
 from monitor.core.sharing import TAKEN_EXIT
 from monitor.core.slots import jitter, phase, slot_for
-from monitor.daemon import http, sdnotify
+from monitor.daemon import sdnotify
 from monitor.daemon.leases import FleetCollector, LeaseLoop
 from monitor.daemon.metrics import Metrics
 from monitor.daemon.slots import SlotTrigger
-from monitor.dnscheck.policy import Finding
-from monitor.dnscheck.run import log_posture
 from monitor.probe.runner import ProbeRunner
 from monitor.probe.setup import READY_TIMEOUT, opened, shared
 from monitor.reports.weekly import Reporting
-from monitor.web.app import Pages
 from monitor.web.live import Hub
 from monitor.web.newest import Newest
 from monitor.web.security import Gate
-from monitor.web.views import Source
+
+if TYPE_CHECKING:
+    from monitor.dnscheck.policy import Finding
+
+# What a feature needs is imported when the config turns it on (the HTTP listener and the
+# status page: aiohttp, Jinja2, the page's queries) or when it first runs (the DNS check:
+# dnspython): a daemon keeps what it imports for as long as it runs (issue #17: memory).
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +137,11 @@ class Daemon:
         self.metrics.scheduler_running(True)
         server = None
         if self.cfg.monitor.listen:
+            from monitor.adapters.webstore import WebStore
+            from monitor.daemon import http
+            from monitor.web.app import Pages
+            from monitor.web.views import Source
+
             source = Source(lambda: self.cfg, WebStore(runner.store.engine), self.hub)
             source.newest = self.newest
             source.posture = lambda: self.posture
@@ -230,6 +237,8 @@ class Daemon:
             self.notifier.status(self.summary())
 
         async def dns_posture() -> None:
+            from monitor.dnscheck.run import log_posture
+
             self.posture = await log_posture(self.cfg)
 
         now = utcnow()

@@ -28,10 +28,8 @@ from monitor.adapters.store import Store
 from monitor.config.load import Config
 from monitor.config.report_settings import WEEKDAYS, ReportSettings
 from monitor.core.models import utcnow
-from monitor.reports.charts import render_charts, use_cache_dir
-from monitor.reports.mail import message_id, report_message, send_report
+from monitor.reports.charts import use_cache_dir
 from monitor.reports.model import Period, due_week
-from monitor.reports.query import report_for
 
 log = structlog.get_logger(__name__)
 
@@ -131,6 +129,12 @@ class Reporting:
         period = due_week(now, settings.weekday, settings.at, settings.timezone)
         if not await self.store.monitored_before(period.end):
             return []  # a new installation has no past week to report on
+        # Building and mailing a report (its queries, the DNS checks, matplotlib, the mail's
+        # HTML) is imported by the first report due, not by every daemon at start (memory).
+        from monitor.reports.charts import render_charts
+        from monitor.reports.mail import message_id, report_message, send_report
+        from monitor.reports.query import report_for
+
         account = self.cfg.account(settings.account)
         ids = {to: message_id(period, to, account.email) for to in settings.to}
         claimed = [

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from monitor.templates.filters import (
@@ -30,9 +29,16 @@ from monitor.templates.filters import (
     trend_text,
 )
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 
 @cache
 def environment() -> Environment:
+    # Jinja2 is imported by the first page, alert or report rendered, not with this package:
+    # its filters are shared by modules the daemon loads at start (memory: issue #17).
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
     env = Environment(
         loader=PackageLoader("monitor", "templates"),
         autoescape=select_autoescape(["html", "xml"]),

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from monitor.adapters.webstore import WebStore
 from monitor.core.models import ProbeRecord
 from monitor.web.model import Latest
+
+if TYPE_CHECKING:  # the daemon keeps the newest verdicts whether or not it serves the page
+    from monitor.adapters.webstore import WebStore
 
 REREAD = 60.0
 

@@ -14,10 +14,12 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from monitor.config.web_settings import WebSettings
+
+if TYPE_CHECKING:  # the daemon holds a Gate even when it serves nothing: aiohttp stays out
+    from aiohttp import web
 
 N, R, P = 2**14, 8, 1
 _KEY_BYTES = 32
@@ -104,6 +106,7 @@ class Gate:
 
 def middleware(gate: Callable[[], Gate]) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Pages need the gate's consent; /metrics and /healthz stay open as before."""
+    from aiohttp import web
 
     @web.middleware
     async def guard(request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]):

@@ -71,6 +71,7 @@ def test_hung_server_delays_no_other_route_and_sigterm_stops_cleanly(
     path.write_text(text)
     db = tmp_path / "mc.db"
     d = daemon(path)
+    d.env["PYTHONPROFILEIMPORTTIME"] = "1"  # every module it imports, named in its log
     d.start()
     wait_for(
         lambda: len(rows(db, "SELECT 1 FROM probes WHERE route='fast' AND verdict='inbox'")) >= 3,
@@ -82,6 +83,15 @@ def test_hung_server_delays_no_other_route_and_sigterm_stops_cleanly(
     assert d.signal(signal.SIGTERM) == 0
     log = (tmp_path / "daemon.log").read_text()
     assert '"event": "stopped"' in log and "Traceback" not in log
+    # A daemon keeps what it imports for months (issue #17: memory). This config serves no
+    # page, sends no webhook and no report, and ran no DNS check: none of their libraries
+    # may be loaded, nor typer (`run` starts before it, cli/entry.py), nor rich's tracebacks
+    # (structlog without rich, monitor/__init__.py). rich's console may print the config's
+    # warnings, and this first start's migration loads Pygments through Alembic's Mako.
+    loaded = {line.rsplit("|", 1)[1].strip() for line in log.splitlines() if "import time:" in line}
+    assert {"monitor.daemon.main", "aiosmtplib", "aioimaplib"} <= loaded  # the list is real
+    unused = {"aiohttp", "httpx", "dns", "jinja2", "typer", "rich.traceback"}
+    assert not loaded & unused, loaded & unused
 
 
 def test_kill_9_mid_probe_then_every_probe_reaches_a_verdict(mailstack, tmp_path, daemon):
