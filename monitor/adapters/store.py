@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     and_,
@@ -38,7 +38,7 @@ from monitor.adapters.leases import Fleet, fleet_of
 from monitor.adapters.migrations import migrations_head
 from monitor.adapters.quickread import sqlite_path
 from monitor.adapters.tables import ProbeRow
-from monitor.adapters.writer import FileWriter, Written, write_async
+from monitor.adapters.writer import FileWriter, Work, Written, transaction_async, written
 from monitor.adapters.writeturns import Urgency, WriteTurns
 from monitor.core.models import (
     Decision,
@@ -54,6 +54,7 @@ from monitor.probe.verdict import INTERRUPTED
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
+_T = TypeVar("_T")
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _UNFINISHED = ("planned", "sending", "sent")
 _MIGRATION_LOCK = 0x6D61696C63616E  # any fixed bigint; "mailcan" in ASCII
@@ -182,12 +183,15 @@ class Store:
     def _write_turn(self, urgency: Urgency) -> AbstractAsyncContextManager[object]:
         return self._writers.turn(urgency) if self._writers is not None else nullcontext()
 
+    async def transaction(self, work: Work[_T]) -> _T:
+        """`work` in a transaction of its own, committed when this returns."""
+        if self._file is not None:
+            return await self._file.transaction(work)
+        return await transaction_async(self._engine, work)
+
     async def _write(self, statement: Any, params: dict[str, Any], urgency: Urgency) -> Written:
-        """One statement in a transaction of its own, committed when this returns."""
         async with self._write_turn(urgency):
-            if self._file is not None:
-                return await self._file.write(statement, params)
-            return await write_async(self._engine, statement, params)
+            return await self.transaction(lambda c: written(c.execute(statement, params)))
 
     @classmethod
     async def open(cls, url: str) -> Store:

@@ -14,14 +14,19 @@ Only for files: an in-memory database would be another database on another conne
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import CursorResult, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.adapters.quickread import sqlite_path
+
+_T = TypeVar("_T")
+# Work done inside one transaction, given its (synchronous) connection.
+Work = Callable[[Connection], _T]
 
 
 class Written:
@@ -57,13 +62,12 @@ class FileWriter:
             return None
         return cls(engine, on_connect)
 
-    async def write(self, statement: Any, params: dict[str, Any]) -> Written:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._transaction, statement, params)
+    async def transaction(self, work: Work[_T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, work)
 
-    def _transaction(self, statement: Any, params: dict[str, Any]) -> Written:
+    def _run(self, work: Work[_T]) -> _T:
         with self._engine.begin() as connection:
-            return written(connection.execute(statement, params))
+            return work(connection)
 
     async def close(self) -> None:
         # Disposed on its own thread: the connection was made there.
@@ -72,7 +76,7 @@ class FileWriter:
         self._thread.shutdown(wait=True)
 
 
-async def write_async(engine: AsyncEngine, statement: Any, params: dict[str, Any]) -> Written:
-    """The same write through the async engine (PostgreSQL, in-memory SQLite)."""
+async def transaction_async(engine: AsyncEngine, work: Work[_T]) -> _T:
+    """The same through the async engine (PostgreSQL, in-memory SQLite)."""
     async with engine.begin() as connection:
-        return written(await connection.execute(statement, params))
+        return await connection.run_sync(work)

@@ -57,7 +57,7 @@ class Alerting:
     ) -> None:
         self.cfg = cfg
         hide_urls(cfg)
-        self.store = AlertStore(store.engine)
+        self.store = AlertStore(store.engine, store.transaction)
         self.owner = cfg.monitor.instance
         self.backoff = backoff
         self.give_up_after = timedelta(seconds=give_up_after)
