@@ -20,8 +20,6 @@ from monitor.core.canary import TOKEN_HEADER
 from monitor.core.models import Verdict
 from monitor.harness.mailstack import MailStack
 
-# APScheduler's executor line: Running job "NAME (trigger: ...)" (scheduled at 2026-...+00:00)
-_RUNNING = re.compile(r'Running job \\?"(?P<name>\S+) \(trigger.*scheduled at (?P<at>[^)]+)\)')
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 Routes = list[tuple[str, str, dict[str, Verdict]]]
@@ -48,12 +46,15 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def scheduled_runs(log: Path) -> dict[str, list[datetime]]:
+def scheduled_runs(noted: Path) -> dict[str, list[datetime]]:
+    """route → the scheduled times of its runs, from the lines `route<TAB>time` the bench's
+    scheduler listener wrote (bench/scale.py run_daemon)."""
     runs: dict[str, list[datetime]] = {}
-    for line in log.read_text(errors="replace").splitlines():
-        match = _RUNNING.search(line)
-        if match:
-            runs.setdefault(match["name"], []).append(parse_time(match["at"]))
+    text = noted.read_text(errors="replace") if noted.exists() else ""
+    for line in text.splitlines():
+        route, _, at = line.partition("\t")
+        if at:
+            runs.setdefault(route, []).append(parse_time(at))
     return runs
 
 

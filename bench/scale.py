@@ -9,7 +9,8 @@ slot, so the last counts whole), schedule lag (planned_at after the scheduler's
 own fire time), detection lag (the message file's mtime in the Maildir → verdict), delivery
 time, daemon CPU seconds per probe (over the run, and after start-up: from 1.5 intervals in)
 and peak RSS; the last line is one JSON object.
-`--profile FILE` runs the daemon under pyinstrument (if installed) and writes its text report.
+`--profile FILE` runs the daemon under pyinstrument (if installed) and writes its text report
+(a FILE ending in .pyisession: the whole session, for `python -m pyinstrument --load FILE`).
 `--recipients-per-route R` gives each route R mailboxes (their canaries share one SMTP session
 per slot) instead of one, so the CPU per probe shows what the shared session saves.
 
@@ -53,22 +54,36 @@ def bench_routes(users: list[str], per: int) -> Routes:
 
 
 def run_daemon(config: str) -> None:
-    """The daemon as `mailcanary run`, plus APScheduler's per-run line for schedule lag."""
-    import logging
+    """The daemon as `mailcanary run`; each route run's scheduled time goes to `runs_file`
+    (for schedule lag) through a scheduler listener: APScheduler's own per-run INFO lines
+    would go through the daemon's log formatting, two lines a run, and be measured as the
+    daemon's CPU."""
+    from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from monitor import logs as logsetup
     from monitor.cli import entry
 
-    configure = logsetup.configure
+    sink = runs_file(config).open("a", buffering=1)  # a line each: a SIGKILL loses none
+    start = AsyncIOScheduler.start
 
-    def configure_and_show_runs(*args: object, **kwargs: object) -> None:
-        configure(*args, **kwargs)  # type: ignore[arg-type]
-        logging.getLogger("apscheduler.executors").setLevel(logging.INFO)
+    def note(event: JobSubmissionEvent) -> None:
+        if event.job_id.startswith("route:"):
+            route = event.job_id.removeprefix("route:")
+            sink.writelines(f"{route}\t{at.isoformat()}\n" for at in event.scheduled_run_times)
 
-    logsetup.configure = configure_and_show_runs  # type: ignore[assignment]
+    def start_and_note(self: AsyncIOScheduler, *args: object, **kwargs: object) -> None:
+        self.add_listener(note, EVENT_JOB_SUBMITTED)
+        start(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    AsyncIOScheduler.start = start_and_note  # type: ignore[method-assign]
     # As the console script starts it (before typer loads), so peak RSS is an installation's.
     sys.argv = ["mailcanary", "--config", config, "run"]
     entry.main()
+
+
+def runs_file(config: str | Path) -> Path:
+    """Where `run_daemon` notes the scheduled time of each route run: beside its config."""
+    return Path(config).parent / "runs.tsv"
 
 
 def ensure_inotify(needed: int, say: Callable[[str], None]) -> None:
@@ -96,7 +111,7 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between canaries")
     parser.add_argument("--duration", type=float, default=600.0, help="seconds to run")
     parser.add_argument("--deadline", type=float, default=30.0, help="seconds to wait for one")
-    parser.add_argument("--profile", type=Path, help="pyinstrument text report to this file")
+    parser.add_argument("--profile", type=Path, help="pyinstrument report (text, or .pyisession)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--instances", type=int, help="K daemons on PostgreSQL (else SQLite)")
     parser.add_argument("--lease", type=float, default=30.0, help="monitor.lease, seconds")
@@ -129,7 +144,9 @@ def main() -> int:
         log = work / "daemon.log"
         command = [sys.executable, str(Path(__file__).resolve()), "--run-daemon", str(config)]
         if args.profile:
-            prof = ["-m", "pyinstrument", "-r", "pyisession" if args.profile.suffix == ".pyisession" else "text", "-o", str(args.profile.resolve())]
+            # A .pyisession file keeps the whole session (pyinstrument --load), else text.
+            kind = "pyisession" if args.profile.suffix == ".pyisession" else "text"
+            prof = ["-m", "pyinstrument", "-r", kind, "-o", str(args.profile.resolve())]
             command = [sys.executable, *prof, *command[1:]]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         if args.launch_at is not None:  # a start late in a slot (its watchers log in first)
@@ -156,7 +173,7 @@ def main() -> int:
         say("daemon stopped; reading the record")
         with sqlite3.connect(database) as conn:
             rows = conn.execute(ROWS).fetchall()
-        runs = scheduled_runs(log)
+        runs = scheduled_runs(runs_file(config))
         figures = measure(rows, stack, users, routes, runs, started, stopped, args.interval)
         claims = {(r[0], parse_time(r[2]).timestamp()) for r in rows}
         began = scheduler_started(log) or started.timestamp()
@@ -201,6 +218,7 @@ def run_fleet(args: argparse.Namespace) -> int:
     daemons: dict[str, subprocess.Popen[bytes]] = {}
     stats: dict[str, tuple[float, float]] = {}
     handover: dict[str, float | None] = {}
+    configs: dict[str, Path] = {}
     try:
         users = [f"user{n:05d}" for n in range(1, args.mailboxes + 1)]
         routes = bench_routes(users, args.recipients_per_route)
@@ -212,7 +230,9 @@ def run_fleet(args: argparse.Namespace) -> int:
                 f'interval = "{args.interval:g}s"\ndeadline = "{args.deadline:g}s"\n'
                 f'lease = "{args.lease:g}s"\npoll_interval = "15s"\ncleanup = false\nlisten = ""\n'
             )
-            config = write_config(stack, work / name, routes=routes, monitor=monitor)
+            config = configs[name] = write_config(
+                stack, work / name, routes=routes, monitor=monitor
+            )
             command = [sys.executable, str(Path(__file__).resolve()), "--run-daemon", str(config)]
             with (work / f"{name}.log").open("wb") as sink:
                 daemons[name] = subprocess.Popen(command, stdout=sink, stderr=sink, env=env)
@@ -249,7 +269,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         rows = probe_rows(url)
         runs: dict[str, list[datetime]] = {}
         for name in names:
-            for route, at in scheduled_runs(work / f"{name}.log").items():
+            for route, at in scheduled_runs(runs_file(configs[name])).items():
                 runs.setdefault(route, []).extend(at)
         fleet = measure(rows, stack, users, routes, runs, started, stopped, args.interval)
         # Start-up (every instance takes its share) and the kill's hand-over are not steady.

@@ -9,19 +9,24 @@ lease that outlives a crash simply expires (or `release` frees it at the next st
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from monitor.adapters.alert_tables import AlertRow, DeliveryRow
+from monitor.adapters.writer import Work, transaction_async
 from monitor.alerts.state import AlertKind, AlertState, Evidence, Key, Status
 from monitor.core.models import Failure, Phase, Verdict
+
+Transaction = Callable[[Work[None]], Awaitable[None]]
 
 
 class Conflict(Exception):
@@ -80,8 +85,11 @@ _UPDATE_STATE = _ALERTS.update().where(
 
 
 class AlertStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, transaction: Transaction | None = None) -> None:
+        """`transaction` runs the state writes (`monitor.adapters.store.Store.transaction`:
+        on a SQLite file, in one trip to the probe writer's thread); else the engine does."""
         self._engine = engine
+        self._transaction = transaction or functools.partial(transaction_async, engine)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     # -- states -----------------------------------------------------------------------------
@@ -115,32 +123,23 @@ class AlertStore:
                 moved.append({**values, "version": version + 1, **key})
             versions[state.key] = 1 if version is None else version + 1
         rows = [_delivery_values(item, now) for item in outgoing]
+
         # Core statements built once, each run for all its rows: at 1,000 mailboxes every
         # verdict moves a few states, and building ORM statements per state cost more than
         # the writes themselves.
+        def write(connection: Connection) -> None:
+            if new:  # a racing insert fails here, inside the transaction
+                connection.execute(AlertRow.__table__.insert(), new)
+            if moved:
+                _update_all(connection, moved)
+            if rows:
+                connection.execute(self._insert_new(rows))
+
         try:
-            async with self._engine.begin() as connection:
-                if new:  # a racing insert fails here, inside the transaction
-                    await connection.execute(AlertRow.__table__.insert(), new)
-                if moved:
-                    await self._update_all(connection, moved)
-                if rows:
-                    await connection.execute(self._insert_new(rows))
+            await self._transaction(write)
         except IntegrityError as exc:
             raise Conflict("an alert state was created meanwhile") from exc
         return versions
-
-    async def _update_all(self, connection: AsyncConnection, moved: list[dict[str, Any]]) -> None:
-        """Compare-and-set on version: every row must match, else `Conflict` (rolled back)."""
-        # Drivers that cannot count rows over an executemany (asyncpg) go one row at a time.
-        if connection.dialect.supports_sane_multi_rowcount:
-            batches = [moved]
-        else:
-            batches = [[row] for row in moved]
-        for batch in batches:
-            result = await connection.execute(_UPDATE_STATE, batch)
-            if result.rowcount != len(batch):
-                raise Conflict("an alert state changed meanwhile")
 
     def _insert_new(self, rows: list[dict[str, Any]]) -> Any:
         dialects = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -363,3 +362,16 @@ def _delivery(row: DeliveryRow) -> Delivery:
         last_error=row.last_error,
         sent_at=row.sent_at,
     )
+
+
+def _update_all(connection: Connection, moved: list[dict[str, Any]]) -> None:
+    """Compare-and-set on version: every row must match, else `Conflict` (rolled back)."""
+    # Drivers that cannot count rows over an executemany (asyncpg) go one row at a time.
+    if connection.dialect.supports_sane_multi_rowcount:
+        batches = [moved]
+    else:
+        batches = [[row] for row in moved]
+    for batch in batches:
+        result = connection.execute(_UPDATE_STATE, batch)
+        if result.rowcount != len(batch):
+            raise Conflict("an alert state changed meanwhile")

@@ -11,10 +11,9 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
-    CursorResult,
     and_,
     bindparam,
     event,
@@ -23,7 +22,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    update,
 )
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,6 +38,7 @@ from monitor.adapters.leases import Fleet, fleet_of
 from monitor.adapters.migrations import migrations_head
 from monitor.adapters.quickread import sqlite_path
 from monitor.adapters.tables import ProbeRow
+from monitor.adapters.writer import FileWriter, Work, Written, transaction_async, written
 from monitor.adapters.writeturns import Urgency, WriteTurns
 from monitor.core.models import (
     Decision,
@@ -55,6 +54,7 @@ from monitor.probe.verdict import INTERRUPTED
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
+_T = TypeVar("_T")
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _UNFINISHED = ("planned", "sending", "sent")
 _MIGRATION_LOCK = 0x6D61696C63616E  # any fixed bigint; "mailcan" in ASCII
@@ -177,9 +177,21 @@ class Store:
             .returning(ProbeRow.__table__.c.id)
         )
         self._updates: dict[tuple[str, ...], Any] = {}
+        # A SQLite file: a probe's writes go one trip each to a thread of their own (writer.py).
+        self._file = FileWriter.for_engine(engine, _sqlite_pragmas)
 
     def _write_turn(self, urgency: Urgency) -> AbstractAsyncContextManager[object]:
         return self._writers.turn(urgency) if self._writers is not None else nullcontext()
+
+    async def transaction(self, work: Work[_T]) -> _T:
+        """`work` in a transaction of its own, committed when this returns."""
+        if self._file is not None:
+            return await self._file.transaction(work)
+        return await transaction_async(self._engine, work)
+
+    async def _write(self, statement: Any, params: dict[str, Any], urgency: Urgency) -> Written:
+        async with self._write_turn(urgency):
+            return await self.transaction(lambda c: written(c.execute(statement, params)))
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -240,6 +252,8 @@ class Store:
 
     async def close(self) -> None:
         # Also ends aiosqlite's worker threads, which would otherwise keep the process alive.
+        if self._file is not None:
+            await self._file.close()
         await self._engine.dispose()
 
     async def plan(self, probe: PlannedProbe, *, sending: bool = False) -> int:
@@ -248,8 +262,7 @@ class Store:
         as for any probe whose send may have begun."""
         values = convert.planned_values(probe)
         values["state"] = "sending" if sending else "planned"
-        async with self._write_turn(Urgency.PLAN), self._engine.begin() as connection:
-            probe_id = (await connection.execute(self._plan, values)).scalar_one_or_none()
+        probe_id = (await self._write(self._plan, values, Urgency.PLAN)).returned
         if probe_id is None:
             raise SlotTaken(
                 f"slot {probe.slot.isoformat()} of route {probe.route!r} "
@@ -285,15 +298,8 @@ class Store:
         )
         # The canary turned up: whatever failure the absence was put down to no longer holds.
         values = convert.no_failure() | convert.decision_values(decision, sighting)
-        statement = (
-            update(ProbeRow)
-            .where(ProbeRow.token == token, revisable)
-            .values(values)
-            .execution_options(synchronize_session=False)
-        )
-        async with self._write_turn(Urgency.VERDICT), self._sessions.begin() as session:
-            result = cast(CursorResult[Any], await session.execute(statement))
-        return result.rowcount == 1
+        statement = ProbeRow.__table__.update().where(ProbeRow.token == token, revisable)
+        return (await self._write(statement.values(values), {}, Urgency.VERDICT)).rowcount == 1
 
     async def by_token(self, token: str) -> ProbeRecord | None:
         rows = await self._select(select(ProbeRow).where(ProbeRow.token == token))
@@ -336,8 +342,7 @@ class Store:
             table = ProbeRow.__table__
             condition = and_(table.c.id == bindparam("_probe_id"), table.c.state.in_(states))
             statement = self._updates[states] = table.update().where(condition)
-        async with self._write_turn(urgency), self._engine.begin() as connection:
-            result = await connection.execute(statement, {**values, "_probe_id": probe_id})
+        result = await self._write(statement, {**values, "_probe_id": probe_id}, urgency)
         if result.rowcount != 1:
             raise ProbeStateError(f"probe {probe_id} does not exist or is not {'/'.join(states)}")
 

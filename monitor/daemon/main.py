@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 SWEEP_EVERY = timedelta(hours=6)
+# The sweep logs in to every watched mailbox once more; at start-up those logins would queue
+# with the watchers' own and the first canaries' (1,000 mailboxes: about a minute of them).
+# It removes only canaries a day old that their probe's own cleanup missed, so half an hour
+# later changes nothing for the user; a daemon restarted more often than that does not sweep.
+SWEEP_FIRST_AFTER = timedelta(minutes=30)
 SWEEP_OLDER_THAN = 86400.0
 HEARTBEAT_SECONDS = 15.0
 FIRST_RUNS_PER_SECOND = 20
@@ -259,7 +264,7 @@ class Daemon:
             replace_existing=True,
             misfire_grace_time=600,
             coalesce=True,
-            next_run_time=now + timedelta(minutes=1),
+            next_run_time=now + SWEEP_FIRST_AFTER,
         )
         self.scheduler.add_job(
             heartbeat,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import threading
@@ -134,7 +135,11 @@ def test_kill_9_mid_probe_then_every_probe_reaches_a_verdict(mailstack, tmp_path
         "a probe in state sent",
     )[0][0]
     first.signal(signal.SIGKILL)
-    assert rows(db, "SELECT state FROM probes WHERE token=?", token) == [("sent",)]
+    send_record = "SELECT state, queue_id, smtp_code, smtp_replies FROM probes WHERE token=?"
+    ((state, queue_id, code, replies),) = rows(db, send_record, token)
+    # The send record was committed before the kill: every reply, DATA's 250 with its queue id.
+    assert (state, code) == ("sent", 250) and queue_id
+    assert [r["phase"] for r in json.loads(replies)][-3:] == ["mail_from", "rcpt_to", "data"]
 
     second = daemon(path)
     second.start()
@@ -159,6 +164,9 @@ def test_kill_9_mid_probe_then_every_probe_reaches_a_verdict(mailstack, tmp_path
     )
     # The orphan never left: it cannot be missing (see core.verdict.not_found).
     assert final == [("inbox", "INBOX", None), ("send_failed", None, "restart")]
+    # The resumed verdict kept the send record the killed daemon wrote.
+    kept = rows(db, "SELECT queue_id, smtp_code, smtp_replies FROM probes WHERE token=?", token)
+    assert kept == [(queue_id, code, replies)]
     assert rows(db, "SELECT failure FROM probes WHERE token='orphan'") == [("interrupted",)]
     # The restart fired the route again in the same 10-minute slot: it must not send twice.
     per_slot = rows(
