@@ -37,6 +37,8 @@ _T = TypeVar("_T")
 _FEED_BYTES = 4096  # see _Protocol
 _CAPABILITY_SETS: dict[frozenset[str], frozenset[str]] = {}
 _XOAUTH2_TIMEOUT = 20.0  # AUTHENTICATE hung forever on refused tokens (see _continuation)
+_EXISTS = re.compile(rb"\* \d+ EXISTS")
+_OPENING = frozenset({"SELECT", "EXAMINE"})
 
 
 class ImapError(Exception):
@@ -48,6 +50,9 @@ class ImapError(Exception):
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):
+    # An EXISTS announced for the open folder since the session last said so (see `news`).
+    news = False
+
     def data_received(self, d: bytes) -> None:
         # aioimaplib recurses once per line of a read (its issue #118): a LIST of a few thousand
         # folders in one 64 KiB read overflows the stack. It copes with any split (TCP splits
@@ -62,6 +67,15 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):
             self.transport.write(b"\r\n")
             return
         super()._continuation(line)
+
+    def _untagged_response(self, line: bytes) -> Any:
+        # Seen here, in the order the lines came, whatever command they reach: aioimaplib hands
+        # an EXISTS to a pending NOOP or IDLE and drops it during STATUS or UID FETCH, and the
+        # server never repeats it. A SELECT's or EXAMINE's own EXISTS is its folder's size.
+        pending = self.pending_sync_command
+        if _EXISTS.match(line) and (pending is None or pending.name not in _OPENING):
+            self.news = True
+        return super()._untagged_response(line)
 
 
 def _status_text(response: Any) -> str:
@@ -262,8 +276,19 @@ class ImapSession:
 
     async def select(self, folder: Folder | str) -> tuple[int, int, int]:
         """SELECT a folder (a Folder, or a decoded name): (exists, uidvalidity, uidnext)."""
-        work = self._protocol.select(quote_mailbox(folder))
-        response = await self._command(Phase.IMAP_SELECT, "SELECT", work, "select_failed")
+        return await self._open_folder("SELECT", folder)
+
+    async def examine(self, folder: Folder | str) -> tuple[int, int, int]:
+        """EXAMINE (SELECT read-only) a folder: (exists, uidvalidity, uidnext)."""
+        return await self._open_folder("EXAMINE", folder)
+
+    async def _open_folder(self, verb: str, folder: Folder | str) -> tuple[int, int, int]:
+        self._protocol.news = False  # what was announced concerned the folder left
+        if verb == "SELECT":
+            work = self._protocol.select(quote_mailbox(folder))
+        else:
+            work = self._protocol.simple_command(verb, quote_mailbox(folder))
+        response = await self._command(Phase.IMAP_SELECT, verb, work, "select_failed")
         text = b"\n".join(bytes(line) for line in response.lines)
         exists = re.search(rb"^(\d+) EXISTS", text, re.MULTILINE)
         validity = re.search(rb"\[UIDVALIDITY (\d+)\]", text)
@@ -277,6 +302,27 @@ class ImapSession:
         # Some servers omit UIDNEXT: one past the highest UID will do.
         last = await self._fetch("*") if count else []
         return count, self.uidvalidity, max((h.uid for h in last), default=0) + 1
+
+    async def status(self, folder: Folder | str) -> tuple[int, int]:
+        """STATUS of a folder that is not the open one: (uidvalidity, uidnext). A folder that
+        cannot be asked about raises `select_failed` without ending the session."""
+        work = self._protocol.simple_command(
+            "STATUS", quote_mailbox(folder), "(UIDNEXT UIDVALIDITY)"
+        )
+        response = await self._command(Phase.IMAP_SELECT, "STATUS", work, "select_failed")
+        text = b" ".join(bytes(line) for line in response.lines[:-1])
+        validity = re.search(rb"UIDVALIDITY (\d+)", text)
+        uidnext = re.search(rb"UIDNEXT (\d+)", text)
+        if validity is None or uidnext is None:
+            message = f"STATUS without UIDNEXT and UIDVALIDITY: {text[:200]!r}"
+            raise self._error("protocol_error", Phase.IMAP_SELECT, message)
+        return int(validity.group(1)), int(uidnext.group(1))
+
+    def take_news(self) -> bool:
+        """Whether the server announced new mail (EXISTS) in the open folder since the last
+        SELECT, EXAMINE or call: in a push, a NOOP's answer or any other command's."""
+        news, self._protocol.news = self._protocol.news, False
+        return news
 
     async def _fetch(self, uid_set: str) -> list[FetchedHeader]:
         parts = "(UID INTERNALDATE BODY.PEEK[HEADER])"  # PEEK: never mark the user's mail read
