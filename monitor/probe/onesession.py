@@ -154,7 +154,7 @@ class SessionWatch:
         rest = max(min(due) - now, 0.0)
         if pause is not None:
             rest = min(rest, pause)
-        if rest < _LOOK_SLACK:
+        if rest < _LOOK_SLACK or self.host.wake.is_set():  # a hand-off during the round
             return False
         if self.session.can_idle and worth_idling(rest):
             return await self.session.idle(min(rest, self.host.idle_renew), wake=self.host.wake)
