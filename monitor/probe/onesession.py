@@ -125,6 +125,9 @@ class SessionWatch:
             await self._read_inbox()
         if synced is not None:
             self.host.missed[Role.INBOX] = synced
+        # A look for canaries that INBOX has just shown (all that were on their way) need not
+        # ask the spam folder; the poll below still does when due.
+        looking = polled or (lookout and self.host.pause() is not None)
         if self.spam is None and now >= self.spam_retry_at - _LOOK_SLACK:
             await self._find_spam()
             looking = looking or self.spam is not None  # its position, at once
