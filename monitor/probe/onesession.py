@@ -2,10 +2,12 @@
 
 INBOX is SELECTed and the session IDLEs there (or polls, on a server without IDLE). The spam
 folder is watched from the same session with `STATUS (UIDNEXT UIDVALIDITY)`: at connect, on
-every look while a canary is on its way, and otherwise at least every poll interval (leaving
-IDLE for it). Only when its UIDNEXT moved is it EXAMINEd, the new messages' headers fetched,
-and INBOX SELECTed again; what reached INBOX meanwhile is read from its position, as after an
-outage. One session instead of one per folder halves the TLS sessions a mailbox holds.
+every look while a canary is on its way, at least every poll interval while one is awaited
+(past the look-out's window too), and every `Watcher.spam_every` otherwise (leaving IDLE for
+it; a STATUS every 15 s cost more CPU than all the looks saved). Only when its UIDNEXT moved is
+it EXAMINEd, the new messages' headers fetched, and INBOX SELECTed again; what reached INBOX
+meanwhile is read from its position, as after an outage. One session instead of one per
+folder halves the TLS sessions a mailbox holds.
 
 A look at INBOX is a NOOP; the UID FETCH follows only when the server announced new mail (an
 EXISTS, in the NOOP's answer, an IDLE push or any other answer: see adapters/imap.py). A
@@ -57,6 +59,9 @@ class Host(Protocol):
 
     @property
     def poll_interval(self) -> float: ...
+
+    @property
+    def spam_every(self) -> float: ...
 
     @property
     def idle_renew(self) -> float: ...
@@ -132,7 +137,7 @@ class SessionWatch:
             await self._find_spam()
             looking = looking or self.spam is not None  # its position, at once
         if self.spam is not None and (
-            looking or now - self.spam_asked >= self._poll() - _LOOK_SLACK
+            looking or now - self.spam_asked >= self.host.spam_every - _LOOK_SLACK
         ):
             asked = time.monotonic()
             await self._ask_spam()
@@ -151,7 +156,7 @@ class SessionWatch:
         pause = self.host.pause()
         if pause is not None and pause < _LOOK_SLACK:
             return False  # overdue: an IDLE now would end at once
-        due = [self.spam_asked + self._poll() if self.spam else self.spam_retry_at]
+        due = [self.spam_asked + self.host.spam_every if self.spam else self.spam_retry_at]
         if not self.session.can_idle:
             due.append(self.inbox_looked + self._poll())
         rest = max(min(due) - now, 0.0)

@@ -43,6 +43,10 @@ OnSighting = Callable[[Sighting], Any]  # may return an awaitable
 OnFailure = Callable[[Failure], Any]
 
 _REMEMBERED_TOKENS = 10_000
+# The spam folder's STATUS with no canary awaited: for a canary that comes after its probe
+# ended (then `late`). Each costs leaving and re-entering IDLE; every 15 s that was more CPU at
+# 300 mailboxes than the looks saved (bench/scale.py), every 5 minutes it is ~1 per canary.
+QUIET_SPAM_EVERY = 300.0
 _CLOSE_GRACE = 5.0
 
 
@@ -62,6 +66,7 @@ class Watcher:
         login: Credentials | None = None,
         login_slots: asyncio.Semaphore | None = None,
         cadence: Cadence | None = None,
+        quiet_spam_every: float = QUIET_SPAM_EVERY,
     ) -> None:
         if account.imap is None:
             raise ValueError(f"account {account.name!r} has no IMAP endpoint to watch")
@@ -72,6 +77,7 @@ class Watcher:
         self._on_sighting = on_sighting
         self._on_failure = on_failure
         self.idle_renew = idle_renew
+        self._quiet_spam_every = quiet_spam_every
         # None: the account's password; an xoauth2 account needs its token store (see runner).
         self._login = login or credentials(account, None)
         self._login_slots = login_slots or contextlib.nullcontext()
@@ -121,11 +127,19 @@ class Watcher:
         """A canary to this mailbox was just handed off: look for it without waiting for the
         server's push (see core.lookout), until `stop_expecting`."""
         self._on_its_way[token] = time.monotonic()
-        self.wake.set()
+        self.wake.set()  # also ends a quiet IDLE: the spam folder is asked more often now
 
     def stop_expecting(self, token: str) -> None:
         """The canary was seen, or its probe is over: back to waiting for the server's push."""
         self._on_its_way.pop(token, None)
+
+    @property
+    def spam_every(self) -> float:
+        """Seconds between STATUS questions to the spam folder outside the look-out's looks:
+        the poll interval while a canary is awaited, else the quiet pace."""
+        if self._on_its_way:
+            return self.poll_interval
+        return max(self.poll_interval, self._quiet_spam_every)
 
     def pause(self) -> float | None:
         """Seconds until the look-out's next look; None: nothing on its way needs one."""

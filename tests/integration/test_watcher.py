@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage, Message
 from email.policy import SMTP
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -127,7 +128,7 @@ class Seen:
 
 @asynccontextmanager
 async def _watching(
-    stack: MailStack, account: Account, seen: Seen, poll_interval: float = 300
+    stack: MailStack, account: Account, seen: Seen, poll_interval: float = 300, **options: Any
 ) -> AsyncIterator[Watcher]:
     watcher = Watcher(
         account,
@@ -136,6 +137,7 @@ async def _watching(
         verify=verify,
         on_sighting=seen.on_sighting,
         on_failure=seen.on_failure,
+        **options,
     )
     await watcher.start()
     try:
