@@ -91,6 +91,7 @@ class Watcher:
         self._changed = asyncio.Event()
         self.last_failure: Failure | None = None
         self._on_its_way: dict[str, float] = {}  # canary token -> hand-off (monotonic)
+        self._awaited: set[str] = set()  # canary tokens awaited without the look-out
         self.wake = asyncio.Event()
         self._looked = 0.0
         self._cadence = cadence or Cadence()
@@ -123,21 +124,26 @@ class Watcher:
                 await every_folder_tried()
         return self.connected
 
-    def expect(self, token: str) -> None:
+    def expect(self, token: str, look_out: bool = True) -> None:
         """A canary to this mailbox was just handed off: look for it without waiting for the
-        server's push (see core.lookout), until `stop_expecting`."""
-        self._on_its_way[token] = time.monotonic()
+        server's push (see core.lookout), until `stop_expecting`. Without the look-out it is
+        only awaited: the spam folder is asked every poll interval, not at the quiet pace."""
+        if look_out:
+            self._on_its_way[token] = time.monotonic()
+        else:
+            self._awaited.add(token)
         self.wake.set()  # also ends a quiet IDLE: the spam folder is asked more often now
 
     def stop_expecting(self, token: str) -> None:
         """The canary was seen, or its probe is over: back to waiting for the server's push."""
         self._on_its_way.pop(token, None)
+        self._awaited.discard(token)
 
     @property
     def spam_every(self) -> float:
         """Seconds between STATUS questions to the spam folder outside the look-out's looks:
         the poll interval while a canary is awaited, else the quiet pace."""
-        if self._on_its_way:
+        if self._on_its_way or self._awaited:
             return self.poll_interval
         return max(self.poll_interval, self._quiet_spam_every)
 

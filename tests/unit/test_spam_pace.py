@@ -39,6 +39,17 @@ def test_the_poll_interval_while_a_canary_is_awaited_else_the_quiet_pace() -> No
     assert watcher.spam_every == QUIET_SPAM_EVERY
 
 
+def test_a_canary_awaited_without_the_look_out_keeps_the_poll_interval_but_asks_for_no_look() -> (
+    None
+):
+    watcher = _watcher(15.0)
+    watcher.expect("quiet", look_out=False)
+    assert watcher.spam_every == 15.0
+    assert watcher.pause() is None  # no look of its own: the push and the poll serve
+    watcher.stop_expecting("quiet")
+    assert watcher.spam_every == QUIET_SPAM_EVERY
+
+
 def test_a_poll_interval_longer_than_the_quiet_pace_wins() -> None:
     watcher = _watcher(QUIET_SPAM_EVERY * 2)
     assert watcher.spam_every == QUIET_SPAM_EVERY * 2
