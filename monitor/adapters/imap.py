@@ -24,8 +24,9 @@ import aioimaplib
 from monitor.adapters.credentials import Credentials
 from monitor.adapters.imap_starttls import StartTlsRefused, upgrade
 from monitor.adapters.oauth import OAuthError, TokenSource
+from monitor.core import imapwire
 from monitor.core.folders import Folder, parse_list_lines, quote, quote_mailbox
-from monitor.core.imapwire import FetchedHeader, parse_fetch, uid_batches
+from monitor.core.imapwire import FetchedHeader
 from monitor.core.models import Failure, Phase, Security
 
 # aioimaplib logs every line it sends at DEBUG, the LOGIN line (with the password) included.
@@ -289,19 +290,15 @@ class ImapSession:
         else:
             work = self._protocol.simple_command(verb, quote_mailbox(folder))
         response = await self._command(Phase.IMAP_SELECT, verb, work, "select_failed")
-        text = b"\n".join(bytes(line) for line in response.lines)
-        exists = re.search(rb"^(\d+) EXISTS", text, re.MULTILINE)
-        validity = re.search(rb"\[UIDVALIDITY (\d+)\]", text)
-        uidnext = re.search(rb"\[UIDNEXT (\d+)\]", text)
+        count, validity, uidnext = imapwire.parse_opened(response.lines)
         if validity is None:
             raise self._error("protocol_error", Phase.IMAP_SELECT, "no UIDVALIDITY")
-        self.uidvalidity = int(validity.group(1))
-        count = int(exists.group(1)) if exists else 0
+        self.uidvalidity = validity
         if uidnext is not None:
-            return count, self.uidvalidity, int(uidnext.group(1))
+            return count, validity, uidnext
         # Some servers omit UIDNEXT: one past the highest UID will do.
         last = await self._fetch("*") if count else []
-        return count, self.uidvalidity, max((h.uid for h in last), default=0) + 1
+        return count, validity, max((h.uid for h in last), default=0) + 1
 
     async def status(self, folder: Folder | str) -> tuple[int, int]:
         """STATUS of a folder that is not the open one: (uidvalidity, uidnext). A folder that
@@ -310,13 +307,11 @@ class ImapSession:
             "STATUS", quote_mailbox(folder), "(UIDNEXT UIDVALIDITY)"
         )
         response = await self._command(Phase.IMAP_SELECT, "STATUS", work, "select_failed")
-        text = b" ".join(bytes(line) for line in response.lines[:-1])
-        validity = re.search(rb"UIDVALIDITY (\d+)", text)
-        uidnext = re.search(rb"UIDNEXT (\d+)", text)
-        if validity is None or uidnext is None:
-            message = f"STATUS without UIDNEXT and UIDVALIDITY: {text[:200]!r}"
+        found = imapwire.parse_status(response.lines[:-1])
+        if found is None:
+            message = f"STATUS without UIDNEXT and UIDVALIDITY: {response.lines[:1]!r:.200}"
             raise self._error("protocol_error", Phase.IMAP_SELECT, message)
-        return int(validity.group(1)), int(uidnext.group(1))
+        return found
 
     def take_news(self) -> bool:
         """Whether the server announced new mail (EXISTS) in the open folder since the last
@@ -328,7 +323,7 @@ class ImapSession:
         parts = "(UID INTERNALDATE BODY.PEEK[HEADER])"  # PEEK: never mark the user's mail read
         work = self._protocol.fetch(uid_set, parts, by_uid=True)
         response = await self._command(Phase.FETCH, "FETCH", work, "protocol_error")
-        return parse_fetch(response.lines)
+        return imapwire.parse_fetch(response.lines)
 
     async def fetch_since(self, uid: int) -> list[FetchedHeader]:
         """Headers of messages with UID >= uid, oldest first."""
@@ -338,7 +333,7 @@ class ImapSession:
 
     async def fetch(self, uids: Iterable[int]) -> list[FetchedHeader]:
         fetched: list[FetchedHeader] = []
-        for uid_set in uid_batches(uids):
+        for uid_set in imapwire.uid_batches(uids):
             fetched += await self._fetch(uid_set)
         return sorted(fetched, key=lambda h: h.uid)
 
@@ -359,7 +354,7 @@ class ImapSession:
         Without UIDPLUS they stay flagged only: a plain EXPUNGE would also remove whatever else
         the user had flagged.
         """
-        batches = uid_batches(uids)
+        batches = imapwire.uid_batches(uids)
         for uid_set in batches:
             work = self._protocol.store(uid_set, "+FLAGS.SILENT", "(\\Deleted)", by_uid=True)
             await self._command(Phase.FETCH, "STORE", work, "protocol_error")
