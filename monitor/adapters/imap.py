@@ -22,12 +22,15 @@ from typing import Any, TypeVar
 import aioimaplib
 
 from monitor.adapters.credentials import Credentials
+from monitor.adapters.imap_errors import Failures, ImapError, status_text
 from monitor.adapters.imap_starttls import StartTlsRefused, upgrade
 from monitor.adapters.oauth import OAuthError, TokenSource
 from monitor.core import imapwire
 from monitor.core.folders import Folder, parse_list_lines, quote, quote_mailbox
 from monitor.core.imapwire import FetchedHeader
 from monitor.core.models import Failure, Phase, Security
+
+__all__ = ["ImapError", "ImapSession"]
 
 # aioimaplib logs every line it sends at DEBUG, the LOGIN line (with the password) included.
 _library_log = logging.getLogger("aioimaplib")
@@ -40,14 +43,6 @@ _CAPABILITY_SETS: dict[frozenset[str], frozenset[str]] = {}
 _XOAUTH2_TIMEOUT = 20.0  # AUTHENTICATE hung forever on refused tokens (see _continuation)
 _EXISTS = re.compile(rb"\* \d+ EXISTS")
 _OPENING = frozenset({"SELECT", "EXAMINE"})
-
-
-class ImapError(Exception):
-    """The session could not do what was asked; `.failure` says why (never the password)."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(f"{failure.kind} ({failure.phase}): {failure.message}")
-        self.failure = failure
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):
@@ -79,11 +74,6 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):
         return super()._untagged_response(line)
 
 
-def _status_text(response: Any) -> str:
-    last = response.lines[-1] if response.lines else b""
-    return bytes(last).decode("utf-8", errors="replace").strip()
-
-
 class ImapSession:
     """One logged-in IMAP connection. Open with `await ImapSession.open(...)`."""
 
@@ -93,7 +83,7 @@ class ImapSession:
         self._protocol = _Protocol(asyncio.get_running_loop(), self._on_lost)
         self._lost = asyncio.Event()
         self._dead: Failure | None = None
-        self._secrets: list[str] = []  # the password or tokens, scrubbed from every message
+        self._failures = Failures(f"{endpoint.host}:{endpoint.port}")  # secrets scrubbed
         self._phase = Phase.IMAP_CONNECT
         self.capabilities: frozenset[str] = frozenset()
         self.uidvalidity: int | None = None
@@ -105,7 +95,7 @@ class ImapSession:
         """Connect as `endpoint.security` says (never falling back to plaintext) and log in
         (XOAUTH2 with the access token `login.oauth` gives, else LOGIN)."""
         session = cls(endpoint)
-        session._secrets.append(login.password)
+        session._failures.secrets.append(login.password)
         try:
             if endpoint.security is Security.STARTTLS:
                 await session._guard(Phase.IMAP_TLS, "STARTTLS", session._starttls(ssl_context))
@@ -143,7 +133,7 @@ class ImapSession:
                 what, login = "login", self._protocol.login(quote(username), password)
                 response = await self._guard(Phase.IMAP_AUTH, "LOGIN", login)
             if response.result != "OK":
-                text = _status_text(response)
+                text = status_text(response)
                 if "[UNAVAILABLE]" in text.upper():
                     raise self._error("server_unavailable", Phase.IMAP_AUTH, text)
                 raise self._error("auth_failed", Phase.IMAP_AUTH, f"{what} refused: {text}", False)
@@ -160,7 +150,7 @@ class ImapSession:
         """AUTHENTICATE XOAUTH2. A token refused with NO before its expiry was withdrawn early
         (a password change, an admin): it is forgotten and a freshly refreshed one tried once."""
         token, response = await self._authenticate(username, oauth)
-        if response.result == "NO" and "[UNAVAILABLE]" not in _status_text(response).upper():
+        if response.result == "NO" and "[UNAVAILABLE]" not in status_text(response).upper():
             oauth.forget(token)
             token, response = await self._authenticate(username, oauth)
         return response
@@ -170,7 +160,7 @@ class ImapSession:
             token = await oauth.access_token()
         except OAuthError as exc:
             raise ImapError(exc.failure(Phase.IMAP_AUTH)) from None
-        self._secrets.append(token)
+        self._failures.secrets.append(token)
         login = self._protocol.xoauth2(username, token)
         limit = min(self._timeout, _XOAUTH2_TIMEOUT)
         return token, await self._guard(Phase.IMAP_AUTH, "XOAUTH2 LOGIN", login, limit)
@@ -178,21 +168,14 @@ class ImapSession:
     # ------------------------------------------------------------ the guard around every call
 
     def _failure(self, kind: str, phase: Phase, message: str, transient: bool = True) -> Failure:
-        for secret in filter(None, self._secrets):
-            message = message.replace(secret, "***")
-        return Failure(kind=kind, phase=phase, transient=transient, message=message)
+        return self._failures.failure(kind, phase, message, transient)
 
     def _error(self, kind: str, phase: Phase, message: str, transient: bool = True) -> ImapError:
-        return ImapError(self._failure(kind, phase, message, transient))
-
-    def _tls_failure(self, exc: ssl.SSLError) -> Failure:
-        reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
-        where = f"{self._endpoint.host}:{self._endpoint.port}"
-        return self._failure("tls_failed", Phase.IMAP_TLS, f"{where}: {reason}", False)
+        return self._failures.error(kind, phase, message, transient)
 
     def _on_lost(self, exc: Exception | None) -> None:
         if self._dead is None and isinstance(exc, ssl.SSLError):  # a STARTTLS handshake
-            self._dead = self._tls_failure(exc)
+            self._dead = self._failures.tls(exc)
         elif self._dead is None:
             reason = f": {exc}" if exc else ""
             self._dead = self._failure("connection_lost", self._phase, f"connection closed{reason}")
@@ -240,7 +223,7 @@ class ImapSession:
         except (TimeoutError, aioimaplib.CommandTimeout):
             failure = self._failure("timeout", phase, f"{what}: no answer within {limit:g} s")
         except ssl.SSLError as exc:
-            failure = self._tls_failure(exc)
+            failure = self._failures.tls(exc)
         except (aioimaplib.AioImapException, ValueError) as exc:
             failure = self._failure("protocol_error", phase, f"{what}: {exc}")
         except OSError as exc:
@@ -253,7 +236,7 @@ class ImapSession:
         if any(bytes(line).startswith(b"BYE") for line in response.lines):
             raise self._kill(self._failure("connection_lost", phase, f"{what}: server said BYE"))
         if response.result != "OK":
-            raise self._error(kind, phase, f"{what}: {response.result} {_status_text(response)}")
+            raise self._error(kind, phase, f"{what}: {response.result} {status_text(response)}")
         return response
 
     # ------------------------------------------------------------ commands
@@ -382,7 +365,7 @@ class ImapSession:
             await self._guard(Phase.FETCH, "IDLE", started)
             if command.done():
                 response = command.result()
-                message = f"IDLE refused: {response.result} {_status_text(response)}"
+                message = f"IDLE refused: {response.result} {status_text(response)}"
                 raise self._error("protocol_error", Phase.FETCH, message)
             try:
                 async with asyncio.timeout(timeout):
