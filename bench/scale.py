@@ -127,7 +127,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="mcbench"))
     say = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)  # noqa: E731
-    ensure_inotify(2 * args.mailboxes + 100, say)
+    ensure_inotify(args.mailboxes + 100, say)  # one IDLE session per mailbox
     say(f"starting a mail stack with {args.mailboxes} extra mailboxes")
     stack = MailStack.start(extra_users=args.mailboxes)
     daemon: subprocess.Popen[bytes] | None = None
@@ -157,7 +157,7 @@ def main() -> int:
         say(f"daemon {daemon.pid} running for {args.duration:g} s (log {log})")
         # Stopped late in a slot, once all its runs have fired: the last slot counts whole.
         end = stop_moment(time.time() + args.duration, args.interval)
-        # Steady state: once start-up (two IMAP logins per mailbox, the first runs) is over.
+        # Steady state: once start-up (one IMAP login per mailbox, the first runs) is over.
         steady_from, steady = time.time() + min(1.5 * args.interval, args.duration / 2), None
         while time.time() < end and daemon.poll() is None:
             time.sleep(min(1.0, max(end - time.time(), 0.0)))  # a benchmark's clock
@@ -210,7 +210,7 @@ def run_fleet(args: argparse.Namespace) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="mcbench"))
     say = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)  # noqa: E731
-    ensure_inotify(2 * args.mailboxes + 100, say)
+    ensure_inotify(2 * args.mailboxes + 100, say)  # two per mailbox during a hand-over
     say(f"starting PostgreSQL and a mail stack with {args.mailboxes} extra mailboxes")
     postgres = Postgres.start()
     stack = MailStack.start(extra_users=args.mailboxes)

@@ -32,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scale import arrivals, percentile  # noqa: E402  (bench/scale.py, beside this file)
+from figures import arrivals, percentile  # noqa: E402  (bench/figures.py, beside this file)
 
 from monitor.adapters.imap import ImapSession  # noqa: E402
 from monitor.config.load import load_config  # noqa: E402

@@ -22,11 +22,15 @@ from typing import Any, TypeVar
 import aioimaplib
 
 from monitor.adapters.credentials import Credentials
+from monitor.adapters.imap_errors import Failures, ImapError, status_text
 from monitor.adapters.imap_starttls import StartTlsRefused, upgrade
 from monitor.adapters.oauth import OAuthError, TokenSource
+from monitor.core import imapwire
 from monitor.core.folders import Folder, parse_list_lines, quote, quote_mailbox
-from monitor.core.imapwire import FetchedHeader, parse_fetch, uid_batches
+from monitor.core.imapwire import FetchedHeader
 from monitor.core.models import Failure, Phase, Security
+
+__all__ = ["ImapError", "ImapSession"]
 
 # aioimaplib logs every line it sends at DEBUG, the LOGIN line (with the password) included.
 _library_log = logging.getLogger("aioimaplib")
@@ -37,17 +41,14 @@ _T = TypeVar("_T")
 _FEED_BYTES = 4096  # see _Protocol
 _CAPABILITY_SETS: dict[frozenset[str], frozenset[str]] = {}
 _XOAUTH2_TIMEOUT = 20.0  # AUTHENTICATE hung forever on refused tokens (see _continuation)
-
-
-class ImapError(Exception):
-    """The session could not do what was asked; `.failure` says why (never the password)."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(f"{failure.kind} ({failure.phase}): {failure.message}")
-        self.failure = failure
+_EXISTS = re.compile(rb"\* \d+ EXISTS")
+_OPENING = frozenset({"SELECT", "EXAMINE"})
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):
+    # An EXISTS announced for the open folder since the session last said so (see `news`).
+    news = False
+
     def data_received(self, d: bytes) -> None:
         # aioimaplib recurses once per line of a read (its issue #118): a LIST of a few thousand
         # folders in one 64 KiB read overflows the stack. It copes with any split (TCP splits
@@ -63,10 +64,14 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):
             return
         super()._continuation(line)
 
-
-def _status_text(response: Any) -> str:
-    last = response.lines[-1] if response.lines else b""
-    return bytes(last).decode("utf-8", errors="replace").strip()
+    def _untagged_response(self, line: bytes) -> Any:
+        # Seen here, in the order the lines came, whatever command they reach: aioimaplib hands
+        # an EXISTS to a pending NOOP or IDLE and drops it during STATUS or UID FETCH, and the
+        # server never repeats it. A SELECT's or EXAMINE's own EXISTS is its folder's size.
+        pending = self.pending_sync_command
+        if _EXISTS.match(line) and (pending is None or pending.name not in _OPENING):
+            self.news = True
+        return super()._untagged_response(line)
 
 
 class ImapSession:
@@ -78,7 +83,7 @@ class ImapSession:
         self._protocol = _Protocol(asyncio.get_running_loop(), self._on_lost)
         self._lost = asyncio.Event()
         self._dead: Failure | None = None
-        self._secrets: list[str] = []  # the password or tokens, scrubbed from every message
+        self._failures = Failures(f"{endpoint.host}:{endpoint.port}")  # secrets scrubbed
         self._phase = Phase.IMAP_CONNECT
         self.capabilities: frozenset[str] = frozenset()
         self.uidvalidity: int | None = None
@@ -90,7 +95,7 @@ class ImapSession:
         """Connect as `endpoint.security` says (never falling back to plaintext) and log in
         (XOAUTH2 with the access token `login.oauth` gives, else LOGIN)."""
         session = cls(endpoint)
-        session._secrets.append(login.password)
+        session._failures.secrets.append(login.password)
         try:
             if endpoint.security is Security.STARTTLS:
                 await session._guard(Phase.IMAP_TLS, "STARTTLS", session._starttls(ssl_context))
@@ -128,7 +133,7 @@ class ImapSession:
                 what, login = "login", self._protocol.login(quote(username), password)
                 response = await self._guard(Phase.IMAP_AUTH, "LOGIN", login)
             if response.result != "OK":
-                text = _status_text(response)
+                text = status_text(response)
                 if "[UNAVAILABLE]" in text.upper():
                     raise self._error("server_unavailable", Phase.IMAP_AUTH, text)
                 raise self._error("auth_failed", Phase.IMAP_AUTH, f"{what} refused: {text}", False)
@@ -145,7 +150,7 @@ class ImapSession:
         """AUTHENTICATE XOAUTH2. A token refused with NO before its expiry was withdrawn early
         (a password change, an admin): it is forgotten and a freshly refreshed one tried once."""
         token, response = await self._authenticate(username, oauth)
-        if response.result == "NO" and "[UNAVAILABLE]" not in _status_text(response).upper():
+        if response.result == "NO" and "[UNAVAILABLE]" not in status_text(response).upper():
             oauth.forget(token)
             token, response = await self._authenticate(username, oauth)
         return response
@@ -155,7 +160,7 @@ class ImapSession:
             token = await oauth.access_token()
         except OAuthError as exc:
             raise ImapError(exc.failure(Phase.IMAP_AUTH)) from None
-        self._secrets.append(token)
+        self._failures.secrets.append(token)
         login = self._protocol.xoauth2(username, token)
         limit = min(self._timeout, _XOAUTH2_TIMEOUT)
         return token, await self._guard(Phase.IMAP_AUTH, "XOAUTH2 LOGIN", login, limit)
@@ -163,21 +168,14 @@ class ImapSession:
     # ------------------------------------------------------------ the guard around every call
 
     def _failure(self, kind: str, phase: Phase, message: str, transient: bool = True) -> Failure:
-        for secret in filter(None, self._secrets):
-            message = message.replace(secret, "***")
-        return Failure(kind=kind, phase=phase, transient=transient, message=message)
+        return self._failures.failure(kind, phase, message, transient)
 
     def _error(self, kind: str, phase: Phase, message: str, transient: bool = True) -> ImapError:
-        return ImapError(self._failure(kind, phase, message, transient))
-
-    def _tls_failure(self, exc: ssl.SSLError) -> Failure:
-        reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
-        where = f"{self._endpoint.host}:{self._endpoint.port}"
-        return self._failure("tls_failed", Phase.IMAP_TLS, f"{where}: {reason}", False)
+        return self._failures.error(kind, phase, message, transient)
 
     def _on_lost(self, exc: Exception | None) -> None:
         if self._dead is None and isinstance(exc, ssl.SSLError):  # a STARTTLS handshake
-            self._dead = self._tls_failure(exc)
+            self._dead = self._failures.tls(exc)
         elif self._dead is None:
             reason = f": {exc}" if exc else ""
             self._dead = self._failure("connection_lost", self._phase, f"connection closed{reason}")
@@ -225,7 +223,7 @@ class ImapSession:
         except (TimeoutError, aioimaplib.CommandTimeout):
             failure = self._failure("timeout", phase, f"{what}: no answer within {limit:g} s")
         except ssl.SSLError as exc:
-            failure = self._tls_failure(exc)
+            failure = self._failures.tls(exc)
         except (aioimaplib.AioImapException, ValueError) as exc:
             failure = self._failure("protocol_error", phase, f"{what}: {exc}")
         except OSError as exc:
@@ -238,7 +236,7 @@ class ImapSession:
         if any(bytes(line).startswith(b"BYE") for line in response.lines):
             raise self._kill(self._failure("connection_lost", phase, f"{what}: server said BYE"))
         if response.result != "OK":
-            raise self._error(kind, phase, f"{what}: {response.result} {_status_text(response)}")
+            raise self._error(kind, phase, f"{what}: {response.result} {status_text(response)}")
         return response
 
     # ------------------------------------------------------------ commands
@@ -262,27 +260,53 @@ class ImapSession:
 
     async def select(self, folder: Folder | str) -> tuple[int, int, int]:
         """SELECT a folder (a Folder, or a decoded name): (exists, uidvalidity, uidnext)."""
-        work = self._protocol.select(quote_mailbox(folder))
-        response = await self._command(Phase.IMAP_SELECT, "SELECT", work, "select_failed")
-        text = b"\n".join(bytes(line) for line in response.lines)
-        exists = re.search(rb"^(\d+) EXISTS", text, re.MULTILINE)
-        validity = re.search(rb"\[UIDVALIDITY (\d+)\]", text)
-        uidnext = re.search(rb"\[UIDNEXT (\d+)\]", text)
+        return await self._open_folder("SELECT", folder)
+
+    async def examine(self, folder: Folder | str) -> tuple[int, int, int]:
+        """EXAMINE (SELECT read-only) a folder: (exists, uidvalidity, uidnext)."""
+        return await self._open_folder("EXAMINE", folder)
+
+    async def _open_folder(self, verb: str, folder: Folder | str) -> tuple[int, int, int]:
+        self._protocol.news = False  # what was announced concerned the folder left
+        if verb == "SELECT":
+            work = self._protocol.select(quote_mailbox(folder))
+        else:
+            work = self._protocol.simple_command(verb, quote_mailbox(folder))
+        response = await self._command(Phase.IMAP_SELECT, verb, work, "select_failed")
+        count, validity, uidnext = imapwire.parse_opened(response.lines)
         if validity is None:
             raise self._error("protocol_error", Phase.IMAP_SELECT, "no UIDVALIDITY")
-        self.uidvalidity = int(validity.group(1))
-        count = int(exists.group(1)) if exists else 0
+        self.uidvalidity = validity
         if uidnext is not None:
-            return count, self.uidvalidity, int(uidnext.group(1))
+            return count, validity, uidnext
         # Some servers omit UIDNEXT: one past the highest UID will do.
         last = await self._fetch("*") if count else []
-        return count, self.uidvalidity, max((h.uid for h in last), default=0) + 1
+        return count, validity, max((h.uid for h in last), default=0) + 1
+
+    async def status(self, folder: Folder | str) -> tuple[int, int]:
+        """STATUS of a folder that is not the open one: (uidvalidity, uidnext). A folder that
+        cannot be asked about raises `select_failed` without ending the session."""
+        work = self._protocol.simple_command(
+            "STATUS", quote_mailbox(folder), "(UIDNEXT UIDVALIDITY)"
+        )
+        response = await self._command(Phase.IMAP_SELECT, "STATUS", work, "select_failed")
+        found = imapwire.parse_status(response.lines[:-1])
+        if found is None:
+            message = f"STATUS without UIDNEXT and UIDVALIDITY: {response.lines[:1]!r:.200}"
+            raise self._error("protocol_error", Phase.IMAP_SELECT, message)
+        return found
+
+    def take_news(self) -> bool:
+        """Whether the server announced new mail (EXISTS) in the open folder since the last
+        SELECT, EXAMINE or call: in a push, a NOOP's answer or any other command's."""
+        news, self._protocol.news = self._protocol.news, False
+        return news
 
     async def _fetch(self, uid_set: str) -> list[FetchedHeader]:
         parts = "(UID INTERNALDATE BODY.PEEK[HEADER])"  # PEEK: never mark the user's mail read
         work = self._protocol.fetch(uid_set, parts, by_uid=True)
         response = await self._command(Phase.FETCH, "FETCH", work, "protocol_error")
-        return parse_fetch(response.lines)
+        return imapwire.parse_fetch(response.lines)
 
     async def fetch_since(self, uid: int) -> list[FetchedHeader]:
         """Headers of messages with UID >= uid, oldest first."""
@@ -292,7 +316,7 @@ class ImapSession:
 
     async def fetch(self, uids: Iterable[int]) -> list[FetchedHeader]:
         fetched: list[FetchedHeader] = []
-        for uid_set in uid_batches(uids):
+        for uid_set in imapwire.uid_batches(uids):
             fetched += await self._fetch(uid_set)
         return sorted(fetched, key=lambda h: h.uid)
 
@@ -313,7 +337,7 @@ class ImapSession:
         Without UIDPLUS they stay flagged only: a plain EXPUNGE would also remove whatever else
         the user had flagged.
         """
-        batches = uid_batches(uids)
+        batches = imapwire.uid_batches(uids)
         for uid_set in batches:
             work = self._protocol.store(uid_set, "+FLAGS.SILENT", "(\\Deleted)", by_uid=True)
             await self._command(Phase.FETCH, "STORE", work, "protocol_error")
@@ -341,7 +365,7 @@ class ImapSession:
             await self._guard(Phase.FETCH, "IDLE", started)
             if command.done():
                 response = command.result()
-                message = f"IDLE refused: {response.result} {_status_text(response)}"
+                message = f"IDLE refused: {response.result} {status_text(response)}"
                 raise self._error("protocol_error", Phase.FETCH, message)
             try:
                 async with asyncio.timeout(timeout):

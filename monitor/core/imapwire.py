@@ -1,4 +1,4 @@
-"""Pure parsing of IMAP FETCH responses as the adapter receives them; no I/O."""
+"""Pure parsing of IMAP FETCH, SELECT and STATUS responses as the adapter receives them."""
 
 from __future__ import annotations
 
@@ -61,3 +61,30 @@ def parse_fetch(lines: list[Any]) -> list[FetchedHeader]:
 def uid_batches(uids: Iterable[int]) -> list[str]:
     ordered = sorted(set(uids))
     return [",".join(map(str, ordered[i : i + _BATCH])) for i in range(0, len(ordered), _BATCH)]
+
+
+_EXISTS = re.compile(rb"^(\d+) EXISTS", re.MULTILINE)
+_OPENED_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_OPENED_UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
+_STATUS_UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_STATUS_UIDNEXT = re.compile(rb"UIDNEXT (\d+)")
+
+
+def _number(pattern: re.Pattern[bytes], text: bytes) -> int | None:
+    found = pattern.search(text)
+    return int(found.group(1)) if found else None
+
+
+def parse_opened(lines: list[Any]) -> tuple[int, int | None, int | None]:
+    """A SELECT's or EXAMINE's answer: (messages, UIDVALIDITY, UIDNEXT), None where absent."""
+    text = b"\n".join(bytes(line) for line in lines)
+    exists = _number(_EXISTS, text)
+    uidvalidity = _number(_OPENED_UIDVALIDITY, text)
+    return exists or 0, uidvalidity, _number(_OPENED_UIDNEXT, text)
+
+
+def parse_status(lines: list[Any]) -> tuple[int, int] | None:
+    """A `STATUS (UIDNEXT UIDVALIDITY)` answer's untagged lines: (UIDVALIDITY, UIDNEXT)."""
+    text = b" ".join(bytes(line) for line in lines)
+    uidvalidity, uidnext = _number(_STATUS_UIDVALIDITY, text), _number(_STATUS_UIDNEXT, text)
+    return None if uidvalidity is None or uidnext is None else (uidvalidity, uidnext)

@@ -5,16 +5,18 @@ have delays of their own (not measured here). Waiting for the push alone would a
 to every verdict and to every measured delivery time. A watcher that knows a canary was just
 handed off looks for itself: soon after the hand-off, then ever less often (a quarter of the
 canary's age), and not at all once the canary is older than `WINDOW` — by then it is late,
-and the push (or polling) serves. A mailbox with nothing on its way is never looked at
-outside IDLE: no busy polling.
+and the push (or polling) serves. A mailbox with nothing on its way gets no looks: INBOX
+waits in IDLE, left only every poll interval for one STATUS of the spam folder.
 
 A held delivery (a queue, a filter, greylisting's retry) lands between two looks, and the
 verdict can only say it landed after the last look that missed it and before the first that
 saw it. So while a canary is younger than `Cadence.fine_for`, looks come at least every
 `Cadence.resolution` (less the last look's own round trip): that window stays that narrow.
-One look serves every canary on its way to the folder, and however many there are, looks
-never start less than `MIN_SPACING` apart: at most 10 looks (NOOP + UID FETCH: 20 IMAP
-commands) a second per watched folder.
+One look serves every canary on its way to the mailbox (both folders, from its one session:
+probe/onesession.py), and however many there are, looks never start less than `MIN_SPACING`
+apart. The ceiling: 10 looks a second per mailbox, each a NOOP (INBOX) and a STATUS (the spam
+folder), so 20 IMAP commands a second, plus the commands that read mail which did arrive (a
+UID FETCH in INBOX; EXAMINE, UID FETCH and SELECT INBOX for the spam folder).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 FIRST_LOOK = 0.1  # seconds: a local server delivers in ~0.1-0.3 s
-MIN_SPACING = 0.1  # the ceiling: one look per folder per 0.1 s, whatever is on its way
+MIN_SPACING = 0.1  # the ceiling: one look (2 commands) per mailbox per 0.1 s, whatever comes
 MAX_GAP = 15.0
 WINDOW = 120.0
 # A pause this short is waited out without IDLE: entering and leaving IDLE would cost a

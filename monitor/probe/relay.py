@@ -146,4 +146,4 @@ class Relay:
                 self._on_its_way[token] = mailbox
         for token in set(self._on_its_way) - set(handed):
             if (watcher := watchers.get(self._on_its_way.pop(token))) is not None:
-                watcher.settled(token)
+                watcher.stop_expecting(token)

@@ -1,11 +1,13 @@
 """Watching one account's INBOX and spam folder for canaries.
 
-One long-lived IMAP session per watched folder, each supervised by its own task: IDLE where
-the server offers it (renewed before servers drop idle clients at 30 minutes), polling
-otherwise. New mail is found by FETCHing the headers of new UIDs, not by SEARCH, which can lag
-behind delivery on big providers. Any error drops the session; the task reconnects with
-exponential backoff and tells the caller through `on_failure`. Explicit searches, deletions
-and sweeps use their own short-lived session so they never disturb an IDLE.
+One long-lived IMAP session per mailbox (probe/onesession.py): IDLE on INBOX where the server
+offers it (renewed before servers drop idle clients at 30 minutes), polling otherwise, and the
+spam folder watched from the same session through STATUS. New mail is found by FETCHing the
+headers of new UIDs, not by SEARCH, which can lag behind delivery on big providers. Any error
+drops the session; the task reconnects with exponential backoff and tells the caller through
+`on_failure`. A spam folder that cannot be found is reported the same way, and looked for
+again with that backoff, while INBOX is watched on. Explicit searches, deletions and sweeps
+use their own short-lived session so they never disturb an IDLE.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import Message
 from typing import Any
@@ -33,27 +35,19 @@ from monitor.core.imapwire import FetchedHeader
 from monitor.core.models import Failure, Phase, Role, Sighting, utcnow
 from monitor.core.receipt import parse_receipt
 from monitor.core.received import message_id_of, top_received_at
-from monitor.probe.lookout import Cadence, pause_before_look, worth_idling
+from monitor.probe.lookout import Cadence, pause_before_look
+from monitor.probe.onesession import FIRST_BACKOFF, INBOX, MAX_BACKOFF, Position, SessionWatch
 
 Verify = Callable[[Message], str | None]
 OnSighting = Callable[[Sighting], Any]  # may return an awaitable
 OnFailure = Callable[[Failure], Any]
 
-INBOX = "INBOX"
-FIRST_BACKOFF = 1.0
-MAX_BACKOFF = 60.0
 _REMEMBERED_TOKENS = 10_000
+# The spam folder's STATUS with no canary awaited: for a canary that comes after its probe
+# ended (then `late`). Each costs leaving and re-entering IDLE; every 15 s that was more CPU at
+# 300 mailboxes than the looks saved (bench/scale.py), every 5 minutes it is ~1 per canary.
+QUIET_SPAM_EVERY = 300.0
 _CLOSE_GRACE = 5.0
-_LOOK_SLACK = 0.01  # a look due this soon is due now
-
-
-@dataclass(frozen=True, slots=True)
-class _Position:
-    """How far a folder loop has read; survives reconnects so an outage loses no mail."""
-
-    folder: str
-    uidvalidity: int
-    next_uid: int
 
 
 class Watcher:
@@ -72,50 +66,53 @@ class Watcher:
         login: Credentials | None = None,
         login_slots: asyncio.Semaphore | None = None,
         cadence: Cadence | None = None,
+        quiet_spam_every: float = QUIET_SPAM_EVERY,
     ) -> None:
         if account.imap is None:
             raise ValueError(f"account {account.name!r} has no IMAP endpoint to watch")
         self.account = account
         self._ssl_context = ssl_context
-        self._poll_interval = poll_interval
+        self.poll_interval = poll_interval
         self._verify = verify
         self._on_sighting = on_sighting
         self._on_failure = on_failure
-        self._idle_renew = idle_renew
+        self.idle_renew = idle_renew
+        self._quiet_spam_every = quiet_spam_every
         # None: the account's password; an xoauth2 account needs its token store (see runner).
         self._login = login or credentials(account, None)
         self._login_slots = login_slots or contextlib.nullcontext()
         self._log = structlog.get_logger(__name__).bind(account=account.name)
-        self._tasks: dict[Role, asyncio.Task[None]] = {}
+        self._task: asyncio.Task[None] | None = None
         self._up = {role: False for role in Role}
-        self._failed = dict.fromkeys(Role, 0)  # failed sessions in a row, per folder loop
-        self._positions: dict[Role, _Position] = {}
+        self._failed = dict.fromkeys(Role, 0)  # failed tries in a row, per folder
+        self.positions: dict[Role, Position] = {}
         self._reported: OrderedDict[str, None] = OrderedDict()
-        self._tried: set[Role] = set()  # folder loops that came up or failed at least once
+        self._tried: set[Role] = set()  # folders watched or failed at least once
         self._changed = asyncio.Event()
         self.last_failure: Failure | None = None
         self._on_its_way: dict[str, float] = {}  # canary token -> hand-off (monotonic)
-        self._wake = {role: asyncio.Event() for role in Role}
-        self._looked = dict.fromkeys(Role, 0.0)
+        self._awaited: set[str] = set()  # canary tokens awaited without the look-out
+        self.wake = asyncio.Event()
+        self._looked = 0.0
         self._cadence = cadence or Cadence()
-        self._look_takes = dict.fromkeys(Role, 0.0)  # the last look's round trip (seconds)
+        self._look_takes = 0.0  # the last look's round trip (seconds)
         # Our clock when the last full look began: what it did not show landed later.
-        self._missed: dict[Role, datetime | None] = dict.fromkeys(Role)
+        self.missed: dict[Role, datetime | None] = dict.fromkeys(Role)
 
     @property
     def connected(self) -> bool:
-        """Every folder session is up (logged in, folder selected)."""
-        return bool(self._tasks) and all(self._up.values())
+        """Both folders are watched (logged in, INBOX selected, the spam folder found)."""
+        return self._task is not None and all(self._up.values())
 
     @property
     def failed_attempts(self) -> int:
-        """Sessions in a row that failed before watching, in the folder loop failing most."""
+        """Tries in a row that failed before watching, for the folder failing most."""
         return max(self._failed.values())
 
     # ------------------------------------------------------------ life cycle
 
     async def wait_ready(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait
-        """Wait until every folder loop is watching or has failed once; True when connected."""
+        """Wait until both folders are watched or have failed once; True when connected."""
 
         async def every_folder_tried() -> None:
             while len(self._tried) < len(Role):
@@ -127,144 +124,100 @@ class Watcher:
                 await every_folder_tried()
         return self.connected
 
-    def expect(self, token: str) -> None:
+    def expect(self, token: str, look_out: bool = True) -> None:
         """A canary to this mailbox was just handed off: look for it without waiting for the
-        server's push (see core.lookout), until `stop_expecting`."""
-        self._on_its_way[token] = time.monotonic()
-        for wake in self._wake.values():
-            wake.set()
+        server's push (see core.lookout), until `stop_expecting`. Without the look-out it is
+        only awaited: the spam folder is asked every poll interval, not at the quiet pace."""
+        if look_out:
+            self._on_its_way[token] = time.monotonic()
+        else:
+            self._awaited.add(token)
+        self.wake.set()  # also ends a quiet IDLE: the spam folder is asked more often now
 
     def stop_expecting(self, token: str) -> None:
         """The canary was seen, or its probe is over: back to waiting for the server's push."""
         self._on_its_way.pop(token, None)
+        self._awaited.discard(token)
 
-    def _pause(self, role: Role) -> float | None:
+    @property
+    def spam_every(self) -> float:
+        """Seconds between STATUS questions to the spam folder outside the look-out's looks:
+        the poll interval while a canary is awaited, else the quiet pace."""
+        if self._on_its_way or self._awaited:
+            return self.poll_interval
+        return max(self.poll_interval, self._quiet_spam_every)
+
+    def pause(self) -> float | None:
+        """Seconds until the look-out's next look; None: nothing on its way needs one."""
         now = time.monotonic()
         ages = [now - handed_off for handed_off in self._on_its_way.values()]
-        return pause_before_look(
-            ages, now - self._looked[role], self._cadence, self._look_takes[role]
-        )
+        return pause_before_look(ages, now - self._looked, self._cadence, self._look_takes)
+
+    def looked(self, began: float, took: float) -> None:
+        self._looked, self._look_takes = began, took
 
     def retune(self, cadence: Cadence, poll_interval: float) -> None:
         """A reload's look-out cadence and poll interval; sessions and canaries on their way
         stay. Waits sized by the old ones are woken (an IDLE with nothing on its way is not)."""
-        polls_changed = poll_interval != self._poll_interval
-        self._cadence, self._poll_interval = cadence, poll_interval
+        polls_changed = poll_interval != self.poll_interval
+        self._cadence, self.poll_interval = cadence, poll_interval
         if self._on_its_way or polls_changed:
-            for wake in self._wake.values():
-                wake.set()
+            self.wake.set()
 
     def _note_tried(self, role: Role) -> None:
         self._tried.add(role)
         self._changed.set()
 
     async def start(self) -> None:
-        for role in Role:
-            if role not in self._tasks:
-                self._tried.discard(role)
-                name = f"watch {self.account.name} {role.value}"
-                self._tasks[role] = asyncio.create_task(self._supervise(role), name=name)
+        if self._task is None:
+            self._tried.clear()
+            name = f"watch {self.account.name}"
+            self._task = asyncio.create_task(self._supervise(), name=name)
 
     async def stop(self) -> None:
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
-        for task in tasks:
+        task, self._task = self._task, None
+        if task is not None:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
 
-    # ------------------------------------------------------------ the folder loops
+    # ------------------------------------------------------------ the session
 
-    async def _supervise(self, role: Role) -> None:
-        log = self._log.bind(folder=role.value)
+    async def _supervise(self) -> None:
         backoff = FIRST_BACKOFF
         while True:
             session: ImapSession | None = None
             try:
                 session = await self._open()
-                await self._watch(session, role, log)
+                await SessionWatch(self, session, self._log).run()
             except ImapError as exc:
-                await self._fail(role, exc.failure, log)
-                self._note_tried(role)
+                await self._fail(exc.failure)
             except Exception as exc:  # a bug must not end the watch for good
-                log.exception("watcher error")
-                await self._fail(role, Failure("watcher_error", Phase.FETCH, True, repr(exc)), log)
-                self._note_tried(role)
+                self._log.exception("watcher error")
+                await self._fail(Failure("watcher_error", Phase.FETCH, True, repr(exc)))
             finally:
-                if self._up[role]:
+                if any(self._up.values()):
                     backoff = FIRST_BACKOFF  # it worked for a while: retry quickly
-                self._up[role] = False
+                self._up = dict.fromkeys(Role, False)
                 if session is not None:
                     await session.close(_CLOSE_GRACE)
-            log.info("reconnecting", in_seconds=backoff)
+            self._log.info("reconnecting", in_seconds=backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
-    async def _watch(self, session: ImapSession, role: Role, log: Any) -> None:
-        folder = await self._folder(session, role, log)
-        synced: datetime | None = utcnow()  # SELECT shows the folder as it is from here on
-        _, uidvalidity, next_uid = await session.select(folder)
-        name = folder.name if isinstance(folder, Folder) else folder
-        known = self._positions.get(role)
-        if known is not None and (known.folder, known.uidvalidity) == (name, uidvalidity):
-            next_uid = known.next_uid  # read what arrived while we were away
-        else:
-            self._missed[role] = None  # an earlier look's bound is for other UIDs
-        self._up[role] = True
-        self._failed[role] = 0
+    def watching(self, role: Role) -> None:
+        """That folder is watched now."""
+        if not self._up[role]:
+            self._up[role] = True
+            self._failed[role] = 0
         self._note_tried(role)
-        log.info("watching", imap_folder=name, idle=session.can_idle, next_uid=next_uid)
-        pushed, look = True, True  # SELECT has just shown the folder as it is
-        while True:
-            self._wake[role].clear()  # a hand-off from here on wakes the wait below
-            if look:
-                self._looked[role] = began = time.monotonic()
-                if not pushed:
-                    synced = utcnow()  # a push shows the folder as of an unknown moment
-                    await session.noop()  # a look of our own: let the server catch up first
-                    self._look_takes[role] = time.monotonic() - began
-                detected_at = utcnow()
-                for fetched in await session.fetch_since(next_uid):
-                    next_uid = max(next_uid, fetched.uid + 1)
-                    await self._consider(fetched, role, name, uidvalidity, detected_at, log)
-                self._positions[role] = _Position(name, uidvalidity, next_uid)
-                if synced is not None:
-                    self._missed[role], synced = synced, None
-            pause = self._pause(role)
-            if pause is not None and pause < _LOOK_SLACK:
-                pushed, look = False, True  # overdue: an IDLE now would end at once
-                continue
-            if session.can_idle and worth_idling(pause):
-                renew = self._idle_renew if pause is None else pause
-                pushed = await session.idle(renew, wake=self._wake[role])
-            else:
-                rest = self._poll_interval if pause is None else min(pause, self._poll_interval)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(rest):
-                        await self._wake[role].wait()
-                pushed = False
-            # Woken by a hand-off: that canary's first look is still ahead, so just wait again.
-            ahead = self._pause(role)
-            look = pushed or ahead is None or ahead < _LOOK_SLACK
 
-    async def _folder(self, session: ImapSession, role: Role, log: Any) -> Folder | str:
-        if role is Role.INBOX:
-            return INBOX
-        folder, reason = choose_spam_folder(
-            await session.list_folders(), self.account.spam_folder, self.account.spam_folder_hint
-        )
-        if folder is None:
-            raise ImapError(Failure("spam_folder_missing", Phase.IMAP_SELECT, False, reason))
-        log.info("spam folder chosen", imap_folder=folder.name, reason=reason)
-        return folder
-
-    async def _consider(
+    async def consider(
         self,
         fetched: FetchedHeader,
         role: Role,
         folder: str,
         uidvalidity: int,
         detected_at: datetime,
-        log: Any,
     ) -> None:
         token = self._checked(fetched.headers)
         if token is None or token in self._reported:
@@ -274,27 +227,40 @@ class Watcher:
         if len(self._reported) > _REMEMBERED_TOKENS:
             self._reported.popitem(last=False)
         sighting = self._sighting(token, fetched, role, folder, uidvalidity, detected_at)
-        sighting = replace(sighting, missed_at=self._missed[role])
-        log.info("canary seen", canary=token, role=role.value, uid=fetched.uid)
-        await self._call(self._on_sighting, sighting, log)
+        sighting = replace(sighting, missed_at=self.missed[role])
+        # The probe's verdict line says the same (token, folder, verdict): debug only.
+        self._log.debug("canary seen", canary=token, role=role.value, uid=fetched.uid)
+        await self._call(self._on_sighting, sighting)
 
-    async def _fail(self, role: Role, failure: Failure, log: Any) -> None:
-        # Counted before the callback reads it; a session that was up starts the count again.
-        self._failed[role] = 1 if self._up[role] else self._failed[role] + 1
+    async def _fail(self, failure: Failure) -> None:
+        """The session failed: both folders are unwatched until the next one is up."""
+        for role in Role:
+            # Counted before the callback reads it; a folder that was up starts the count again.
+            self._failed[role] = 1 if self._up[role] else self._failed[role] + 1
+            self._note_tried(role)
+        await self._report(failure)
+
+    async def spam_failed(self, failure: Failure) -> None:
+        """The spam folder cannot be watched (INBOX still is)."""
+        self._failed[Role.SPAM] = 1 if self._up[Role.SPAM] else self._failed[Role.SPAM] + 1
+        self._up[Role.SPAM] = False
+        self._note_tried(Role.SPAM)
+        await self._report(failure)
+
+    async def _report(self, failure: Failure) -> None:
         self.last_failure = failure
-        log.warning(
+        self._log.warning(
             "cannot watch", kind=failure.kind, transient=failure.transient, message=failure.message
         )
-        await self._call(self._on_failure, failure, log)
+        await self._call(self._on_failure, failure)
 
-    @staticmethod
-    async def _call(callback: Callable[[Any], Any], argument: Any, log: Any) -> None:
+    async def _call(self, callback: Callable[[Any], Any], argument: Any) -> None:
         try:
             result = callback(argument)
             if inspect.isawaitable(result):
                 await result
         except Exception:  # the caller's bug must not kill the watch
-            log.exception("callback failed", callback=getattr(callback, "__name__", "?"))
+            self._log.exception("callback failed", callback=getattr(callback, "__name__", "?"))
 
     # ------------------------------------------------------------ one-off looks
 

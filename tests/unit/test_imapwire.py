@@ -1,6 +1,6 @@
 from datetime import UTC, datetime
 
-from monitor.core.imapwire import parse_fetch, uid_batches
+from monitor.core.imapwire import parse_fetch, parse_opened, parse_status, uid_batches
 
 HEADER = bytearray(b"Subject: hi\r\nX-Mailcanary-Token: t\r\n\r\n")
 
@@ -28,3 +28,25 @@ def test_uid_batches_are_sorted_unique_and_bounded():
     assert batches[0].startswith("3,5,100,")
     assert sum(len(b.split(",")) for b in batches) == 152
     assert all(len(b.split(",")) <= 100 for b in batches)
+
+
+def test_a_select_answer_gives_size_uidvalidity_and_uidnext():
+    lines = [
+        b"FLAGS (\\Answered \\Seen)",
+        b"12 EXISTS",
+        b"0 RECENT",
+        b"OK [UIDVALIDITY 1700000001] UIDs valid",
+        b"OK [UIDNEXT 40] Predicted next UID",
+        b"[READ-ONLY] Examine completed (0.001 + 0.000 secs).",
+    ]
+    assert parse_opened(lines) == (12, 1700000001, 40)
+    assert parse_opened([b"OK [UIDVALIDITY 7] x", b"Select completed."]) == (0, 7, None)
+
+
+def test_a_status_answer_in_either_order_and_a_localized_name():
+    assert parse_status([b'"&BCEEPwQwBDw-" (UIDNEXT 16 UIDVALIDITY 1764876543)']) == (
+        1764876543,
+        16,
+    )
+    assert parse_status([b"Junk (UIDVALIDITY 3 UIDNEXT 1)"]) == (3, 1)
+    assert parse_status([b"Junk (MESSAGES 4)"]) is None
