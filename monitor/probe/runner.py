@@ -267,8 +267,8 @@ class ProbeRunner(AfterTheFact):
                 self._emit(planned, "sending")
                 outcome = await self._send(planned, sender, recipient, token, route, seat)
                 watcher = self.watchers.get(planned.recipient)
-                if outcome.ok and watcher is not None and self.cfg.monitor.look_out:
-                    watcher.expect(planned.token)  # before the write: the look-out starts now
+                if outcome.ok and watcher is not None:  # before the write: it is awaited now
+                    watcher.expect(planned.token, look_out=self.cfg.monitor.look_out)
                 await self.store.record_send(probe_id, outcome)
                 if not outcome.ok:
                     return await self._record(

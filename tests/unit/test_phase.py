@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.core.slots import (
     LATEST,
-    MAX_SQUEEZE,
     first_run,
     jitter,
     next_run,
