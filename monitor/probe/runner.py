@@ -297,7 +297,9 @@ class ProbeRunner(AfterTheFact):
             failure = Failure("message_file", Phase.DATA, False, str(exc))
             return SendOutcome(Phase.DATA, failure=failure)
         outcome = await seat.send(letter)
-        log.info(
+        # A sent canary is told at DEBUG: its "probe finished" line carries the queue id, and
+        # one line per probe keeps a journal of a thousand mailboxes readable.
+        (log.debug if outcome.ok else log.info)(
             "canary sent" if outcome.ok else "send failed",
             phase=outcome.phase.value,
             code=outcome.last_reply.code if outcome.last_reply else None,
@@ -377,6 +379,7 @@ class ProbeRunner(AfterTheFact):
             delivery_seconds=decision.delivery_seconds,
             failure=decision.failure.kind if decision.failure else None,
             reason=decision.reason,
+            queue_id=outcome.queue_id if outcome else None,
         )
         record = ProbeRecord(
             probe_id, planned, "final", outcome, sighting, decision, finished_at=utcnow()
