@@ -68,33 +68,40 @@ def parse_hops(received: Iterable[str]) -> tuple[Hop, ...]:
     return tuple(dated)
 
 
+_PIECES = re.compile(r"[()]|[^()\s]+|\s+")
+
+
 def _tokens(text: str) -> list[tuple[str, bool]]:
     """Words and (possibly nested) comments, each as (text, is_comment)."""
+    # Piece by piece, not character by character: a sighting's headers are read for every
+    # canary, and a loop over each character was most of that.
     tokens: list[tuple[str, bool]] = []
-    word, depth, comment = "", 0, ""
-    for char in text:
+    word: list[str] = []
+    comment: list[str] = []
+    depth = 0
+    for piece in _PIECES.findall(text):
         if depth:
-            depth += {"(": 1, ")": -1}.get(char, 0)
+            depth += 1 if piece == "(" else -1 if piece == ")" else 0
             if depth:
-                comment += char
+                comment.append(piece)
             else:
-                tokens.append((comment, True))
-                comment = ""
-        elif char == "(":
+                tokens.append(("".join(comment), True))
+                comment = []
+        elif piece == "(":
             if word:
-                tokens.append((word, False))
-                word = ""
+                tokens.append(("".join(word), False))
+                word = []
             depth = 1
-        elif char.isspace():
+        elif piece.isspace():
             if word:
-                tokens.append((word, False))
-                word = ""
+                tokens.append(("".join(word), False))
+                word = []
         else:
-            word += char
+            word.append(piece)  # a stray ")" stays part of its word
     if word:
-        tokens.append((word, False))
+        tokens.append(("".join(word), False))
     if comment:
-        tokens.append((comment, True))
+        tokens.append(("".join(comment), True))
     return tokens
 
 
