@@ -30,6 +30,7 @@ from monitor.core.models import PlannedProbe, ProbeRecord, utcnow
 from monitor.core.sharing import TAKEN_EXIT
 from monitor.core.slots import jitter, phase, slot_for
 from monitor.daemon import sdnotify
+from monitor.daemon.gcfreeze import Freezer
 from monitor.daemon.leases import FleetCollector, LeaseLoop
 from monitor.daemon.metrics import Metrics
 from monitor.daemon.slots import SlotTrigger
@@ -84,6 +85,7 @@ class Daemon:
         self.gate = Gate(cfg.web)
         self.posture: dict[str, list[Finding]] = {}
         self.newest = Newest()
+        self.freezer = Freezer()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -156,6 +158,8 @@ class Daemon:
             )
         watchdog = asyncio.ensure_future(sdnotify.watchdog_loop(self.notifier, self.healthy))
         self.notifier.ready(self.summary())
+        if self.leases is None:  # shared: watchers come and go with their leases, never frozen
+            self.freezer.after(runner.wait_watchers_ready)
         log.info(
             "mailcanary running",
             routes=len(self.cfg.routes),
@@ -169,6 +173,7 @@ class Daemon:
         log.info("stopping", in_flight=runner.in_flight, drain_seconds=drain)
         self.scheduler.shutdown(wait=False)
         self.metrics.scheduler_running(False)
+        self.freezer.thaw()
         watchdog.cancel()
         with suppress(asyncio.CancelledError):
             await watchdog
@@ -298,6 +303,7 @@ class Daemon:
             if (new.monitor.listen, new.web.enabled) != now_served:
                 log.warning("monitor.listen and web.enabled change only at restart")
             old, self.cfg = self.cfg, new
+            self.freezer.thaw()  # what the reload replaces must be collectable
             self.metrics.configure(new)
             self.gate = Gate(new.web)
             assert self.runner is not None
@@ -314,6 +320,8 @@ class Daemon:
             # Added or changed routes start over: a first run in the current slot (the claim
             # keeps a changed route's recipients to the canary they already had in it).
             self._schedule_routes([r for n, r in new_routes.items() if old_routes.get(n) != r])
+            if self.leases is None:
+                self.freezer.after(self.runner.wait_watchers_ready)
             log.info(
                 "config reloaded",
                 routes=len(new.routes),
