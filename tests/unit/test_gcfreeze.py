@@ -13,8 +13,8 @@ def test_frozen_once_settled_thawed_by_a_reload_and_a_pending_freeze_replaced() 
         settled = asyncio.Event()
         asked: list[float] = []
 
-        async def watchers_ready(timeout: float) -> None:
-            asked.append(timeout)
+        async def watchers_ready(at_most: float) -> None:
+            asked.append(at_most)
             await settled.wait()
 
         freezer = Freezer()
