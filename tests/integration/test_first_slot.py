@@ -65,16 +65,21 @@ def span_of(routes: int, interval: float) -> float:
     return 1 + (routes - 1) / FIRST_RUNS_PER_SECOND + min(jitter(interval), 5)
 
 
-def start_with(mailstack, tmp_path: Path, daemon, routes: list, interval: int):
-    """A daemon on these routes; with its database and when its scheduler started."""
-    path = write_config(
-        mailstack, tmp_path, routes=routes, monitor=monitor_keys(tmp_path, interval)
-    )
+def start_with(mailstack, tmp_path: Path, daemon, routes: list, interval: int, work=None):
+    """A daemon on these routes, its config and database in `work` (default: tmp_path); with
+    its database and when its scheduler started (the daemon fixture logs to tmp_path)."""
+    work = work or tmp_path
+    path = write_config(mailstack, work, routes=routes, monitor=monitor_keys(work, interval))
+    log = tmp_path / "daemon.log"
+    before = len(events(log, "mailcanary running")) if log.exists() else 0
     d = daemon(path)
     d.start()
-    log = tmp_path / "daemon.log"
-    started = moment(wait_for(lambda: events(log, "mailcanary running"), 30, "the start")[0])
-    return d, tmp_path / "mc.db", started
+    running = wait_for(
+        lambda: (found := events(log, "mailcanary running")) and len(found) > before and found,
+        30,
+        "the start",
+    )
+    return d, work / "mc.db", moment(running[-1])
 
 
 def test_a_start_late_in_a_slot_sends_every_routes_canary_in_it(mailstack, tmp_path, daemon):
@@ -111,16 +116,28 @@ def test_a_start_too_late_for_all_first_runs_leaves_that_slot_to_none_of_them(
     # that slot (the rest would have a gap in it), all take the next one.
     count = 400
 
-    at = time.time() + STARTUP  # aim at the middle of the room that does not fit them all
-    interval = min(range(36, 48), key=lambda n: abs(at % n - (LATEST * n - span_of(count, n) / 8)))
     routes = [(f"r{n:03d}", "alice", {"bob": Verdict.INBOX}) for n in range(count)]
-    d, db, started = start_with(mailstack, tmp_path, daemon, routes, interval)
-    slot = slot_start(started, interval)
-    room = slot + LATEST * interval - started
-    assert 0 < room < span_of(count, interval) / MAX_SQUEEZE, (
-        f"started {started - slot:.1f} s into a {interval} s slot: the timing this test needs"
-        " was missed (the machine is too slow or too fast for it)"
-    )
+    startup = STARTUP
+    for attempt in range(3):  # a start that misses the window is retried, placed by its own
+        launched = time.time()
+        at = launched + startup  # aim at the middle of the room that does not fit them all
+        interval = min(
+            range(36, 48), key=lambda n: abs(at % n - (LATEST * n - span_of(count, n) / 8))
+        )
+        work = tmp_path / f"start{attempt}"
+        work.mkdir()
+        d, db, started = start_with(mailstack, tmp_path, daemon, routes, interval, work)
+        slot = slot_start(started, interval)
+        room = slot + LATEST * interval - started
+        if 0 < room < span_of(count, interval) / MAX_SQUEEZE:
+            break
+        assert d.signal(signal.SIGTERM) == 0
+        startup = started - launched  # this machine's start-up, for the next placement
+    else:
+        pytest.fail(
+            f"three starts missed the window this test needs (the last {started - slot:.1f} s"
+            f" into a {interval} s slot): the machine is too slow or too uneven for it"
+        )
 
     def judged() -> list[tuple]:
         found = in_slot(db, slot + interval, "route, verdict")
