@@ -297,8 +297,7 @@ class ProbeRunner(AfterTheFact):
             failure = Failure("message_file", Phase.DATA, False, str(exc))
             return SendOutcome(Phase.DATA, failure=failure)
         outcome = await seat.send(letter)
-        # A sent canary is told at DEBUG: its "probe finished" line carries the queue id, and
-        # one line per probe keeps a journal of a thousand mailboxes readable.
+        # DEBUG when sent: one INFO line per probe ("probe finished", with the queue id).
         (log.debug if outcome.ok else log.info)(
             "canary sent" if outcome.ok else "send failed",
             phase=outcome.phase.value,
