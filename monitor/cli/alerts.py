@@ -29,7 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from monitor.alerts.dispatch import send_test_alerts
+from monitor.alerts.channels import send_test_alerts
 from monitor.alerts.query import alert_dict, load_alerts
 from monitor.alerts.state import Status
 from monitor.cli.console import out

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.alerts.dispatch import send_test_alerts
+from monitor.alerts.channels import send_test_alerts
 from monitor.config.load import load_config
 from monitor.core.models import Verdict
 from monitor.harness.demo import write_config
